@@ -1,0 +1,46 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { HeaderEdits } from '../proxy/forwarding-headers.js';
+import type { RouteMatch } from '../proxy/route-table.js';
+
+/**
+ * Per-request state, created once when the request arrives and hung off the
+ * raw request. Guards, the proxy and the access log read it; nothing re-parses.
+ */
+export class RequestContext {
+  readonly startedAt = performance.now();
+  /** Normalised request path (no query) and the raw query string including "?" (or ""). */
+  path = '';
+  query = '';
+  match?: RouteMatch;
+  upstreamStartedAt = 0;
+  upstreamLatencyMs?: number;
+  /** Header changes the route's plugins ask for (identity headers set, client copies removed). */
+  headerEdits?: HeaderEdits;
+  /** Who called (the `credential_claim` of a verified token), for logs. */
+  caller?: string;
+  /** Why the request was refused, for the access log. */
+  denial?: string;
+  constructor(
+    readonly requestId: string,
+    /** True when the connection's peer is in GATEHOUSE_TRUSTED_IPS. */
+    readonly peerTrusted: boolean,
+  ) {}
+}
+
+declare module 'node:http' {
+  interface IncomingMessage {
+    gatehouse?: RequestContext;
+  }
+}
+
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+/** A trusted proxy's request id is kept; anyone else's is replaced, so ids in logs can be believed. */
+export function requestIdFor(req: IncomingMessage, peerTrusted: boolean): string {
+  if (peerTrusted) {
+    const sent = req.headers['x-request-id'];
+    if (typeof sent === 'string' && REQUEST_ID.test(sent)) return sent;
+  }
+  return randomUUID();
+}

@@ -1,0 +1,115 @@
+import { BlockList, isIP } from 'node:net';
+import { ConfigProblem } from './config.loader.js';
+
+/**
+ * Gateway-level settings from the environment, named like Kong's `KONG_*`
+ * variables. Every variable, its default and its meaning is listed here and in
+ * the README; nothing else reads `process.env` for settings.
+ */
+export const SETTINGS_DEFAULTS = {
+  GATEHOUSE_DECLARATIVE_CONFIG: '',
+  GATEHOUSE_PROXY_LISTEN: '0.0.0.0:8000',
+  GATEHOUSE_STATUS_LISTEN: '0.0.0.0:8100',
+  GATEHOUSE_TRUSTED_IPS: '',
+  GATEHOUSE_LOG_LEVEL: 'info',
+  GATEHOUSE_CLIENT_HEADER_TIMEOUT: '60000',
+  GATEHOUSE_CLIENT_BODY_TIMEOUT: '60000',
+  GATEHOUSE_SHUTDOWN_TIMEOUT: '10000',
+  GATEHOUSE_MAX_HEADER_SIZE: '16384',
+} as const;
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface GatewaySettings {
+  /** Path of the declarative config, or undefined for the built-in demo. */
+  declarativeConfig?: string;
+  proxyListen: ListenAddress;
+  statusListen: ListenAddress;
+  /** Peers whose X-Forwarded-* and X-Request-Id are believed. Empty: nobody. */
+  trustedIps: BlockList;
+  trustedIpsText: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** Slow-client limits: time to receive all headers, and the whole request. */
+  clientHeaderTimeoutMs: number;
+  clientBodyTimeoutMs: number;
+  /** How long SIGTERM waits for in-flight requests before closing them. */
+  shutdownTimeoutMs: number;
+  maxHeaderSize: number;
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+export class SettingsError extends Error {
+  readonly code = 'GATEHOUSE_SETTINGS_INVALID';
+  constructor(readonly problems: ConfigProblem[]) {
+    super(`invalid gateway settings\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`);
+    this.name = 'SettingsError';
+  }
+}
+
+export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly string[] = []): GatewaySettings {
+  const problems: ConfigProblem[] = [];
+  const get = (k: keyof typeof SETTINGS_DEFAULTS) => env[k] ?? SETTINGS_DEFAULTS[k];
+
+  const listen = (k: 'GATEHOUSE_PROXY_LISTEN' | 'GATEHOUSE_STATUS_LISTEN'): ListenAddress => {
+    const value = get(k).trim();
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+    const port = m ? Number(m[3]) : NaN;
+    if (!m || port > 65535) {
+      problems.push({ path: k, message: `must be "host:port" (e.g. 0.0.0.0:8000 or [::]:8000), got "${value}"` });
+      return { host: '127.0.0.1', port: 0 };
+    }
+    return { host: m[1] ?? m[2], port };
+  };
+  const positiveInt = (k: keyof typeof SETTINGS_DEFAULTS) => {
+    const n = Number(get(k));
+    if (!Number.isInteger(n) || n <= 0) problems.push({ path: k, message: `must be a positive integer, got "${get(k)}"` });
+    return n;
+  };
+
+  const trustedIps = new BlockList();
+  const trustedIpsText = get('GATEHOUSE_TRUSTED_IPS').trim();
+  for (const entry of trustedIpsText.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [addr, bits] = entry.split('/');
+    const family = isIP(addr);
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+    if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+      problems.push({ path: 'GATEHOUSE_TRUSTED_IPS', message: `"${entry}" is not an IP address or CIDR block` });
+      continue;
+    }
+    trustedIps.addSubnet(addr, prefix, family === 6 ? 'ipv6' : 'ipv4');
+    // A v4 proxy reached over a dual-stack socket shows up as ::ffff:a.b.c.d.
+    if (family === 4) trustedIps.addSubnet(`::ffff:${addr}`, 96 + prefix, 'ipv6');
+  }
+
+  const logLevel = get('GATEHOUSE_LOG_LEVEL').toLowerCase() as GatewaySettings['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push({ path: 'GATEHOUSE_LOG_LEVEL', message: `must be one of ${LOG_LEVELS.join(', ')}` });
+  }
+
+  let declarativeConfig = get('GATEHOUSE_DECLARATIVE_CONFIG') || undefined;
+  const flag = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  if (flag >= 0) {
+    const value = argv[flag].includes('=') ? argv[flag].slice('--config='.length) : argv[flag + 1];
+    if (!value) problems.push({ path: '--config', message: 'needs a file path' });
+    else declarativeConfig = value;
+  }
+
+  const settings: GatewaySettings = {
+    declarativeConfig,
+    proxyListen: listen('GATEHOUSE_PROXY_LISTEN'),
+    statusListen: listen('GATEHOUSE_STATUS_LISTEN'),
+    trustedIps,
+    trustedIpsText,
+    logLevel,
+    clientHeaderTimeoutMs: positiveInt('GATEHOUSE_CLIENT_HEADER_TIMEOUT'),
+    clientBodyTimeoutMs: positiveInt('GATEHOUSE_CLIENT_BODY_TIMEOUT'),
+    shutdownTimeoutMs: positiveInt('GATEHOUSE_SHUTDOWN_TIMEOUT'),
+    maxHeaderSize: positiveInt('GATEHOUSE_MAX_HEADER_SIZE'),
+  };
+  if (problems.length) throw new SettingsError(problems);
+  return settings;
+}

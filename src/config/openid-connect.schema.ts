@@ -1,0 +1,160 @@
+import { z } from 'zod';
+
+/**
+ * The openid-connect plugin's parameters: Kong's names, Kong's meanings, Kong's
+ * defaults unless a comment says otherwise. Arrays stay arrays where Kong has
+ * arrays (`client_id`, `redirect_uri`, ...), so a Kong file loads unchanged.
+ *
+ * This schema is the single source of truth for the plugin: defaults live here
+ * next to the parameter, and `OpenIdConnectConfig` is derived from it.
+ */
+
+const claimPath = z.array(z.string().min(1)).min(1, 'must name at least one claim');
+/** Kong's requirement list: each entry is a space-separated AND group; the entries are OR-ed. */
+const requirementList = z.array(z.string().trim().min(1, 'must not be empty'));
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(:[a-z]+)?$/, 'must be a header name (optionally "name:bearer")');
+
+/** Credentials Gatehouse accepts. Kong's other methods are named so the error can say they are not supported. */
+export const SUPPORTED_AUTH_METHODS = [
+  'authorization_code',
+  'session',
+  'bearer',
+  'introspection',
+  'refresh_token',
+] as const;
+const KONG_ONLY_AUTH_METHODS = ['password', 'client_credentials', 'userinfo', 'kong_oauth2'] as const;
+
+export const openIdConnectConfigSchema = z
+  .strictObject({
+    issuer: httpUrl,
+    client_id: z.array(z.string().min(1)).min(1).optional(),
+    client_secret: z.array(z.string().min(1)).optional(),
+    client_auth: z
+      .array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']))
+      .default(['client_secret_basic']),
+    redirect_uri: z.array(httpUrl).optional(),
+    auth_methods: z
+      .array(z.enum([...SUPPORTED_AUTH_METHODS, ...KONG_ONLY_AUTH_METHODS]))
+      .min(1)
+      .default([...SUPPORTED_AUTH_METHODS]),
+    scopes: z.array(z.string().min(1)).default(['openid']),
+    audience: z.array(z.string().min(1)).optional(),
+
+    scopes_required: requirementList.optional(),
+    scopes_claim: claimPath.default(['scope']),
+    audience_required: requirementList.optional(),
+    audience_claim: claimPath.default(['aud']),
+    roles_required: requirementList.optional(),
+    roles_claim: claimPath.default(['roles']),
+    groups_required: requirementList.optional(),
+    groups_claim: claimPath.default(['groups']),
+
+    // Accepted for compatibility with Kong files: Gatehouse never maps tokens to consumers.
+    consumer_optional: z.boolean().default(true),
+    consumer_claim: claimPath.optional(),
+    consumer_by: z.array(z.string()).optional(),
+    credential_claim: claimPath.default(['sub']),
+
+    bearer_token_param_type: z.array(z.enum(['header', 'query', 'body', 'cookie'])).min(1).default(['header']),
+    bearer_token_cookie_name: z.string().min(1).optional(),
+
+    introspection_endpoint: httpUrl.optional(),
+    introspect_jwt_tokens: z.boolean().default(false),
+
+    upstream_access_token_header: headerName.nullable().default('authorization:bearer'),
+    upstream_id_token_header: headerName.nullable().optional(),
+    upstream_user_info_header: headerName.nullable().optional(),
+    upstream_introspection_header: headerName.nullable().optional(),
+    upstream_headers_claims: z.array(z.string().min(1)).default([]),
+    upstream_headers_names: z.array(headerName).default([]),
+    hide_credentials: z.boolean().default(false),
+
+    session_secret: z.string().min(32, 'must be at least 32 characters (use 32 random bytes, base64)').optional(),
+    session_cookie_name: z
+      .string()
+      .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a cookie name token')
+      .default('session'),
+    session_cookie_path: z.string().startsWith('/').default('/'),
+    session_cookie_domain: z.string().min(1).optional(),
+    session_idling_timeout: z.number().int().nonnegative().default(900),
+    session_rolling_timeout: z.number().int().nonnegative().default(3600),
+    session_absolute_timeout: z.number().int().nonnegative().default(86400),
+    session_cookie_same_site: z.enum(['Strict', 'Lax', 'None', 'Default']).default('Lax'),
+    session_cookie_http_only: z.boolean().default(true),
+    session_cookie_secure: z.boolean().optional(),
+    session_storage: z.enum(['cookie', 'redis']).default('cookie'),
+    session_redis_host: z.string().min(1).default('127.0.0.1'),
+    session_redis_port: z.number().int().min(1).max(65535).default(6379),
+    session_redis_username: z.string().min(1).optional(),
+    session_redis_password: z.string().min(1).optional(),
+    session_redis_database: z.number().int().nonnegative().default(0),
+    session_redis_prefix: z.string().default('gatehouse:session:'),
+    refresh_tokens: z.boolean().default(true),
+
+    login_action: z.enum(['upstream', 'redirect', 'response']).default('upstream'),
+    login_redirect_uri: z.array(z.string().min(1)).optional(),
+    login_tokens: z.array(z.enum(['id_token', 'access_token', 'refresh_token', 'tokens'])).default(['id_token']),
+
+    logout_uri_suffix: z.string().min(1).optional(),
+    logout_query_arg: z.string().min(1).optional(),
+    logout_methods: z.array(z.enum(['GET', 'POST', 'DELETE'])).min(1).default(['POST', 'DELETE']),
+    logout_redirect_uri: z.array(httpUrl).optional(),
+    logout_revoke: z.boolean().default(false),
+
+    unauthorized_error_message: z.string().default('Unauthorized'),
+    forbidden_error_message: z.string().default('Forbidden'),
+    display_errors: z.boolean().default(false),
+
+    leeway: z.number().int().nonnegative().default(0),
+    verify_signature: z.boolean().default(true),
+    verify_claims: z.boolean().default(true),
+    verify_nonce: z.boolean().default(true),
+    enable_hs_signatures: z.boolean().default(false),
+    extra_jwks_uris: z.array(httpUrl).default([]),
+    rediscovery_lifetime: z.number().int().nonnegative().default(30),
+    cache_ttl: z.number().int().positive().default(3600),
+    timeout: z.number().int().positive().default(10000),
+
+    run_on_preflight: z.boolean().default(true),
+  })
+  .superRefine((c, ctx) => {
+    for (const [i, m] of c.auth_methods.entries()) {
+      if ((KONG_ONLY_AUTH_METHODS as readonly string[]).includes(m)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth_methods', i],
+          message: `"${m}" is not supported by Gatehouse (supported: ${SUPPORTED_AUTH_METHODS.join(', ')})`,
+        });
+      }
+    }
+    const browser = c.auth_methods.includes('authorization_code');
+    if (browser && !c.client_id) {
+      ctx.addIssue({ code: 'custom', path: ['client_id'], message: 'is required when auth_methods includes authorization_code' });
+    }
+    if (browser && !c.redirect_uri) {
+      ctx.addIssue({ code: 'custom', path: ['redirect_uri'], message: 'is required when auth_methods includes authorization_code' });
+    }
+    const sessions = browser || c.auth_methods.includes('session');
+    if (sessions && !c.session_secret) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['session_secret'],
+        message: 'is required when auth_methods includes authorization_code or session (e.g. "{vault://env/GATEHOUSE_SESSION_SECRET}")',
+      });
+    }
+    if (c.upstream_headers_claims.length !== c.upstream_headers_names.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['upstream_headers_names'],
+        message: `must have one name per entry of upstream_headers_claims (${c.upstream_headers_claims.length} claims, ${c.upstream_headers_names.length} names)`,
+      });
+    }
+    if (c.session_cookie_same_site === 'None' && c.session_cookie_secure === false) {
+      ctx.addIssue({ code: 'custom', path: ['session_cookie_secure'], message: 'must not be false when session_cookie_same_site is None (browsers reject such cookies)' });
+    }
+  });
+
+export type OpenIdConnectConfig = z.output<typeof openIdConnectConfigSchema>;

@@ -1,0 +1,68 @@
+import 'reflect-metadata';
+import { ConfigError, loadDeclarativeConfigFile } from './config/config.loader.js';
+import { GatewayConfig } from './config/gateway-config.js';
+import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
+import { createLogger } from './common/logger.js';
+import { startGateway } from './gateway.js';
+
+/**
+ * Start-up order matters: settings and the declarative config are read and
+ * validated completely before Nest starts, so a bad file exits non-zero with
+ * every problem listed and nothing ever listens.
+ */
+async function main(): Promise<void> {
+  let settings;
+  try {
+    settings = readGatewaySettings(process.env, process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof SettingsError) return fail(err.message);
+    throw err;
+  }
+  const logger = createLogger(settings.logLevel);
+
+  let config: GatewayConfig;
+  if (!settings.declarativeConfig) {
+    const { startDemo } = await import('./demo/demo.js');
+    config = await startDemo(settings, logger);
+  } else {
+    try {
+      const loaded = await loadDeclarativeConfigFile(settings.declarativeConfig);
+      config = new GatewayConfig(settings, loaded.config, loaded.source);
+    } catch (err) {
+      if (err instanceof ConfigError) return fail(err.message);
+      throw err;
+    }
+  }
+
+  const gateway = await startGateway(config, logger);
+  logger.info(
+    { proxy: gateway.proxyUrl, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers },
+    'gatehouse started',
+  );
+
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    gateway.shutdown().then(
+      () => {
+        logger.info('shutdown complete');
+        logger.flush(() => process.exit(0));
+      },
+      (err) => {
+        logger.error({ err }, 'shutdown failed');
+        logger.flush(() => process.exit(1));
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+function fail(message: string): void {
+  process.stderr.write(`gatehouse: ${message}\n`);
+  process.exitCode = 1;
+}
+
+main().catch((err) => {
+  process.stderr.write(`gatehouse: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

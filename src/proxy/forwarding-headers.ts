@@ -1,0 +1,142 @@
+import type { BlockList } from 'node:net';
+
+/**
+ * Header rules between client, gateway and upstream (RFC 9110 §7.6.1, §7.6.2).
+ * Pure functions: they take what the connection says and return what to send.
+ */
+
+/** Hop-by-hop headers never forwarded in either direction (RFC 9110 §7.6.1, plus the de-facto ones). */
+export const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  // The gateway answered the client's 100-continue itself; the upstream request is a new exchange.
+  'expect',
+]);
+
+/** Headers the gateway sets itself; whatever a client sent under these names is dropped first. */
+const GATEWAY_OWNED = new Set([
+  'host',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-path',
+  'x-forwarded-prefix',
+  'x-real-ip',
+  'x-request-id',
+  'forwarded',
+]);
+
+/** `X_User-ID` → `x-user-id`: how the gateway compares header names it owns, so `_` spellings cannot slip past. */
+export function canonicalHeaderName(name: string): string {
+  return name.toLowerCase().replace(/_/g, '-');
+}
+
+export interface ConnectionFacts {
+  /** The TCP peer (the client, or the proxy in front of us). */
+  peer: string;
+  peerTrusted: boolean;
+  /** `http` or `https` as seen on our own socket. */
+  scheme: 'http' | 'https';
+  localPort: number;
+  /** The normalised request path, as X-Forwarded-Path. */
+  path: string;
+  requestId: string;
+  /** Value of the upstream Host header. */
+  upstreamHost: string;
+}
+
+export interface HeaderEdits {
+  /** Canonical names (see canonicalHeaderName) to drop from what the client sent. */
+  remove?: ReadonlySet<string>;
+  /** Headers to add after the client's were filtered. */
+  add?: ReadonlyArray<readonly [string, string]>;
+}
+
+/**
+ * Builds the upstream request headers as undici's flat `[name, value, ...]` list.
+ * Order matters: the Connection-nominated names are collected first, the
+ * client's headers filtered, and only then the gateway adds its own, so no
+ * client header can remove or override what the gateway sets.
+ */
+export function upstreamRequestHeaders(rawHeaders: readonly string[], facts: ConnectionFacts, edits?: HeaderEdits): string[] {
+  let nominated: Set<string> | undefined;
+  let incoming: Record<'xff' | 'proto' | 'host' | 'port' | 'path' | 'realIp' | 'hostHeader', string | undefined> | undefined;
+  const out: string[] = [];
+
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    if (name === 'connection') {
+      for (const token of rawHeaders[i + 1].split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t) (nominated ??= new Set()).add(t);
+      }
+    }
+  }
+
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const raw = rawHeaders[i];
+    const name = raw.toLowerCase();
+    const value = rawHeaders[i + 1];
+    if (HOP_BY_HOP.has(name) || nominated?.has(name)) continue;
+    if (GATEWAY_OWNED.has(name)) {
+      if (facts.peerTrusted || name === 'host') {
+        incoming ??= { xff: undefined, proto: undefined, host: undefined, port: undefined, path: undefined, realIp: undefined, hostHeader: undefined };
+        switch (name) {
+          case 'x-forwarded-for': incoming.xff = incoming.xff ? `${incoming.xff}, ${value}` : value; break;
+          case 'x-forwarded-proto': incoming.proto ??= value; break;
+          case 'x-forwarded-host': incoming.host ??= value; break;
+          case 'x-forwarded-port': incoming.port ??= value; break;
+          case 'x-forwarded-path': incoming.path ??= value; break;
+          case 'x-real-ip': incoming.realIp ??= value; break;
+          case 'host': incoming.hostHeader ??= value; break;
+        }
+      }
+      continue;
+    }
+    if (edits?.remove && (edits.remove.has(name) || (name.includes('_') && edits.remove.has(canonicalHeaderName(name))))) continue;
+    out.push(raw, value);
+  }
+
+  const trusted = facts.peerTrusted;
+  const hostHeader = incoming?.hostHeader ?? '';
+  out.push(
+    'host', facts.upstreamHost,
+    'x-forwarded-for', trusted && incoming?.xff ? `${incoming.xff}, ${facts.peer}` : facts.peer,
+    'x-forwarded-proto', (trusted && incoming?.proto) || facts.scheme,
+    'x-forwarded-host', (trusted && incoming?.host) || hostHeader,
+    'x-forwarded-port', (trusted && incoming?.port) || String(facts.localPort),
+    'x-forwarded-path', (trusted && incoming?.path) || facts.path,
+    'x-real-ip', (trusted && (incoming?.realIp || incoming?.xff?.split(',')[0].trim())) || facts.peer,
+    'x-request-id', facts.requestId,
+  );
+  if (edits?.add) for (const [n, v] of edits.add) out.push(n, v);
+  return out;
+}
+
+/**
+ * The upstream's response headers, minus hop-by-hop ones and any it nominated
+ * in its own Connection header; mutates and returns undici's header object.
+ */
+export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string) {
+  const connection = headers.connection;
+  if (connection !== undefined) {
+    for (const token of String(connection).split(',')) delete headers[token.trim().toLowerCase()];
+  }
+  for (const name of HOP_BY_HOP) if (name in headers) delete headers[name];
+  headers['x-request-id'] = requestId;
+  return headers;
+}
+
+export function isTrustedPeer(list: BlockList, address: string | undefined): boolean {
+  if (!address) return false;
+  return list.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+}

@@ -1,0 +1,276 @@
+import type { DeclarativeConfig, PluginEntry, PluginName } from '../config/declarative.schema.js';
+import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
+
+/**
+ * The route table, compiled once from the declarative config. Matching follows
+ * Kong's traditional_compatible router:
+ *
+ * 1. routes that constrain more categories (hosts, methods, paths) are tried first;
+ *    among those, routes whose hosts are all plain (no wildcard) before wildcard ones;
+ * 2. a prefix path equal to the whole request path wins outright;
+ * 3. then regex paths (`~...`, anchored at the start) by `regex_priority`, highest first;
+ * 4. then prefix paths, longest first (Kong prefixes are plain string prefixes:
+ *    `/oidc` also matches `/oidcx`, as in Kong);
+ * 5. ties go to the route defined first.
+ */
+
+export interface UpstreamService {
+  name: string;
+  /** `http://host:port`, the key of the connection pool. */
+  origin: string;
+  protocol: 'http' | 'https';
+  hostname: string;
+  port: number;
+  /** Host header sent upstream unless the route preserves the client's. */
+  hostHeader: string;
+  /** The service's path, `/` when unset. */
+  path: string;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  writeTimeoutMs: number;
+  retries: number;
+}
+
+/** Plugin configs in effect on a route, the most specific instance of each plugin (Kong's precedence). */
+export interface EffectivePlugins {
+  'openid-connect'?: OpenIdConnectConfig;
+}
+
+export interface CompiledRoute {
+  /** The route's name, or its position in the file when unnamed. */
+  name: string;
+  service: UpstreamService;
+  stripPath: boolean;
+  preserveHost: boolean;
+  plugins: EffectivePlugins;
+}
+
+export interface RouteMatch {
+  route: CompiledRoute;
+  /** The path to send upstream (service path joined with what remains after stripping). */
+  upstreamPath: string;
+}
+
+interface PathMatcher {
+  kind: 'exactOrPrefix' | 'regex' | 'any';
+  prefix: string;
+  regex?: RegExp;
+}
+
+interface Entry {
+  route: CompiledRoute;
+  matcher: PathMatcher;
+  methods?: ReadonlySet<string>;
+  plainHosts?: ReadonlySet<string>;
+  wildcardHosts?: readonly RegExp[];
+  /** Sort keys, highest first. */
+  weight: number;
+  plainHostsOnly: number;
+  regexPriority: number;
+  order: number;
+}
+
+export class RouteTable {
+  private readonly entries: Entry[];
+
+  private constructor(entries: Entry[]) {
+    this.entries = entries;
+  }
+
+  static compile(config: DeclarativeConfig): RouteTable {
+    const services = new Map<string, UpstreamService>();
+    const servicePlugins = new Map<string, PluginEntry[]>();
+    const entries: Entry[] = [];
+
+    config.services.forEach((s, i) => {
+      const name = s.name ?? `services[${i}]`;
+      services.set(name, toUpstream(name, s));
+      servicePlugins.set(name, s.plugins as PluginEntry[]);
+    });
+
+    const globals = config.plugins.filter((p) => !p.service && !p.route);
+    const addRoute = (r: DeclarativeConfig['routes'][number], serviceName: string, fallbackName: string, enabled: boolean) => {
+      if (!enabled) return; // Kong leaves the routes of a disabled service out of the router.
+      const routeName = r.name ?? fallbackName;
+      const scoped = config.plugins.filter((p) => p.route === r.name && r.name !== undefined);
+      // Kong's precedence: route+service > route > service > global; a disabled instance does not shadow.
+      const candidates: PluginEntry[] = [
+        ...scoped.filter((p) => p.service === serviceName),
+        ...scoped.filter((p) => !p.service),
+        ...(r.plugins as PluginEntry[]),
+        ...config.plugins.filter((p) => p.service === serviceName && !p.route),
+        ...(servicePlugins.get(serviceName) ?? []),
+        ...globals,
+      ];
+      const plugins: EffectivePlugins = {};
+      for (const p of candidates) {
+        if (!p.enabled || (p.name as PluginName) in plugins) continue;
+        (plugins as Record<string, unknown>)[p.name] = p.config;
+      }
+      const route: CompiledRoute = {
+        name: routeName,
+        service: services.get(serviceName)!,
+        stripPath: r.strip_path,
+        preserveHost: r.preserve_host,
+        plugins,
+      };
+      const hosts = r.hosts ?? [];
+      const plainHosts = hosts.filter((h) => !h.includes('*')).map((h) => h.toLowerCase());
+      const wildcardHosts = hosts.filter((h) => h.includes('*')).map(wildcardToRegex);
+      const base = {
+        route,
+        methods: r.methods?.length ? new Set(r.methods) : undefined,
+        plainHosts: hosts.length ? new Set(plainHosts) : undefined,
+        wildcardHosts: wildcardHosts.length ? wildcardHosts : undefined,
+        weight: (hosts.length ? 1 : 0) + (r.methods?.length ? 1 : 0) + (r.paths?.length ? 1 : 0),
+        plainHostsOnly: hosts.length && !wildcardHosts.length ? 1 : 0,
+        regexPriority: r.regex_priority,
+      };
+      const paths = r.paths?.length ? r.paths : [undefined];
+      for (const p of paths) {
+        const matcher: PathMatcher =
+          p === undefined
+            ? { kind: 'any', prefix: '' }
+            : p.startsWith('~')
+              ? { kind: 'regex', prefix: '', regex: new RegExp(`^(?:${p.slice(1)})`) }
+              : { kind: 'exactOrPrefix', prefix: p };
+        entries.push({ ...base, matcher, order: entries.length });
+      }
+    };
+
+    config.services.forEach((s, i) =>
+      s.routes.forEach((r, j) => addRoute(r, s.name ?? `services[${i}]`, `services[${i}].routes[${j}]`, s.enabled)),
+    );
+    config.routes.forEach((r, j) => {
+      const serviceName = r.service!;
+      const svc = config.services.find((s) => s.name === serviceName);
+      addRoute(r, serviceName, `routes[${j}]`, svc?.enabled ?? true);
+    });
+
+    entries.sort(
+      (a, b) =>
+        b.weight - a.weight ||
+        b.plainHostsOnly - a.plainHostsOnly ||
+        kindRank(b.matcher) - kindRank(a.matcher) ||
+        (a.matcher.kind === 'regex' && b.matcher.kind === 'regex' ? b.regexPriority - a.regexPriority : 0) ||
+        b.matcher.prefix.length - a.matcher.prefix.length ||
+        a.order - b.order,
+    );
+    return new RouteTable(entries);
+  }
+
+  /** Names of every upstream service, for pools and logs. */
+  get services(): UpstreamService[] {
+    return [...new Set(this.entries.map((e) => e.route.service))];
+  }
+
+  get routes(): CompiledRoute[] {
+    return [...new Set(this.entries.map((e) => e.route))];
+  }
+
+  /**
+   * @param method request method
+   * @param host Host header value (may carry a port), lower-cased or not
+   * @param path the normalised request path, without the query
+   */
+  match(method: string, host: string | undefined, path: string): RouteMatch | undefined {
+    const hostWithPort = host?.toLowerCase();
+    const hostOnly = hostWithPort && stripPort(hostWithPort);
+    let found: Entry | undefined;
+    let matchedLength = 0;
+    for (const e of this.entries) {
+      if (found && (e.weight < found.weight || e.plainHostsOnly < found.plainHostsOnly)) break;
+      if (e.methods && !e.methods.has(method)) continue;
+      if ((e.plainHosts || e.wildcardHosts) && !hostMatches(e, hostWithPort, hostOnly)) continue;
+      const m = e.matcher;
+      if (m.kind === 'exactOrPrefix') {
+        if (!path.startsWith(m.prefix)) continue;
+        if (found) {
+          // A regex matched earlier in this group; only an exact path beats it.
+          if (path.length === m.prefix.length) return this.result(e, m.prefix.length, path);
+          continue;
+        }
+        return this.result(e, m.prefix.length, path);
+      }
+      if (found) continue;
+      if (m.kind === 'any') return this.result(e, 0, path);
+      const r = m.regex!.exec(path);
+      if (!r) continue;
+      found = e;
+      matchedLength = r[0].length;
+    }
+    return found && this.result(found, matchedLength, path);
+  }
+
+  private result(e: Entry, matchedLength: number, path: string): RouteMatch {
+    const route = e.route;
+    const remaining = route.stripPath ? path.slice(matchedLength) : path;
+    return { route, upstreamPath: joinPaths(route.service.path, remaining) };
+  }
+}
+
+function kindRank(m: PathMatcher): number {
+  return m.kind === 'regex' ? 2 : m.kind === 'exactOrPrefix' ? 1 : 0;
+}
+
+function hostMatches(e: Entry, withPort: string | undefined, hostOnly: string | undefined): boolean {
+  if (!withPort || !hostOnly) return false;
+  if (e.plainHosts && (e.plainHosts.has(hostOnly) || e.plainHosts.has(withPort))) return true;
+  if (e.wildcardHosts) for (const re of e.wildcardHosts) if (re.test(hostOnly) || re.test(withPort)) return true;
+  return false;
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.lastIndexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+function wildcardToRegex(host: string): RegExp {
+  const escaped = host.toLowerCase().replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${escaped.replace(/^\\\*\\?\./, '(?:[^.]+\\.)+').replace(/\\\.\*$/, '\\.[^.]+').replace('*', '[^.]+')}$`);
+}
+
+/**
+ * Kong's `path_handling: v0` join of the service path and what remains of the request path:
+ * `/s` + `` = `/s`; `/s/` + `/req` = `/s/req`; `/s` + `/req` = `/s/req`; `/s` + `req` = `/sreq`.
+ */
+export function joinPaths(servicePath: string, remaining: string): string {
+  if (remaining === '') return servicePath;
+  if (servicePath.endsWith('/') && remaining.startsWith('/')) return servicePath + remaining.slice(1);
+  return servicePath + remaining;
+}
+
+function toUpstream(name: string, s: DeclarativeConfig['services'][number]): UpstreamService {
+  let protocol: 'http' | 'https';
+  let hostname: string;
+  let port: number;
+  let path: string;
+  if (s.url) {
+    const u = new URL(s.url);
+    protocol = u.protocol === 'https:' ? 'https' : 'http';
+    hostname = u.hostname;
+    port = u.port ? Number(u.port) : protocol === 'https' ? 443 : 80;
+    path = u.pathname || '/';
+  } else {
+    protocol = s.protocol ?? 'http';
+    hostname = s.host!;
+    port = s.port ?? (protocol === 'https' ? 443 : 80);
+    path = s.path ?? '/';
+  }
+  const defaultPort = protocol === 'https' ? 443 : 80;
+  const bracketed = hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname;
+  return {
+    name,
+    hostHeader: port === defaultPort ? bracketed : `${bracketed}:${port}`,
+    origin: `${protocol}://${hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname}:${port}`,
+    protocol,
+    hostname,
+    port,
+    path,
+    connectTimeoutMs: s.connect_timeout,
+    readTimeoutMs: s.read_timeout,
+    writeTimeoutMs: s.write_timeout,
+    retries: s.retries,
+  };
+}
