@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { ConfigProblem } from './config.loader.js';
 
 /**
@@ -16,6 +17,7 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_CLIENT_BODY_TIMEOUT: '60000',
   GATEHOUSE_SHUTDOWN_TIMEOUT: '10000',
   GATEHOUSE_MAX_HEADER_SIZE: '16384',
+  GATEHOUSE_WORKERS: '1',
 } as const;
 
 export interface ListenAddress {
@@ -38,6 +40,8 @@ export interface GatewaySettings {
   /** How long SIGTERM waits for in-flight requests before closing them. */
   shutdownTimeoutMs: number;
   maxHeaderSize: number;
+  /** Processes serving the listeners (node:cluster); `auto` is one per core. */
+  workers: number;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
@@ -109,6 +113,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     clientBodyTimeoutMs: positiveInt('GATEHOUSE_CLIENT_BODY_TIMEOUT'),
     shutdownTimeoutMs: positiveInt('GATEHOUSE_SHUTDOWN_TIMEOUT'),
     maxHeaderSize: positiveInt('GATEHOUSE_MAX_HEADER_SIZE'),
+    workers: get('GATEHOUSE_WORKERS').trim() === 'auto' ? availableParallelism() : positiveInt('GATEHOUSE_WORKERS'),
   };
   if (problems.length) throw new SettingsError(problems);
   return settings;
