@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequestRaw } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,4 +128,82 @@ export async function startGateway(opts: StartOptions = {}): Promise<GatewayProc
   gw.proxyUrl = started.proxy;
   gw.statusUrl = started.status;
   return gw;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: import('node:http').IncomingHttpHeaders;
+  body: Buffer;
+  text(): string;
+  json(): any;
+}
+
+/**
+ * One request with node:http and no keep-alive: the path is sent exactly as
+ * given (no URL normalisation), so tests can send `..` or `%2F` verbatim.
+ */
+export function httpRequest(
+  baseUrl: string,
+  path: string,
+  opts: { method?: string; headers?: import('node:http').OutgoingHttpHeaders | string[]; body?: string | Buffer; timeoutMs?: number } = {},
+): Promise<RawResponse> {
+  const u = new URL(baseUrl);
+  let headers = opts.headers;
+  // node:http sends a DELETE/OPTIONS body without any length unless told one.
+  if (opts.body !== undefined && !Array.isArray(headers) && headers?.['content-length'] === undefined) {
+    headers = { ...headers, 'content-length': Buffer.byteLength(opts.body) };
+  }
+  return new Promise((resolvePromise, reject) => {
+    const req = httpRequestRaw(
+      { host: u.hostname, port: u.port, path, method: opts.method ?? 'GET', headers, agent: false, timeout: opts.timeoutMs ?? 10_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolvePromise({
+            status: res.statusCode!,
+            headers: res.headers,
+            body,
+            text: () => body.toString('utf8'),
+            json: () => JSON.parse(body.toString('utf8')),
+          });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${opts.timeoutMs ?? 10_000} ms`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/**
+ * Writes `bytes` on a fresh TCP connection and collects everything the server
+ * sends until it closes the connection (or `timeoutMs` passes).
+ */
+export function rawExchange(baseUrl: string, bytes: string | Buffer, timeoutMs = 5_000): Promise<{ data: string; closed: boolean; error?: string }> {
+  const u = new URL(baseUrl);
+  return new Promise((resolvePromise) => {
+    const chunks: Buffer[] = [];
+    let error: string | undefined;
+    const socket = connect(Number(u.port), u.hostname, () => socket.write(bytes));
+    const t = setTimeout(() => {
+      socket.destroy();
+      resolvePromise({ data: Buffer.concat(chunks).toString('latin1'), closed: false, error });
+    }, timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    socket.on('close', () => {
+      clearTimeout(t);
+      resolvePromise({ data: Buffer.concat(chunks).toString('latin1'), closed: true, error });
+    });
+  });
+}
+
+/** Resident memory of a process in bytes (Linux /proc). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) * 1024;
 }
