@@ -4,6 +4,7 @@ import { GatewayConfig } from './config/gateway-config.js';
 import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
 import { createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
+import { isClusterWorker, reportWorkerStarted, runPrimary } from './cluster.js';
 
 /**
  * Start-up order matters: settings and the declarative config are read and
@@ -21,6 +22,10 @@ async function main(): Promise<void> {
   const logger = createLogger(settings.logLevel);
 
   let config: GatewayConfig;
+  if (!settings.declarativeConfig && settings.workers > 1) {
+    // The demo runs an embedded IdP in-process: N copies would be N different issuers.
+    return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
+  }
   if (!settings.declarativeConfig) {
     const { startDemo } = await import('./demo/demo.js');
     config = await startDemo(settings, logger);
@@ -34,11 +39,16 @@ async function main(): Promise<void> {
     }
   }
 
+  // The file is validated once, here, before any worker is forked.
+  if (settings.workers > 1 && !isClusterWorker()) {
+    process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs);
+    return;
+  }
+
   const gateway = await startGateway(config, logger);
-  logger.info(
-    { proxy: gateway.proxyUrl, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers },
-    'gatehouse started',
-  );
+  const started = { proxy: gateway.proxyUrl, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers };
+  if (isClusterWorker()) reportWorkerStarted(logger, started);
+  else logger.info(started, 'gatehouse started');
 
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
