@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Principal } from '../auth/principal.js';
 import type { HeaderEdits } from '../proxy/forwarding-headers.js';
 import type { RouteMatch } from '../proxy/route-table.js';
 
@@ -17,6 +18,10 @@ export class RequestContext {
   upstreamLatencyMs?: number;
   /** Header changes the route's plugins ask for (identity headers set, client copies removed). */
   headerEdits?: HeaderEdits;
+  /** Headers the gateway adds to the client response (session cookies, no-store on login callbacks). */
+  responseHeaders?: Record<string, string | string[]>;
+  /** The authenticated caller, set by the openid-connect guard. */
+  principal?: Principal;
   /** Who called (the `credential_claim` of a verified token), for logs. */
   caller?: string;
   /** Why the request was refused, for the access log. */

@@ -80,7 +80,9 @@ export class UpstreamClient {
       const factory = ({ statusCode, headers: upstreamHeaders, opaque }: Dispatcher.StreamFactoryData<RequestContext>) => {
         responded = true;
         opaque.upstreamLatencyMs = performance.now() - opaque.upstreamStartedAt;
-        res.writeHead(statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, opaque.requestId));
+        const headers = clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, opaque.requestId);
+        if (opaque.responseHeaders) mergeResponseHeaders(headers, opaque.responseHeaders);
+        res.writeHead(statusCode, headers);
         return res;
       };
       const done = (err: Error | null) => {
@@ -121,4 +123,16 @@ function toGatewayError(err: Error, code: string | undefined, service: UpstreamS
     return new BadGatewayError(`${where}: request aborted`, err);
   }
   return new BadGatewayError(`${where}: ${code ?? err.message}`, err);
+}
+
+/** Adds the gateway's own response headers; Set-Cookie is appended to the upstream's, others replace. */
+function mergeResponseHeaders(headers: Record<string, string | string[] | undefined>, extra: Record<string, string | string[]>) {
+  for (const [name, value] of Object.entries(extra)) {
+    if (name === 'set-cookie') {
+      const existing = headers[name];
+      headers[name] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]), ...(Array.isArray(value) ? value : [value])];
+    } else {
+      headers[name] = value;
+    }
+  }
 }
