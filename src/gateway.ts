@@ -81,6 +81,9 @@ function fastifyAdapter(config: GatewayConfig, logger: Logger, onServer: (s: Ser
           // Slow clients: all headers within this time, the whole request within the other.
           headersTimeout: s.clientHeaderTimeoutMs,
           requestTimeout: s.clientBodyTimeoutMs,
+          // Node enforces both only when it sweeps its connections (every 30 s by default),
+          // which would let a stalled client hold a socket for up to 30 s past its limit.
+          connectionsCheckingInterval: Math.min(1_000, s.clientHeaderTimeoutMs),
           keepAliveTimeout: 65_000,
           requireHostHeader: true,
         },
