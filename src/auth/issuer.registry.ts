@@ -1,0 +1,207 @@
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
+import type { Logger } from 'pino';
+import { request } from 'undici';
+import { LOGGER } from '../common/logger.js';
+import { GatewayConfig } from '../config/gateway-config.js';
+import { discoveryUrl } from '../health/oidc-discovery.health.js';
+import { IdentityProviderUnavailableError } from './auth.errors.js';
+
+/** OpenID Provider metadata the gateway uses (OpenID Connect Discovery 1.0 §3, RFC 8414). */
+export interface ProviderMetadata {
+  issuer: string;
+  jwks_uri: string;
+  authorization_endpoint?: string;
+  token_endpoint?: string;
+  userinfo_endpoint?: string;
+  introspection_endpoint?: string;
+  revocation_endpoint?: string;
+  end_session_endpoint?: string;
+  authorization_response_iss_parameter_supported?: boolean;
+  code_challenge_methods_supported?: string[];
+  [key: string]: unknown;
+}
+
+/** Minimum time between two JWKS fetches caused by unknown `kid`s, so a flood of forged kids costs one fetch. */
+export const JWKS_REFETCH_COOLDOWN_MS = 30_000;
+/** Keys are refreshed in the background this often; a failed refresh keeps the keys already known. */
+export const JWKS_MAX_AGE_MS = 10 * 60_000;
+const DISCOVERY_RETRY_MIN_MS = 1_000;
+const DISCOVERY_RETRY_MAX_MS = 30_000;
+
+type KeyResolver = ReturnType<typeof createLocalJWKSet>;
+
+/**
+ * One issuer: its discovery document and keys, fetched lazily and kept fresh.
+ * While the IdP is down, what is cached keeps working; what is not cached
+ * fails closed with 503. Recovery needs no restart: failed discovery is retried
+ * with backoff, in the background and on demand.
+ */
+export class IssuerState {
+  metadata?: ProviderMetadata;
+  lastError?: string;
+  private discovering?: Promise<ProviderMetadata>;
+  private nextAttemptAt = 0;
+  private backoffMs = DISCOVERY_RETRY_MIN_MS;
+  private retryTimer?: NodeJS.Timeout;
+
+  private keys?: KeyResolver;
+  private keyCount = 0;
+  private jwksFetchedAt = 0;
+  private jwksAttemptAt = 0;
+  private jwksFetching?: Promise<void>;
+  private closed = false;
+
+  constructor(
+    readonly issuer: string,
+    private readonly timeoutMs: number,
+    private readonly logger: Logger,
+    private readonly extraJwksUris: readonly string[] = [],
+  ) {}
+
+  /** Resolves the metadata, discovering it if needed; throws 503 when the IdP cannot be reached. */
+  async discover(): Promise<ProviderMetadata> {
+    if (this.metadata) return this.metadata;
+    if (this.discovering) return this.discovering;
+    if (Date.now() < this.nextAttemptAt) {
+      throw new IdentityProviderUnavailableError(`discovery of ${this.issuer} failed recently: ${this.lastError}`);
+    }
+    this.discovering = this.fetchDiscovery().finally(() => (this.discovering = undefined));
+    return this.discovering;
+  }
+
+  private async fetchDiscovery(): Promise<ProviderMetadata> {
+    try {
+      const doc = await getJson(discoveryUrl(this.issuer), this.timeoutMs);
+      const expected = this.issuer.includes('/.well-known/') ? doc.issuer : this.issuer;
+      if (typeof doc.issuer !== 'string' || doc.issuer !== expected) {
+        throw new Error(`discovered issuer ${JSON.stringify(doc.issuer)} does not match the configured issuer`);
+      }
+      if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
+      this.metadata = doc as ProviderMetadata;
+      this.lastError = undefined;
+      this.backoffMs = DISCOVERY_RETRY_MIN_MS;
+      this.logger.info({ issuer: this.issuer }, 'issuer discovered');
+      await this.refreshKeys().catch(() => undefined);
+      return this.metadata;
+    } catch (err) {
+      this.lastError = err instanceof Error ? err.message : String(err);
+      this.nextAttemptAt = Date.now() + this.backoffMs;
+      this.scheduleRetry(this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, DISCOVERY_RETRY_MAX_MS);
+      this.logger.warn({ issuer: this.issuer, reason: this.lastError }, 'issuer discovery failed');
+      throw new IdentityProviderUnavailableError(`discovery of ${this.issuer} failed: ${this.lastError}`, err);
+    }
+  }
+
+  private scheduleRetry(ms: number) {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.discover().catch(() => undefined);
+    }, ms);
+    this.retryTimer.unref();
+  }
+
+  /**
+   * The key for a JWS, chosen from the issuer's JWKS by `kid`/`alg` only (never
+   * from `jku`, `x5u` or `jwk` headers: RFC 8725 §3.10). An unknown key causes at
+   * most one refetch per cooldown.
+   */
+  readonly getKey = async (header: JWTHeaderParameters, token: FlattenedJWSInput) => {
+    await this.discover();
+    if (!this.keys) await this.refreshKeys();
+    else if (Date.now() - this.jwksFetchedAt > JWKS_MAX_AGE_MS) void this.refreshKeys().catch(() => undefined);
+    try {
+      return await this.keys!(header, token);
+    } catch (err) {
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
+      if (Date.now() - this.jwksAttemptAt < JWKS_REFETCH_COOLDOWN_MS) throw err;
+      await this.refreshKeys();
+      return this.keys!(header, token);
+    }
+  };
+
+  /** Fetches the JWKS (coalesced); on failure keeps the old keys, and throws 503 only when there are none. */
+  refreshKeys(): Promise<void> {
+    this.jwksFetching ??= (async () => {
+      this.jwksAttemptAt = Date.now();
+      try {
+        const uris = [this.metadata!.jwks_uri, ...this.extraJwksUris];
+        const sets = await Promise.all(uris.map((u) => getJson(u, this.timeoutMs)));
+        const keys = sets.flatMap((s) => (Array.isArray(s.keys) ? (s.keys as JSONWebKeySet['keys']) : []));
+        if (!keys.length) throw new Error('the JWKS has no keys');
+        this.keys = createLocalJWKSet({ keys });
+        this.keyCount = keys.length;
+        this.jwksFetchedAt = Date.now();
+        this.logger.debug({ issuer: this.issuer, keys: keys.length }, 'issuer keys loaded');
+      } catch (err) {
+        this.logger.warn({ issuer: this.issuer, reason: err instanceof Error ? err.message : String(err) }, 'fetching issuer keys failed');
+        if (!this.keys) throw new IdentityProviderUnavailableError(`keys of ${this.issuer} unavailable`, err);
+        throw new IdentityProviderUnavailableError(`refetching keys of ${this.issuer} failed`, err);
+      } finally {
+        this.jwksFetching = undefined;
+      }
+    })();
+    return this.jwksFetching;
+  }
+
+  /** For readiness: discovered and holding at least one key. */
+  get loaded(): { ok: boolean; keys: number; error?: string } {
+    return { ok: Boolean(this.metadata && this.keys), keys: this.keyCount, error: this.lastError };
+  }
+
+  close() {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+  }
+}
+
+/** Every configured issuer, created at start and discovered in the background (the gateway starts even when an IdP is down). */
+@Injectable()
+export class IssuerRegistry implements OnModuleInit, OnModuleDestroy {
+  private readonly issuers = new Map<string, IssuerState>();
+
+  constructor(
+    private readonly config: GatewayConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  get(issuer: string, timeoutMs = 10_000, extraJwksUris: readonly string[] = []): IssuerState {
+    let state = this.issuers.get(issuer);
+    if (!state) {
+      state = new IssuerState(issuer, timeoutMs, this.logger, extraJwksUris);
+      this.issuers.set(issuer, state);
+    }
+    return state;
+  }
+
+  onModuleInit() {
+    for (const issuer of this.config.issuers) {
+      if (issuer.startsWith('http://') && !/^http:\/\/(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:|\/)/.test(issuer)) {
+        this.logger.warn({ issuer }, 'issuer uses plain http: tokens and keys can be tampered with in transit; use https in production');
+      }
+      this.get(issuer).discover().catch(() => undefined);
+    }
+  }
+
+  onModuleDestroy() {
+    for (const s of this.issuers.values()) s.close();
+  }
+}
+
+async function getJson(url: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  const res = await request(url, {
+    headers: { accept: 'application/json' },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (res.statusCode !== 200) {
+    await res.body.dump();
+    throw new Error(`${url} answered ${res.statusCode}`);
+  }
+  const body = (await res.body.json()) as unknown;
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error(`${url} did not answer a JSON object`);
+  return body as Record<string, unknown>;
+}

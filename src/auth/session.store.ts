@@ -1,0 +1,223 @@
+import { hkdfSync, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { CompactEncrypt, compactDecrypt } from 'jose';
+import { Redis } from 'ioredis';
+import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
+import { IdentityProviderUnavailableError } from './auth.errors.js';
+import { parseCookies, serializeCookie, type CookieAttributes } from './cookies.js';
+
+/** What a logged-in browser session holds. Times are epoch seconds. */
+export interface SessionData {
+  /** Session id: random, new at every login (no fixation). */
+  sid: string;
+  iss: string;
+  sub: string;
+  created: number;
+  renewed: number;
+  seen: number;
+  access_token: string;
+  /** When the access token expires (epoch s), if the token endpoint said. */
+  expires_at?: number;
+  refresh_token?: string;
+  id_token?: string;
+}
+
+/** Browsers keep about 4096 bytes per cookie, name and attributes included. */
+const CHUNK_SIZE = 3800;
+const MAX_CHUNKS = 10;
+const CHUNK_COUNT = /^(\d{1,2})~/;
+
+/** A session that cannot be read (tampered, foreign, expired) is no session, never an error. */
+export class SessionStore {
+  readonly cookieName: string;
+  private readonly key: Uint8Array;
+  private readonly redis?: Redis;
+
+  constructor(
+    private readonly config: OpenIdConnectConfig,
+    private readonly secure: boolean,
+  ) {
+    this.cookieName = secure && config.session_cookie_path === '/' && !config.session_cookie_domain ? `__Host-${config.session_cookie_name}` : config.session_cookie_name;
+    // A key per purpose and cookie name: a cookie minted for another purpose or route does not decrypt here.
+    this.key = deriveKey(config.session_secret!, `gatehouse session ${config.session_cookie_name}`);
+    if (config.session_storage === 'redis') {
+      this.redis = new Redis({
+        host: config.session_redis_host,
+        port: config.session_redis_port,
+        username: config.session_redis_username,
+        password: config.session_redis_password,
+        db: config.session_redis_database,
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        enableOfflineQueue: true,
+        connectTimeout: 2_000,
+      });
+      this.redis.on('error', () => undefined); // reported per request as 503
+    }
+  }
+
+  get attributes(): CookieAttributes {
+    const sameSite = this.config.session_cookie_same_site;
+    return {
+      path: this.config.session_cookie_path,
+      domain: this.config.session_cookie_domain,
+      httpOnly: this.config.session_cookie_http_only,
+      secure: this.secure,
+      sameSite: sameSite === 'Default' ? undefined : sameSite,
+    };
+  }
+
+  /** Names of every cookie this store may have set on the request (all chunks). */
+  isSessionCookie = (name: string): boolean =>
+    name === this.cookieName || (name.startsWith(`${this.cookieName}_`) && /^\d+$/.test(name.slice(this.cookieName.length + 1)));
+
+  /** Reads and validates the session; undefined when absent, unreadable or timed out. */
+  async read(req: IncomingMessage, now = epoch()): Promise<SessionData | undefined> {
+    const cookies = parseCookies(req.headers.cookie);
+    const first = cookies.get(this.cookieName);
+    if (!first) return undefined;
+    let value = first;
+    const m = CHUNK_COUNT.exec(first);
+    if (m) {
+      const count = Number(m[1]);
+      value = first.slice(m[0].length);
+      for (let i = 2; i <= count; i++) {
+        const part = cookies.get(`${this.cookieName}_${i}`);
+        if (part === undefined) return undefined;
+        value += part;
+      }
+    }
+    const payload = await this.open(value);
+    if (!payload) return undefined;
+    let data: SessionData | undefined;
+    if (this.redis) {
+      if (typeof payload.sid !== 'string') return undefined;
+      const stored = await this.redisCall(() => this.redis!.get(this.redisKey(payload.sid as string)));
+      if (!stored) return undefined;
+      data = (await this.open(stored)) as SessionData | undefined;
+      if (data?.sid !== payload.sid) return undefined;
+    } else {
+      data = payload as unknown as SessionData;
+    }
+    if (!data || typeof data.access_token !== 'string' || !this.alive(data, now)) return undefined;
+    return data;
+  }
+
+  alive(s: SessionData, now = epoch()): boolean {
+    const c = this.config;
+    if (c.session_absolute_timeout > 0 && now >= s.created + c.session_absolute_timeout) return false;
+    if (c.session_rolling_timeout > 0 && now >= s.renewed + c.session_rolling_timeout) return false;
+    if (c.session_idling_timeout > 0 && now >= s.seen + c.session_idling_timeout) return false;
+    return true;
+  }
+
+  /**
+   * Marks the session used. Returns true when it changed enough to be written
+   * again: writing on every request would cost a JWE and a Set-Cookie each time,
+   * so `seen` is only advanced in steps (a quarter of the idle timeout, at most a minute).
+   */
+  touch(s: SessionData, now = epoch()): boolean {
+    const c = this.config;
+    let changed = false;
+    const step = Math.min(60, Math.max(1, Math.floor(c.session_idling_timeout / 4)));
+    if (now - s.seen >= step) {
+      s.seen = now;
+      changed = true;
+    }
+    if (c.session_rolling_timeout > 0 && now - s.renewed >= c.session_rolling_timeout / 2) {
+      s.renewed = now;
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** A brand-new session for a fresh login (new sid: never reuse one a client presented). */
+  create(fields: Omit<SessionData, 'sid' | 'created' | 'renewed' | 'seen'>, now = epoch()): SessionData {
+    return { sid: randomBytes(24).toString('base64url'), created: now, renewed: now, seen: now, ...fields };
+  }
+
+  /** Set-Cookie headers that store the session (and delete chunks a larger earlier cookie left behind). */
+  async write(s: SessionData, req: IncomingMessage): Promise<string[]> {
+    const maxAge = this.cookieMaxAge(s);
+    let value: string;
+    if (this.redis) {
+      const ttl = Math.max(1, maxAge);
+      const sealed = await this.seal(s as unknown as Record<string, unknown>);
+      await this.redisCall(() => this.redis!.set(this.redisKey(s.sid), sealed, 'EX', ttl));
+      value = await this.seal({ sid: s.sid });
+    } else {
+      value = await this.seal(s as unknown as Record<string, unknown>);
+    }
+    const attrs = { ...this.attributes, maxAge };
+    const chunks: string[] = [];
+    for (let i = 0; i < value.length; i += CHUNK_SIZE) chunks.push(value.slice(i, i + CHUNK_SIZE));
+    if (chunks.length > MAX_CHUNKS) throw new Error('session too large for cookies; use session_storage: redis');
+    const out = chunks.map((c, i) =>
+      serializeCookie(i === 0 ? this.cookieName : `${this.cookieName}_${i + 1}`, i === 0 && chunks.length > 1 ? `${chunks.length}~${c}` : c, attrs),
+    );
+    for (const name of parseCookies(req.headers.cookie).keys()) {
+      const n = name.startsWith(`${this.cookieName}_`) ? Number(name.slice(this.cookieName.length + 1)) : NaN;
+      if (n > chunks.length) out.push(serializeCookie(name, '', { ...this.attributes, maxAge: 0 }));
+    }
+    return out;
+  }
+
+  /** Set-Cookie headers deleting every chunk of the session, with the same attributes it was set with. */
+  async destroy(req: IncomingMessage, s?: SessionData): Promise<string[]> {
+    if (this.redis && s) await this.redisCall(() => this.redis!.del(this.redisKey(s.sid)));
+    const names = new Set([this.cookieName]);
+    for (const name of parseCookies(req.headers.cookie).keys()) if (this.isSessionCookie(name)) names.add(name);
+    return [...names].map((n) => serializeCookie(n, '', { ...this.attributes, maxAge: 0 }));
+  }
+
+  private cookieMaxAge(s: SessionData, now = epoch()): number {
+    const c = this.config;
+    const limits = [
+      c.session_absolute_timeout > 0 ? s.created + c.session_absolute_timeout - now : Infinity,
+      c.session_rolling_timeout > 0 ? s.renewed + c.session_rolling_timeout - now : Infinity,
+      c.session_idling_timeout > 0 ? s.seen + c.session_idling_timeout - now : Infinity,
+    ];
+    const left = Math.min(...limits);
+    return Number.isFinite(left) ? Math.max(0, Math.floor(left)) : 86_400;
+  }
+
+  private redisKey(sid: string) {
+    return `${this.config.session_redis_prefix}${sid}`;
+  }
+
+  private async redisCall<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      if (this.redis!.status === 'wait') await this.redis!.connect().catch(() => undefined);
+      return await fn();
+    } catch (err) {
+      // Without the store, no session can be trusted or saved: fail closed, retry later.
+      throw new IdentityProviderUnavailableError('session store unavailable', err);
+    }
+  }
+
+  async seal(payload: Record<string, unknown>): Promise<string> {
+    return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(this.key);
+  }
+
+  async open(value: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const { plaintext } = await compactDecrypt(value, this.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+      const parsed = JSON.parse(new TextDecoder().decode(plaintext)) as unknown;
+      return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async close() {
+    if (this.redis) this.redis.disconnect();
+  }
+}
+
+export function deriveKey(secret: string, info: string): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', secret, 'gatehouse', info, 32));
+}
+
+export function epoch(): number {
+  return Math.floor(Date.now() / 1000);
+}
