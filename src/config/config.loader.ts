@@ -2,7 +2,16 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { declarativeConfigSchema, hint, type DeclarativeConfig } from './declarative.schema.js';
+import {
+  declarativeConfigSchema,
+  formatPath,
+  hint,
+  UNKNOWN_KEYS_MARKER,
+  unknownKeysErrorMap,
+  type DeclarativeConfig,
+} from './declarative.schema.js';
+
+export { formatPath };
 
 /** One problem in a config file, reported as `path: message`. */
 export interface ConfigProblem {
@@ -36,7 +45,6 @@ export interface LoadedConfig {
 
 /** `{vault://env/NAME}`: Kong's env vault. The whole value must be the reference, as in Kong. */
 const VAULT_REFERENCE = /^\{vault:\/\/env\/([A-Za-z_][A-Za-z0-9_]*)\}$/;
-const UNKNOWN_KEYS_MARKER = '\u0000known-keys:';
 
 export async function loadDeclarativeConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   let text: string;
@@ -55,12 +63,13 @@ export function parseDeclarativeConfig(text: string, source: string, env: NodeJS
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new ConfigError(source, [{ path: '', message: `not valid JSON: ${(err as Error).message}` }]);
+      throw new ConfigError(source, [{ path: '', message: `not valid JSON: ${jsonSyntaxProblem((err as Error).message, text)}` }]);
     }
   } else {
     const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
     if (doc.errors.length) {
-      throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: `not valid YAML: ${e.message.split('\n')[0]}` })));
+      // The first line of yaml's message names the problem and its line and column; the rest is a source excerpt.
+      throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: `not valid YAML: ${e.message.split('\n')[0].replace(/:$/, '')}` })));
     }
     raw = doc.toJS();
   }
@@ -71,14 +80,16 @@ export function parseDeclarativeConfig(text: string, source: string, env: NodeJS
   const problems: ConfigProblem[] = [];
   const secrets: string[] = [];
   const resolved = resolveVaultReferences(raw, [], env, problems, secrets);
+  // A reference that could not be resolved is reported once, not again as "not a URL" etc.
+  const unresolved = problems.map((p) => p.path);
+  const isUnresolved = (path: string) => unresolved.some((u) => path === u || path.startsWith(`${u}.`) || path.startsWith(`${u}[`));
 
-  const parsed = declarativeConfigSchema.safeParse(resolved, {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys'
-        ? UNKNOWN_KEYS_MARKER + Object.keys((issue.inst as { _zod?: { def?: { shape?: object } } })?._zod?.def?.shape ?? {}).join(',')
-        : undefined,
-  });
-  if (!parsed.success) problems.push(...parsed.error.issues.flatMap(toProblems));
+  const parsed = declarativeConfigSchema.safeParse(resolved, { error: unknownKeysErrorMap });
+  if (!parsed.success) {
+    for (const problem of parsed.error.issues.flatMap((issue) => toProblems(issue, resolved))) {
+      if (!isUnresolved(problem.path)) problems.push(problem);
+    }
+  }
   if (problems.length) {
     // A resolved secret must never be echoed back, even inside a message that quotes a value.
     throw new ConfigError(source, problems.map((p) => ({ path: p.path, message: redact(p.message, secrets) })));
@@ -96,9 +107,7 @@ function resolveVaultReferences(
   if (typeof value === 'string') {
     const m = VAULT_REFERENCE.exec(value);
     if (!m) {
-      if (value.startsWith('{vault://')) {
-        problems.push({ path: formatPath(path), message: `unsupported vault reference (only {vault://env/NAME} is supported)` });
-      }
+      if (value.includes('{vault://')) problems.push({ path: formatPath(path), message: vaultReferenceProblem(value) });
       return value;
     }
     const secret = env[m[1]];
@@ -118,7 +127,31 @@ function resolveVaultReferences(
   return value;
 }
 
-function toProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
+/**
+ * V8's JSON.parse message without the excerpt of the file it sometimes quotes,
+ * and with "at position N" turned into a line and column an editor can jump to.
+ */
+function jsonSyntaxProblem(message: string, text: string): string {
+  let reason = message.replace(/, (\.\.\.)?".* is not valid JSON$/s, '').replace(/ in JSON(?= at position|$)/, '');
+  const at = /^(.*) at position (\d+)/s.exec(reason);
+  if (at) {
+    const before = text.slice(0, Number(at[2]));
+    const line = before.split('\n').length;
+    const column = Number(at[2]) - before.lastIndexOf('\n');
+    reason = `${at[1]} at line ${line}, column ${column}`;
+  }
+  return reason;
+}
+
+/** Why a string mentioning `{vault://` is not a reference Gatehouse can resolve. */
+function vaultReferenceProblem(value: string): string {
+  const whole = /^\{vault:\/\/([^{}]*)\}$/.exec(value);
+  if (!whole) return 'a vault reference must be the whole value, exactly {vault://env/NAME}';
+  if (!whole[1].startsWith('env/')) return 'unsupported vault (only {vault://env/NAME} is supported)';
+  return `"${whole[1].slice(4)}" is not an environment variable name (letters, digits and _, not starting with a digit)`;
+}
+
+function toProblems(issue: z.core.$ZodIssue, root: unknown): ConfigProblem[] {
   if (issue.code === 'unrecognized_keys') {
     const known = issue.message.startsWith(UNKNOWN_KEYS_MARKER)
       ? issue.message.slice(UNKNOWN_KEYS_MARKER.length).split(',').filter(Boolean)
@@ -128,25 +161,68 @@ function toProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
   if (issue.code === 'invalid_union' && 'errors' in issue && issue.errors.length) {
     // Report the alternative that got furthest rather than a bare "invalid input".
     const best = issue.errors.reduce((a, b) => (a.length <= b.length ? a : b));
-    return best.flatMap((sub) => toProblems({ ...sub, path: [...issue.path, ...sub.path] } as z.core.$ZodIssue));
+    return best.flatMap((sub) => toProblems({ ...sub, path: [...issue.path, ...sub.path] } as z.core.$ZodIssue, root));
+  }
+  // A missing key is "required", whatever message the schema gives a value of the wrong type.
+  if (issue.code === 'invalid_type' && issue.path.length && !hasPath(root, issue.path)) {
+    return [{ path: formatPath(issue.path), message: 'is required' }];
   }
   return [{ path: formatPath(issue.path), message: humanize(issue) }];
 }
 
-function humanize(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) return 'is required';
-  if (issue.code === 'invalid_type') return issue.message.replace(/^Invalid input: /, 'must be of type ').replace('expected ', '');
-  return issue.message.replace(/^Invalid (string|input): /, '');
+function hasPath(root: unknown, path: readonly PropertyKey[]): boolean {
+  let node = root;
+  for (const key of path) {
+    if (node === null || typeof node !== 'object' || !Object.hasOwn(node, key)) return false;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return node !== undefined;
 }
 
-/** `services[0].routes[1].paths[0]` */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
+/** YAML words for zod's type names: an operator writes lists and mappings, not arrays and objects. */
+const TYPE_WORDS: Record<string, string> = {
+  array: 'a list',
+  object: 'a mapping',
+  record: 'a mapping',
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  null: 'null',
+};
+const typeWord = (t: string) => TYPE_WORDS[t] ?? t;
+
+/**
+ * zod's default messages ("Invalid input: expected array, received string") in
+ * the config's own words; messages the schemas wrote themselves pass unchanged.
+ */
+function humanize(issue: z.core.$ZodIssue): string {
+  const m = issue.message;
+  if (issue.code === 'invalid_type' && m.startsWith('Invalid input')) {
+    const received = /received (\w+)/.exec(m)?.[1];
+    if (received === 'undefined') return 'is required';
+    return `must be ${typeWord(String(issue.expected))}${received ? ` (got ${typeWord(received)})` : ''}`;
   }
-  return out;
+  if ((issue.code === 'too_small' || issue.code === 'too_big') && /^Too (small|big)/.test(m)) {
+    const small = issue.code === 'too_small';
+    const limit = Number(small ? issue.minimum : issue.maximum);
+    const inclusive = issue.inclusive !== false;
+    if (issue.origin === 'array' || issue.origin === 'set') {
+      const n = small ? (inclusive ? limit : limit + 1) : inclusive ? limit : limit - 1;
+      if (small && n === 1) return 'must not be empty';
+      return `must have ${small ? 'at least' : 'at most'} ${n} ${n === 1 ? 'entry' : 'entries'}`;
+    }
+    if (issue.origin === 'string') {
+      const n = small ? (inclusive ? limit : limit + 1) : inclusive ? limit : limit - 1;
+      if (small && n === 1) return 'must not be empty';
+      return `must be ${small ? 'at least' : 'at most'} ${n} character${n === 1 ? '' : 's'} long`;
+    }
+    return `must be ${small ? (inclusive ? 'at least' : 'greater than') : inclusive ? 'at most' : 'less than'} ${limit}`;
+  }
+  if (issue.code === 'invalid_value' && m.startsWith('Invalid option')) {
+    return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  return m.replace(/^Invalid (string|input): /, '');
 }
 
 function redact(message: string, secrets: string[]): string {
