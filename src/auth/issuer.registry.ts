@@ -22,7 +22,10 @@ export interface ProviderMetadata {
   [key: string]: unknown;
 }
 
-/** Minimum time between two JWKS fetches caused by unknown `kid`s, so a flood of forged kids costs one fetch. */
+/**
+ * Minimum time between two JWKS fetches caused by unknown `kid`s, so a flood of
+ * forged kids costs one fetch: Kong's `rediscovery_lifetime` (default 30 s).
+ */
 export const JWKS_REFETCH_COOLDOWN_MS = 30_000;
 /** Keys are refreshed in the background this often; a failed refresh keeps the keys already known. */
 export const JWKS_MAX_AGE_MS = 10 * 60_000;
@@ -57,6 +60,7 @@ export class IssuerState {
     private readonly timeoutMs: number,
     private readonly logger: Logger,
     private readonly extraJwksUris: readonly string[] = [],
+    private readonly refetchCooldownMs = JWKS_REFETCH_COOLDOWN_MS,
   ) {}
 
   /** Resolves the metadata, discovering it if needed; throws 503 when the IdP cannot be reached. */
@@ -116,7 +120,7 @@ export class IssuerState {
       return await this.keys!(header, token);
     } catch (err) {
       if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
-      if (Date.now() - this.jwksAttemptAt < JWKS_REFETCH_COOLDOWN_MS) throw err;
+      if (Date.now() - this.jwksAttemptAt < this.refetchCooldownMs) throw err;
       await this.refreshKeys();
       return this.keys!(header, token);
     }
@@ -167,21 +171,23 @@ export class IssuerRegistry implements OnModuleInit, OnModuleDestroy {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  get(issuer: string, timeoutMs = 10_000, extraJwksUris: readonly string[] = []): IssuerState {
+  get(issuer: string, timeoutMs = 10_000, extraJwksUris: readonly string[] = [], refetchCooldownMs = JWKS_REFETCH_COOLDOWN_MS): IssuerState {
     let state = this.issuers.get(issuer);
     if (!state) {
-      state = new IssuerState(issuer, timeoutMs, this.logger, extraJwksUris);
+      state = new IssuerState(issuer, timeoutMs, this.logger, extraJwksUris, refetchCooldownMs);
       this.issuers.set(issuer, state);
     }
     return state;
   }
 
   onModuleInit() {
-    for (const issuer of this.config.issuers) {
+    for (const c of this.config.openIdConnectConfigs) {
+      const issuer = c.issuer;
+      if (this.issuers.has(issuer)) continue;
       if (issuer.startsWith('http://') && !/^http:\/\/(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:|\/)/.test(issuer)) {
         this.logger.warn({ issuer }, 'issuer uses plain http: tokens and keys can be tampered with in transit; use https in production');
       }
-      this.get(issuer).discover().catch(() => undefined);
+      this.get(issuer, c.timeout, c.extra_jwks_uris, c.rediscovery_lifetime * 1000).discover().catch(() => undefined);
     }
   }
 

@@ -29,6 +29,13 @@ export class OidcPolicy {
   /** Key for the short-lived login transaction cookies. */
   readonly transactionKey?: Uint8Array;
   readonly passportName: string;
+  /**
+   * Everything that decides whether a JWT verifies. Policies that share it share
+   * the verified-token cache; any difference (an HS-enabled route, another
+   * leeway) gets its own, so a token accepted under laxer rules is never reused
+   * under stricter ones.
+   */
+  readonly verificationProfile: string;
   private clientConfig?: client.Configuration;
   readonly passport = new Passport();
 
@@ -59,6 +66,7 @@ export class OidcPolicy {
     }
     this.ownedHeaders = owned;
     this.passportName = `oidc-${id}`;
+    this.verificationProfile = JSON.stringify([config.issuer, config.enable_hs_signatures && config.client_secret?.[0], config.leeway, config.verify_signature, config.extra_jwks_uris]);
   }
 
   /** The openid-client Configuration for this client, built from the issuer's discovered metadata. */

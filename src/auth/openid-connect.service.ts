@@ -47,7 +47,7 @@ interface LoginTransaction {
 @Injectable()
 export class OpenIdConnectService implements OnModuleDestroy {
   private readonly policies = new Map<OpenIdConnectConfig, OidcPolicy>();
-  readonly verifier = new AccessTokenVerifier();
+  private readonly verifiers = new Map<string, AccessTokenVerifier>();
   private readonly introspected = new Map<string, { claims: Record<string, unknown>; expiresAt: number }>();
   private readonly refreshing = new Map<string, Promise<SessionData | undefined>>();
   private readonly refreshed = new Map<string, { session: SessionData; until: number }>();
@@ -62,7 +62,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
     let p = this.policies.get(config);
     if (!p) {
       if (!config.verify_signature) this.logger.warn({ issuer: config.issuer }, 'SECURITY: verify_signature is false: access token signatures are NOT checked on this route');
-      p = new OidcPolicy(config, this.issuers.get(config.issuer, config.timeout, config.extra_jwks_uris), this.policies.size + 1);
+      p = new OidcPolicy(config, this.issuers.get(config.issuer, config.timeout, config.extra_jwks_uris, config.rediscovery_lifetime * 1000), this.policies.size + 1);
       this.policies.set(config, p);
     }
     return p;
@@ -154,7 +154,9 @@ export class OpenIdConnectService implements OnModuleDestroy {
   }
 
   verifyJwt(token: string, policy: OidcPolicy) {
-    return this.verifier.verify(token, {
+    let verifier = this.verifiers.get(policy.verificationProfile);
+    if (!verifier) this.verifiers.set(policy.verificationProfile, (verifier = new AccessTokenVerifier()));
+    return verifier.verify(token, {
       issuer: policy.issuer,
       algorithms: policy.algorithms,
       leewaySeconds: policy.config.leeway,

@@ -1,5 +1,6 @@
 import type { DeclarativeConfig } from './declarative.schema.js';
 import type { GatewaySettings } from './gateway-settings.js';
+import type { OpenIdConnectConfig } from './openid-connect.schema.js';
 
 /**
  * Everything loaded and validated before Nest starts, injected by class token.
@@ -15,11 +16,11 @@ export class GatewayConfig {
     readonly demo = false,
   ) {}
 
-  /** Every distinct issuer named by an enabled openid-connect plugin. */
-  get issuers(): string[] {
-    const found = new Set<string>();
+  /** Every enabled openid-connect plugin config, wherever it is attached. */
+  get openIdConnectConfigs(): OpenIdConnectConfig[] {
+    const found: OpenIdConnectConfig[] = [];
     const visit = (plugins: DeclarativeConfig['plugins'] | DeclarativeConfig['services'][number]['plugins']) => {
-      for (const p of plugins) if (p.enabled && p.name === 'openid-connect') found.add(p.config.issuer);
+      for (const p of plugins) if (p.enabled && p.name === 'openid-connect') found.push(p.config);
     };
     visit(this.declarative.plugins);
     for (const s of this.declarative.services) {
@@ -27,6 +28,11 @@ export class GatewayConfig {
       for (const r of s.routes) visit(r.plugins);
     }
     for (const r of this.declarative.routes) visit(r.plugins);
-    return [...found];
+    return found;
+  }
+
+  /** Every distinct issuer named by an enabled openid-connect plugin. */
+  get issuers(): string[] {
+    return [...new Set(this.openIdConnectConfigs.map((c) => c.issuer))];
   }
 }

@@ -1,0 +1,81 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey } from 'jose';
+
+export interface SigningKey {
+  kid: string;
+  alg: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+export async function signingKey(alg = 'RS256', kid = `${alg.toLowerCase()}-${Math.random().toString(36).slice(2, 8)}`): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+  return { kid, alg, privateKey, publicJwk };
+}
+
+/**
+ * A minimal issuer for tests that must control keys precisely (rotation, kid
+ * floods, outages): a real HTTP server serving a discovery document and a JWKS,
+ * counting JWKS fetches. Login flows use the real OpenID Provider instead.
+ */
+export class FakeIssuer {
+  server!: Server;
+  port = 0;
+  keys: SigningKey[] = [];
+  jwksFetches = 0;
+  discoveryFetches = 0;
+
+  get issuer() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(keys?: SigningKey[], port = 0): Promise<FakeIssuer> {
+    const f = new FakeIssuer();
+    f.keys = keys ?? [await signingKey('RS256'), await signingKey('ES256')];
+    await f.listen(port);
+    return f;
+  }
+
+  async listen(port = this.port) {
+    this.server = createServer((req, res) => {
+      if (req.url === '/.well-known/openid-configuration') {
+        this.discoveryFetches++;
+        return json(res, { issuer: this.issuer, jwks_uri: `${this.issuer}/jwks`, token_endpoint: `${this.issuer}/token`, authorization_endpoint: `${this.issuer}/auth` });
+      }
+      if (req.url === '/jwks') {
+        this.jwksFetches++;
+        return json(res, { keys: this.keys.map((k) => k.publicJwk) });
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async stop() {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  /** An RFC 9068 access token signed with `key` (default: the first key). */
+  async token(claims: Record<string, unknown>, opts: { key?: SigningKey; typ?: string; header?: Record<string, unknown>; expiresIn?: number } = {}) {
+    const key = opts.key ?? this.keys[0];
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ client_id: 'test-client', jti: Math.random().toString(36).slice(2), ...claims })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: opts.typ ?? 'at+jwt', ...opts.header })
+      .setIssuer((claims.iss as string) ?? this.issuer)
+      .setSubject((claims.sub as string) ?? 'user-1')
+      .setIssuedAt((claims.iat as number) ?? now)
+      .setExpirationTime((claims.exp as number) ?? now + (opts.expiresIn ?? 300))
+      // Let jose sign extension headers the test declares critical; the gateway must still refuse them.
+      .sign(key.privateKey, opts.header?.crit ? { crit: Object.fromEntries((opts.header.crit as string[]).map((c) => [c, true])) } : undefined);
+  }
+}
+
+function json(res: import('node:http').ServerResponse, body: unknown) {
+  const text = JSON.stringify(body);
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
