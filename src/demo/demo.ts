@@ -1,10 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../config/gateway-config.js';
-import type { GatewaySettings } from '../config/gateway-settings.js';
+import { loadDeclarativeConfigFile } from '../config/config.loader.js';
+import { GatewayConfig } from '../config/gateway-config.js';
+import type { GatewaySettings, ListenAddress } from '../config/gateway-settings.js';
+import { DEMO_API_SCOPE, DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from './demo-idp.js';
+import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
 
-/** The built-in demo (embedded IdP + echo upstream) is built by its own issue; until then, say what is missing. */
-export async function startDemo(_settings: GatewaySettings, _logger: Logger): Promise<GatewayConfig> {
-  throw new Error(
-    'no declarative config: set GATEHOUSE_DECLARATIVE_CONFIG=/path/to/kong.yaml or pass --config PATH (the built-in demo is not available yet)',
+/**
+ * `npm start` with no config (issue 4): the reference scenario on one machine.
+ * Starts the demo OpenID Provider and the echo upstream on loopback, generates
+ * the client and session secrets, and loads config/demo.yaml through the normal
+ * loader, with the values only known now passed as `{vault://env/...}` references.
+ *
+ * Demo-only environment variables (each with its default):
+ *   GATEHOUSE_DEMO_IDP_LISTEN       127.0.0.1:8180  the demo IdP (port 0: any free port)
+ *   GATEHOUSE_DEMO_UPSTREAM_LISTEN  127.0.0.1:8280  the echo upstream (port 0: any free port)
+ *   GATEHOUSE_DEMO_PUBLIC_URL       http://localhost:<proxy port> (http://<host>:<port> when
+ *                                   the proxy listens on one specific address): the gateway's
+ *                                   URL as the browser sees it; the redirect URI is <it>/oidc
+ * Variables the demo sets for config/demo.yaml (overwritten at every start):
+ *   GATEHOUSE_DEMO_ISSUER, GATEHOUSE_DEMO_UPSTREAM_URL, GATEHOUSE_DEMO_CLIENT_SECRET,
+ *   GATEHOUSE_DEMO_SESSION_SECRET, GATEHOUSE_DEMO_REDIRECT_URI, GATEHOUSE_DEMO_LOGOUT_REDIRECT_URI
+ */
+
+export const DEMO_DEFAULTS = {
+  GATEHOUSE_DEMO_IDP_LISTEN: '127.0.0.1:8180',
+  GATEHOUSE_DEMO_UPSTREAM_LISTEN: '127.0.0.1:8280',
+} as const;
+export const DEMO_CLIENT_ID = 'gatehouse';
+export const DEMO_ROUTE_PATH = '/oidc';
+
+/** Project root: this file is compiled to dist/src/demo/demo.js. */
+const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const DEMO_CONFIG_PATH = resolve(PROJECT_ROOT, 'config/demo.yaml');
+
+export class DemoStartError extends Error {
+  readonly code = 'GATEHOUSE_DEMO_START_FAILED';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DemoStartError';
+  }
+}
+
+export async function startDemo(settings: GatewaySettings, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
+  const idpListen = parseListen(env, 'GATEHOUSE_DEMO_IDP_LISTEN');
+  const upstreamListen = parseListen(env, 'GATEHOUSE_DEMO_UPSTREAM_LISTEN');
+
+  // The redirect URI must name the port the gateway will really listen on. With
+  // GATEHOUSE_PROXY_LISTEN=...:0 that port is only known after listen, so the
+  // demo picks a free port now and rewrites settings.proxyListen to it. (Another
+  // process could take it in between; the gateway would then fail to start with
+  // EADDRINUSE, never listen on a port the redirect URI does not name.)
+  if (settings.proxyListen.port === 0) {
+    settings.proxyListen.port = await freePort(settings.proxyListen.host);
+  }
+  // Same for the status port, so the banner can name the readiness URL.
+  if (settings.statusListen.port === 0) {
+    settings.statusListen.port = await freePort(settings.statusListen.host);
+  }
+  const publicUrl = (env.GATEHOUSE_DEMO_PUBLIC_URL?.trim() || defaultPublicUrl(settings.proxyListen)).replace(/\/$/, '');
+  if (!/^https?:\/\/[^/]+$/.test(publicUrl)) {
+    throw new DemoStartError(`GATEHOUSE_DEMO_PUBLIC_URL must be an origin like http://localhost:8000, got "${publicUrl}"`);
+  }
+  const routeUrl = `${publicUrl}${DEMO_ROUTE_PATH}`;
+  const clientSecret = randomBytes(24).toString('base64url');
+  const sessionSecret = randomBytes(32).toString('base64url');
+
+  let idp: DemoIdp | undefined;
+  let echo: EchoUpstream | undefined;
+  const stopAll = () => Promise.all([idp?.stop(), echo?.stop()]).then(() => undefined);
+  try {
+    idp = await startDemoIdp({
+      host: idpListen.host,
+      port: idpListen.port,
+      clients: [
+        {
+          client_id: DEMO_CLIENT_ID,
+          client_secret: clientSecret,
+          client_name: 'Gatehouse demo',
+          redirect_uris: [routeUrl],
+          post_logout_redirect_uris: [routeUrl],
+          grant_types: ['authorization_code', 'refresh_token', 'password'],
+        },
+      ],
+      resource: publicUrl,
+      loginHint: `Demo users: ${DEMO_USERS.map((u) => u.username).join(', ')}\nPassword: ${DEMO_PASSWORD}\nOnly ${DEMO_USERS[0].username} is granted ${DEMO_API_SCOPE}.`,
+      logger: logger.child({ component: 'demo-idp' }),
+      unref: true,
+    }).catch((err) => {
+      throw listenError('demo IdP', 'GATEHOUSE_DEMO_IDP_LISTEN', idpListen, err);
+    });
+    echo = await startEchoUpstream({ ...upstreamListen, unref: true }).catch((err) => {
+      throw listenError('echo upstream', 'GATEHOUSE_DEMO_UPSTREAM_LISTEN', upstreamListen, err);
+    });
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  // The gateway process ends with process.exit (SIGTERM/SIGINT); the servers are
+  // unref'd so they never hold it open, and closed on the way out.
+  process.once('exit', () => void stopAll());
+
+  Object.assign(env, {
+    GATEHOUSE_DEMO_ISSUER: idp.issuer,
+    GATEHOUSE_DEMO_UPSTREAM_URL: `${echo.url}/anything`,
+    GATEHOUSE_DEMO_CLIENT_SECRET: clientSecret,
+    GATEHOUSE_DEMO_SESSION_SECRET: sessionSecret,
+    GATEHOUSE_DEMO_REDIRECT_URI: routeUrl,
+    GATEHOUSE_DEMO_LOGOUT_REDIRECT_URI: routeUrl,
+  });
+
+  let loaded;
+  try {
+    loaded = await loadDeclarativeConfigFile(DEMO_CONFIG_PATH, env);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  const statusHost = settings.statusListen.host === '0.0.0.0' || settings.statusListen.host === '::' ? '127.0.0.1' : settings.statusListen.host;
+  const statusUrl = `http://${hostForUrl(statusHost)}:${settings.statusListen.port}`;
+  const curl =
+    `curl -s -d grant_type=password -d client_id=${DEMO_CLIENT_ID} -d client_secret=${clientSecret} ` +
+    `-d username=${DEMO_USERS[0].username} -d password=${DEMO_PASSWORD} -d scope="openid ${DEMO_API_SCOPE}" ${idp.issuer}/token`;
+
+  logger.warn(
+    {
+      demo: true,
+      route: routeUrl,
+      issuer: idp.issuer,
+      upstream: `${echo.url}/anything`,
+      health: `${statusUrl}/health/ready`,
+      users: DEMO_USERS.map((u) => u.username),
+      client_id: DEMO_CLIENT_ID,
+      config: DEMO_CONFIG_PATH,
+    },
+    'DEMO MODE: no declarative config given, running the built-in demo (embedded IdP, echo upstream); not for production',
   );
+  process.stderr.write(
+    banner({ routeUrl, issuer: idp.issuer, upstream: `${echo.url}/anything`, statusUrl, curl }),
+  );
+
+  return new GatewayConfig(settings, loaded.config, loaded.source, true);
+}
+
+function banner(o: { routeUrl: string; issuer: string; upstream: string; statusUrl: string; curl: string }): string {
+  const [withScope, withoutScope] = DEMO_USERS;
+  return `
+==============================================================================
+ GATEHOUSE DEMO MODE - NOT FOR PRODUCTION
+ No declarative config was given (GATEHOUSE_DECLARATIVE_CONFIG / --config), so
+ the built-in demo runs: an embedded development IdP, an echo upstream, and
+ config/demo.yaml. Keys and secrets are generated at every start.
+
+   protected route  ${o.routeUrl}     (open it in a browser)
+   demo IdP         ${o.issuer}     (issuer)
+   echo upstream    ${o.upstream}
+   readiness        ${o.statusUrl}/health/ready
+
+ Users (password ${DEMO_PASSWORD}):
+   ${withScope.username.padEnd(20)} granted ${DEMO_API_SCOPE}      -> 200, echo shows x-user-* headers
+   ${withoutScope.username.padEnd(20)} not granted ${DEMO_API_SCOPE}  -> 403, "required scopes were not found"
+
+ A bearer token in one command (demo-only password grant), then call the route:
+   ${o.curl}
+   curl -H "Authorization: Bearer <access_token>" ${o.routeUrl}
+==============================================================================
+
+`;
+}
+
+function parseListen(env: NodeJS.ProcessEnv, key: keyof typeof DEMO_DEFAULTS): ListenAddress {
+  const value = (env[key] ?? DEMO_DEFAULTS[key]).trim();
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new DemoStartError(`${key} must be "host:port" (e.g. 127.0.0.1:8180, port 0 for any free port), got "${value}"`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/** The browser's view of the gateway: a wildcard listen address is reached as localhost (Kong's http://localhost:8000). */
+function defaultPublicUrl(listen: ListenAddress): string {
+  const host = listen.host === '0.0.0.0' || listen.host === '::' ? 'localhost' : listen.host;
+  return `http://${hostForUrl(host)}:${listen.port}`;
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+function listenError(what: string, key: string, listen: ListenAddress, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    return new DemoStartError(
+      `the ${what} cannot listen on ${hostForUrl(listen.host)}:${listen.port} (${code}); set ${key} to another host:port (port 0 picks a free one)`,
+      { cause: err },
+    );
+  }
+  return err instanceof Error ? err : new Error(String(err));
 }
