@@ -204,8 +204,7 @@ export class RouteTable {
 
   private result(e: Entry, matchedLength: number, path: string): RouteMatch {
     const route = e.route;
-    const remaining = route.stripPath ? path.slice(matchedLength) : path;
-    return { route, upstreamPath: joinPaths(route.service.path, remaining) };
+    return { route, upstreamPath: upstreamPathV0(route.service.path, path, route.stripPath, matchedLength) };
   }
 }
 
@@ -226,19 +225,49 @@ function stripPort(host: string): string {
   return colon === -1 ? host : host.slice(0, colon);
 }
 
+/**
+ * Kong turns each `*` of a wildcard host into `.+`: `*.example.com` matches
+ * `a.example.com` and `a.b.example.com`; `example.*` matches `example.com` and
+ * `example.co.uk`.
+ */
 function wildcardToRegex(host: string): RegExp {
   const escaped = host.toLowerCase().replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^${escaped.replace(/^\\\*\\?\./, '(?:[^.]+\\.)+').replace(/\\\.\*$/, '\\.[^.]+').replace('*', '[^.]+')}$`);
+  return new RegExp(`^${escaped.replace('*', '.+')}$`);
 }
 
 /**
- * Kong's `path_handling: v0` join of the service path and what remains of the request path:
- * `/s` + `` = `/s`; `/s/` + `/req` = `/s/req`; `/s` + `/req` = `/s/req`; `/s` + `req` = `/sreq`.
+ * The path sent upstream under Kong's `path_handling: v0` (Kong's default), which
+ * joins the service path, and the request path or what remains of it after
+ * `strip_path`, as URL segments. Kong's documented table, service path `/s`:
+ *
+ * | route   | request    | strip_path | upstream     |
+ * |---------|------------|------------|--------------|
+ * | `/tv0`  | `/tv0req`  | true       | `/s/req`     |
+ * | `/tv0`  | `/tv0`     | true       | `/s`         |
+ * | `/tv0/` | `/tv0/`    | true       | `/s/`        |
+ * | `/fv0`  | `/fv0req`  | false      | `/s/fv0req`  |
+ * | `/fv0`  | `/fv0`     | false      | `/s/fv0`     |
+ *
+ * A service path ending in `/` shares that slash with the rest (`/s/` + `/req`
+ * = `/s/req`), and is dropped when nothing remains and the request did not end
+ * in `/` either (`/s/` for `/tv0` is `/s`). (`v1` would give `/sreq`; the schema
+ * refuses it.)
+ *
+ * @param matchedLength how much of `requestPath` the route's path matched
  */
-export function joinPaths(servicePath: string, remaining: string): string {
-  if (remaining === '') return servicePath;
-  if (servicePath.endsWith('/') && remaining.startsWith('/')) return servicePath + remaining.slice(1);
-  return servicePath + remaining;
+export function upstreamPathV0(servicePath: string, requestPath: string, stripPath: boolean, matchedLength: number): string {
+  const base = servicePath || '/';
+  if (!stripPath) {
+    if (base.endsWith('/')) return base + requestPath.slice(1);
+    return requestPath === '/' ? base : base + requestPath;
+  }
+  const rest = requestPath.slice(matchedLength);
+  if (base.endsWith('/')) {
+    if (rest === '') return base === '/' || requestPath.endsWith('/') ? base : base.slice(0, -1);
+    return rest.startsWith('/') ? base.slice(0, -1) + rest : base + rest;
+  }
+  if (rest === '') return requestPath.length > 1 && requestPath.endsWith('/') ? `${base}/` : base;
+  return rest.startsWith('/') ? base + rest : `${base}/${rest}`;
 }
 
 function toUpstream(name: string, s: DeclarativeConfig['services'][number]): UpstreamService {
