@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { BrowserContext, Page } from 'playwright-core';
+import { request } from 'undici';
+import { DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { freePort } from '../helpers/ports.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+/**
+ * The reference scenario in a real browser against a real OpenID Provider
+ * (oidc-provider): authorization code + PKCE through the gateway, sessions,
+ * scope enforcement, several tabs, logout.
+ */
+describe('openid-connect: browser login against a real OpenID Provider', () => {
+  let idp: DemoIdp;
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+  let chromium: TestBrowser;
+  let base: string;
+  const clientSecret = randomBytes(24).toString('base64url');
+  const withScope = DEMO_USERS.find((u) => u.username === 'Blog_with_scope')!;
+
+  before(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    idp = await startDemoIdp({
+      clients: [
+        {
+          client_id: 'gatehouse',
+          client_secret: clientSecret,
+          redirect_uris: [`${base}/oidc`, `${base}/app/callback`],
+          post_logout_redirect_uris: [`${base}/bye`],
+        },
+      ],
+      resource: base,
+    });
+    upstream = await startUpstream();
+    const common = {
+      issuer: idp.issuer,
+      client_id: ['gatehouse'],
+      client_secret: [clientSecret],
+      scopes: ['openid', 'profile', 'email', 'offline_access', 'kong_api_access'],
+      session_secret: randomBytes(32).toString('base64url'),
+      auth_methods: ['authorization_code', 'session', 'bearer', 'refresh_token'],
+      upstream_headers_claims: ['sub'],
+      upstream_headers_names: ['x-user-sub'],
+    };
+    gw = await startGateway({
+      env: { GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}` },
+      config: {
+        _format_version: '3.0',
+        services: [
+          {
+            name: 'openidconnect',
+            url: `${upstream.url}/anything`,
+            routes: [
+              {
+                name: 'openidconnectRoute',
+                paths: ['/oidc'],
+                plugins: [{ name: 'openid-connect', config: { ...common, redirect_uri: [`${base}/oidc`], consumer_optional: true, scopes_required: ['kong_api_access'] } }],
+              },
+              {
+                name: 'app',
+                paths: ['/app'],
+                plugins: [
+                  {
+                    name: 'openid-connect',
+                    config: {
+                      ...common,
+                      redirect_uri: [`${base}/app/callback`],
+                      login_action: 'redirect',
+                      session_cookie_name: 'app_session',
+                      logout_uri_suffix: '/logout',
+                      logout_methods: ['GET', 'POST'],
+                      logout_redirect_uri: [`${base}/bye`],
+                    },
+                  },
+                ],
+              },
+              { name: 'bye', paths: ['/bye'] },
+            ],
+          },
+        ],
+      },
+    });
+    chromium = await launchBrowser();
+  });
+
+  after(async () => {
+    await chromium?.close();
+    await gw?.stop();
+    await upstream?.close();
+    await idp?.stop();
+  });
+
+  async function login(page: Page, username: string) {
+    await page.waitForSelector('input[name=username]');
+    await page.fill('input[name=username]', username);
+    await page.fill('input[name=password]', DEMO_PASSWORD);
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(base), { timeout: 15_000 }), page.click('button[type=submit], input[type=submit]')]);
+  }
+
+  async function bodyJson(page: Page) {
+    return JSON.parse(await page.locator('body').innerText());
+  }
+
+  it('Blog_with_scope logs in through the IdP and reaches the upstream with its identity', async () => {
+    const context = await chromium.browser.newContext();
+    try {
+      const page = await context.newPage();
+      const first = await page.goto(`${base}/oidc`);
+      assert.ok(first!.url().startsWith(idp.issuer), `redirected to the IdP, got ${first!.url()}`);
+      const auth = new URL(first!.request().redirectedFrom()?.url() ?? page.url());
+      void auth;
+      await login(page, 'Blog_with_scope');
+      const echo = await bodyJson(page);
+      assert.equal(echo.headers['x-user-sub'], withScope.sub);
+      assert.match(echo.headers.authorization, /^Bearer ey/);
+      assert.ok(!/[?&](code|state)=/.test(echo.url), `code/state never reach the upstream (saw ${echo.url})`);
+      const upstreamCookies = String(echo.headers.cookie ?? '').split(';').map((c) => c.trim().split('=')[0]).filter(Boolean);
+      assert.ok(!upstreamCookies.some((n) => n === 'session' || /^session_\d+$/.test(n) || n.startsWith('gatehouse_auth_')), `gateway cookies never reach the upstream (saw ${upstreamCookies.join(', ')})`);
+
+      const cookies = await context.cookies(base);
+      const session = cookies.find((c) => c.name === 'session');
+      assert.ok(session, 'session cookie set');
+      assert.equal(session!.httpOnly, true);
+      assert.equal(session!.sameSite, 'Lax');
+      assert.ok(!cookies.some((c) => c.name.startsWith('gatehouse_auth_')), 'login transaction cookie removed');
+
+      // The session carries the next request without the IdP.
+      const again = await page.goto(`${base}/oidc/again?x=1`);
+      assert.equal(again!.status(), 200);
+      assert.equal((await bodyJson(page)).url, '/anything/again?x=1');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('Blog_without_scope logs in but is denied with 403, and the gateway logs the scopes it had', async () => {
+    const context = await chromium.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/oidc`);
+      await login(page, 'Blog_without_scope');
+      const denied = await page.goto(`${base}/oidc`);
+      assert.equal(denied!.status(), 403);
+      assert.deepEqual(await bodyJson(page), { message: 'Forbidden' });
+      const line = await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('required scopes were not found'));
+      assert.match(line.msg, /^required scopes were not found \[ openid, .*profile.*email.* \]$/);
+      assert.ok(!line.msg.includes('kong_api_access'));
+      assert.equal(line.route, 'openidconnectRoute');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('lets two tabs log in at the same time, each returning to its own page', async () => {
+    const context = await chromium.browser.newContext();
+    try {
+      const [a, b] = [await context.newPage(), await context.newPage()];
+      await Promise.all([a.goto(`${base}/app/one?tab=a`), b.goto(`${base}/app/two?tab=b`)]);
+      assert.ok(a.url().startsWith(idp.issuer) && b.url().startsWith(idp.issuer));
+      await login(a, 'Blog_with_scope');
+      await login(b, 'Blog_with_scope');
+      assert.equal(new URL(a.url()).pathname + new URL(a.url()).search, '/app/one?tab=a');
+      assert.equal(new URL(b.url()).pathname + new URL(b.url()).search, '/app/two?tab=b');
+      assert.equal((await bodyJson(a)).url, '/anything/one?tab=a');
+      assert.equal((await bodyJson(b)).url, '/anything/two?tab=b');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('logout ends the session locally and at the IdP', async () => {
+    const context = await chromium.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/app/home`);
+      await login(page, 'Blog_with_scope');
+      assert.equal((await bodyJson(page)).url, '/anything/home');
+      await page.goto(`${base}/app/logout`);
+      // oidc-provider asks the user to confirm RP-initiated logout.
+      if (page.url().startsWith(idp.issuer)) {
+        const confirm = page.locator('button[type=submit], input[type=submit]').first();
+        await Promise.all([page.waitForURL((u) => u.href.startsWith(base), { timeout: 15_000 }), confirm.click()]);
+      }
+      assert.equal(new URL(page.url()).pathname, '/bye');
+      assert.ok(!(await context.cookies(base)).some((c) => c.name.startsWith('app_session')), 'session cookies deleted');
+      const after = await page.goto(`${base}/app/home`);
+      assert.ok(after!.url().startsWith(idp.issuer), 'a new login is required');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('gives API clients a 401, never a login redirect', async () => {
+    const res = await request(`${base}/oidc`, { headers: { accept: 'application/json' } });
+    assert.equal(res.statusCode, 401);
+    assert.equal(res.headers.location, undefined);
+    assert.deepEqual(await res.body.json(), { message: 'Unauthorized' });
+    const xhr = await request(`${base}/oidc`, { headers: { accept: 'text/html', 'x-requested-with': 'XMLHttpRequest' } });
+    assert.equal(xhr.statusCode, 401);
+    await xhr.body.dump();
+  });
+
+  it('treats a tampered session cookie as no session', async () => {
+    const res = await request(`${base}/oidc`, { headers: { accept: 'application/json', cookie: 'session=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AAAA.BBBB.CCCC' } });
+    assert.equal(res.statusCode, 401);
+    await res.body.dump();
+  });
+});
