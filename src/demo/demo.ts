@@ -72,6 +72,7 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
   let idp: DemoIdp | undefined;
   let echo: EchoUpstream | undefined;
   const stopAll = () => Promise.all([idp?.stop(), echo?.stop()]).then(() => undefined);
+  running.add(stopAll);
   try {
     idp = await startDemoIdp({
       host: idpListen.host,
@@ -102,7 +103,7 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
   }
   // The gateway process ends with process.exit (SIGTERM/SIGINT); the servers are
   // unref'd so they never hold it open, and closed on the way out.
-  process.once('exit', () => void stopAll());
+  if (!exitHook) process.once('exit', (exitHook = () => void stopDemo()));
 
   Object.assign(env, {
     GATEHOUSE_DEMO_ISSUER: idp.issuer,
@@ -145,6 +146,16 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
   );
 
   return new GatewayConfig(settings, loaded.config, loaded.source, true);
+}
+
+const running = new Set<() => Promise<void>>();
+let exitHook: (() => void) | undefined;
+
+/** Stops the demo IdP and echo upstream started by startDemo (tests; the process exit does it otherwise). */
+export async function stopDemo(): Promise<void> {
+  const all = [...running];
+  running.clear();
+  await Promise.all(all.map((stop) => stop()));
 }
 
 function banner(o: { routeUrl: string; issuer: string; upstream: string; statusUrl: string; curl: string }): string {
