@@ -86,9 +86,13 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], facts: Con
     const raw = rawHeaders[i];
     const name = raw.toLowerCase();
     const value = rawHeaders[i + 1];
-    if (HOP_BY_HOP.has(name) || nominated?.has(name)) continue;
-    if (GATEWAY_OWNED.has(name)) {
-      if (facts.peerTrusted || name === 'host') {
+    // Host is the request's own, not a hop's: a client cannot nominate it away.
+    if (HOP_BY_HOP.has(name) || (nominated?.has(name) && name !== 'host')) continue;
+    // `X_Forwarded_For` counts as the gateway's header too: CGI-style upstreams read
+    // `_` and `-` alike, so a spelling variant must not slip past as a spoofed value.
+    const canonical = name.includes('_') ? canonicalHeaderName(name) : name;
+    if (GATEWAY_OWNED.has(canonical)) {
+      if (canonical === name && (facts.peerTrusted || name === 'host')) {
         incoming ??= { xff: undefined, proto: undefined, host: undefined, port: undefined, path: undefined, realIp: undefined, hostHeader: undefined };
         switch (name) {
           case 'x-forwarded-for': incoming.xff = incoming.xff ? `${incoming.xff}, ${value}` : value; break;
@@ -112,7 +116,11 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], facts: Con
     'host', facts.upstreamHost,
     'x-forwarded-for', trusted && incoming?.xff ? `${incoming.xff}, ${facts.peer}` : facts.peer,
     'x-forwarded-proto', (trusted && incoming?.proto) || facts.scheme,
-    'x-forwarded-host', (trusted && incoming?.host) || hostHeader,
+  );
+  // An HTTP/1.0 request may have no Host at all: then there is no X-Forwarded-Host to send.
+  const forwardedHost = (trusted && incoming?.host) || hostHeader;
+  if (forwardedHost) out.push('x-forwarded-host', forwardedHost);
+  out.push(
     'x-forwarded-port', (trusted && incoming?.port) || String(facts.localPort),
     'x-forwarded-path', (trusted && incoming?.path) || facts.path,
     'x-real-ip', (trusted && (incoming?.realIp || incoming?.xff?.split(',')[0].trim())) || facts.peer,
