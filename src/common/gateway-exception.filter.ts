@@ -50,6 +50,8 @@ export class GatewayExceptionFilter implements ExceptionFilter {
     if (typeof reply.hijack === 'function' && !reply.sent) reply.hijack();
     const payload = JSON.stringify(body);
     res.writeHead(status, {
+      // Headers the gateway decided on before the error (e.g. deleting a dead session cookie) still apply.
+      ...ctx?.responseHeaders,
       ...headers,
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(payload),

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { freePort } from '../helpers/ports.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+/**
+ * Session refresh against the real OpenID Provider: access tokens that live 33 s
+ * are refreshed 30 s before they expire, once per session however many
+ * requests arrive together; a refresh the IdP refuses ends the session.
+ */
+describe('openid-connect: session refresh', () => {
+  let idp: DemoIdp;
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+  let chromium: TestBrowser;
+  let base: string;
+  let idpPort: number;
+  const clientSecret = randomBytes(24).toString('base64url');
+  const client = () => ({ client_id: 'gatehouse', client_secret: clientSecret, redirect_uris: [`${base}/app`] });
+
+  before(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    idp = await startDemoIdp({ clients: [client()], resource: base, accessTokenTtl: 33 });
+    idpPort = idp.port;
+    upstream = await startUpstream();
+    gw = await startGateway({
+      env: { GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}` },
+      config: {
+        _format_version: '3.0',
+        services: [
+          {
+            name: 'svc',
+            url: upstream.url,
+            routes: [
+              {
+                name: 'app',
+                paths: ['/app'],
+                plugins: [
+                  {
+                    name: 'openid-connect',
+                    config: {
+                      issuer: idp.issuer,
+                      client_id: ['gatehouse'],
+                      client_secret: [clientSecret],
+                      redirect_uri: [`${base}/app`],
+                      scopes: ['openid', 'profile', 'offline_access'],
+                      session_secret: randomBytes(32).toString('base64url'),
+                      auth_methods: ['authorization_code', 'session', 'refresh_token'],
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      },
+    });
+    chromium = await launchBrowser();
+  });
+
+  after(async () => {
+    await chromium?.close();
+    await gw?.stop();
+    await upstream?.close();
+    await idp?.stop();
+  });
+
+  async function loginCookies(): Promise<string> {
+    const context = await chromium.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/app`);
+      await page.fill('input[name=username]', 'Blog_with_scope');
+      await page.fill('input[name=password]', DEMO_PASSWORD);
+      await Promise.all([page.waitForURL((u) => u.href.startsWith(base)), page.click('button[type=submit], input[type=submit]')]);
+      const cookies = await context.cookies(base);
+      return cookies.filter((c) => c.name === 'session' || c.name.startsWith('session_')).map((c) => `${c.name}=${c.value}`).join('; ');
+    } finally {
+      await context.close();
+    }
+  }
+
+  const call = (cookie: string) => request(`${base}/app/data`, { headers: { cookie, accept: 'application/json' } });
+
+  it('refreshes once for many concurrent requests and rotates the session cookie', async () => {
+    const cookie = await loginCookies();
+    const before = gw.logs().filter((l) => l.msg === 'session tokens refreshed').length;
+    await new Promise((r) => setTimeout(r, 4_000)); // into the refresh window (33 s token, 30 s skew)
+    const responses = await Promise.all(Array.from({ length: 8 }, () => call(cookie)));
+    const fresh: string[] = [];
+    for (const r of responses) {
+      assert.equal(r.statusCode, 200);
+      const set = ([] as string[]).concat(r.headers['set-cookie'] ?? []);
+      assert.ok(set.some((c) => c.startsWith('session=')), 'each response carries the refreshed session');
+      fresh.push(set.find((c) => c.startsWith('session='))!.split(';')[0]);
+      await r.body.dump();
+    }
+    const refreshes = gw.logs().filter((l) => l.msg === 'session tokens refreshed').length - before;
+    assert.equal(refreshes, 1, 'one refresh for the whole burst');
+    const next = await call(fresh[0]);
+    assert.equal(next.statusCode, 200);
+    await next.body.dump();
+  });
+
+  it('ends the session when the IdP refuses the refresh token', async () => {
+    const cookie = await loginCookies();
+    // A new IdP on the same port and keys has never seen this refresh token.
+    const jwks = idp.jwks;
+    await idp.stop();
+    idp = await startDemoIdp({ clients: [client()], resource: base, accessTokenTtl: 33, port: idpPort, jwks });
+    await new Promise((r) => setTimeout(r, 4_000));
+    const res = await call(cookie);
+    assert.equal(res.statusCode, 401);
+    const set = ([] as string[]).concat(res.headers['set-cookie'] ?? []);
+    assert.ok(set.some((c) => /^session=;/.test(c) && /Max-Age=0/.test(c)), 'the session cookie is deleted');
+    await res.body.dump();
+    await gw.waitForLog((l) => l.msg === 'refresh refused by the identity provider: session ended');
+  });
+});
