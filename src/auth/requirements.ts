@@ -28,7 +28,10 @@ export interface RequirementFailure {
 /** `["a b", "c"]` → `[["a","b"],["c"]]`, done once when the config is compiled. */
 export function compileRequirement(kind: RequirementKind, claim: readonly string[], required: readonly string[] | undefined): Requirement | undefined {
   if (!required?.length) return undefined;
-  return { kind, claim, anyOf: required.map((group) => group.split(/\s+/).filter(Boolean)) };
+  const anyOf = required.map((group) => group.split(/\s+/).filter(Boolean));
+  // An empty AND-group is met by any token that has any value: refuse it rather than fail open.
+  if (anyOf.some((group) => group.length === 0)) throw new Error(`${kind} requirement has an empty entry: ${JSON.stringify(required)}`);
+  return { kind, claim, anyOf };
 }
 
 /** Reads a claim path; returns the values as strings (a space-separated string is split). */
