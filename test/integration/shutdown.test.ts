@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { Agent, request as httpRequestRaw, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { describe, test } from 'node:test';
+import { httpRequest, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+/**
+ * An upstream that holds each request until the test releases it, so "in flight
+ * during shutdown" is a fact the test controls rather than a race.
+ */
+async function holdingUpstream() {
+  const held: ServerResponse[] = [];
+  let arrived: (() => void) | undefined;
+  const upstream = await startUpstream((req, res) => {
+    req.resume();
+    if (req.url === '/quick') return void res.end('quick');
+    held.push(res);
+    arrived?.();
+  });
+  return {
+    upstream,
+    nextArrival: () => new Promise<void>((r) => (arrived = r)),
+    release: (body: string) => {
+      for (const res of held.splice(0)) {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      }
+    },
+  };
+}
+
+/** Resolves with how a fresh TCP connection to `url` fares: 'connected' or the error code. */
+function tryConnect(url: string): Promise<string> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = connect(Number(u.port), u.hostname);
+    s.once('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+async function untilRefused(url: string, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const outcome = await tryConnect(url);
+    if (outcome !== 'connected' || Date.now() > deadline) return outcome;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A request whose outcome is recorded instead of thrown: status and body, or how it failed. */
+function inFlight(url: string, path: string, agent: Agent | false = false) {
+  const u = new URL(url);
+  return new Promise<{ status?: number; body: string; complete: boolean; error?: string }>((resolve) => {
+    const req = httpRequestRaw({ host: u.hostname, port: u.port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('error', () => {});
+      res.on('close', () => resolve({ status: res.statusCode, body, complete: res.complete }));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ body: '', complete: false, error: e.code ?? e.message }));
+    req.end();
+  });
+}
+
+function config(upstream: Upstream) {
+  return { _format_version: '3.0', services: [{ name: 'held', url: upstream.url, routes: [{ paths: ['/'] }] }] };
+}
+
+describe('shutdown on SIGTERM', () => {
+  test('in-flight requests finish, new connections are refused, idle keep-alive connections do not hold it up, exit 0', { timeout: 30_000 }, async (t) => {
+    const { upstream, nextArrival, release } = await holdingUpstream();
+    t.after(() => upstream.close());
+    // A long shutdown timeout: if idle connections or the drain were not handled, exit would take that long.
+    const gw: GatewayProcess = await startGateway({ config: config(upstream), env: { GATEHOUSE_SHUTDOWN_TIMEOUT: '60000' } });
+    t.after(() => gw.stop('SIGKILL'));
+
+    // An idle keep-alive connection from an earlier request.
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => keepAlive.destroy());
+    const warm = await inFlight(gw.proxyUrl, '/quick', keepAlive);
+    assert.equal(warm.status, 200);
+    assert.equal(warm.body, 'quick');
+
+    const arrival = nextArrival();
+    const slow = inFlight(gw.proxyUrl, '/slow');
+    await arrival;
+
+    gw.child.kill('SIGTERM');
+    await gw.waitForLog((l) => l.signal === 'SIGTERM');
+    assert.equal(await untilRefused(gw.proxyUrl), 'ECONNREFUSED', 'new connections must be refused while draining');
+
+    // The held request is still in flight; let the upstream answer it now.
+    release('slow but complete');
+    const outcome = await slow;
+    assert.deepEqual(outcome, { status: 200, body: 'slow but complete', complete: true });
+
+    assert.equal(await gw.exited, 0);
+    await gw.waitForLog((l) => l.msg === 'shutdown complete', 1_000);
+  });
+
+  test('a request still in flight when GATEHOUSE_SHUTDOWN_TIMEOUT passes is cut off, and the process still exits 0', { timeout: 30_000 }, async (t) => {
+    const { upstream, nextArrival } = await holdingUpstream();
+    t.after(() => upstream.close());
+    const gw = await startGateway({ config: config(upstream), env: { GATEHOUSE_SHUTDOWN_TIMEOUT: '1000' } });
+    t.after(() => gw.stop('SIGKILL'));
+
+    const arrival = nextArrival();
+    const stuck = inFlight(gw.proxyUrl, '/never-answered');
+    await arrival;
+
+    gw.child.kill('SIGTERM');
+    assert.equal(await gw.exited, 0);
+    const outcome = await stuck;
+    assert.notEqual(outcome.complete, true, 'the cut-off request must not look complete');
+    assert.notEqual(outcome.status, 200);
+    assert.ok(gw.logs().some((l) => l.msg === 'shutdown timeout reached, closing remaining connections'));
+  });
+
+  test('with nothing in flight the process exits 0 promptly and the status listener closes too', { timeout: 30_000 }, async (t) => {
+    const upstream = await startUpstream();
+    t.after(() => upstream.close());
+    const gw = await startGateway({ config: config(upstream), env: { GATEHOUSE_SHUTDOWN_TIMEOUT: '60000' } });
+    t.after(() => gw.stop('SIGKILL'));
+    assert.equal((await httpRequest(gw.proxyUrl, '/x')).status, 200);
+    assert.equal(await gw.stop('SIGTERM'), 0);
+    assert.equal(await tryConnect(gw.proxyUrl), 'ECONNREFUSED');
+    assert.equal(await tryConnect(gw.statusUrl), 'ECONNREFUSED');
+  });
+});
