@@ -9,7 +9,8 @@ export function parseCookies(header: string | string[] | undefined): Map<string,
       if (eq <= 0) continue;
       const name = part.slice(0, eq).trim();
       let value = part.slice(eq + 1).trim();
-      if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+      // RFC 6265 §4.1.1: a DQUOTE-wrapped value; a lone `"` is not wrapped.
+      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
       // The first occurrence wins, as browsers send the most specific path first.
       if (name && !out.has(name)) out.set(name, value);
     }
