@@ -56,7 +56,8 @@ export class SettingsError extends Error {
 
 export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly string[] = []): GatewaySettings {
   const problems: ConfigProblem[] = [];
-  const get = (k: keyof typeof SETTINGS_DEFAULTS) => env[k] ?? SETTINGS_DEFAULTS[k];
+  // An empty variable (`FOO=` in a compose file or a ConfigMap) means "use the default".
+  const get = (k: keyof typeof SETTINGS_DEFAULTS) => env[k]?.trim() || SETTINGS_DEFAULTS[k];
 
   const listen = (k: 'GATEHOUSE_PROXY_LISTEN' | 'GATEHOUSE_STATUS_LISTEN'): ListenAddress => {
     const value = get(k).trim();
@@ -68,19 +69,21 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     }
     return { host: m[1] ?? m[2], port };
   };
-  const positiveInt = (k: keyof typeof SETTINGS_DEFAULTS) => {
+  const positiveInt = (k: keyof typeof SETTINGS_DEFAULTS, alternative = '') => {
     const n = Number(get(k));
-    if (!Number.isInteger(n) || n <= 0) problems.push({ path: k, message: `must be a positive integer, got "${get(k)}"` });
+    if (!Number.isInteger(n) || n <= 0) problems.push({ path: k, message: `must be a positive integer${alternative}, got "${get(k)}"` });
     return n;
   };
 
   const trustedIps = new BlockList();
   const trustedIpsText = get('GATEHOUSE_TRUSTED_IPS').trim();
   for (const entry of trustedIpsText.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [addr, bits] = entry.split('/');
+    // `addr` or `addr/bits`; "10.0.0.0/" must not read as /0, which would trust everyone.
+    const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(entry);
+    const addr = m?.[1] ?? '';
     const family = isIP(addr);
-    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
-    if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+    const prefix = m?.[2] === undefined ? (family === 6 ? 128 : 32) : Number(m[2]);
+    if (!m || !family || prefix > (family === 6 ? 128 : 32)) {
       problems.push({ path: 'GATEHOUSE_TRUSTED_IPS', message: `"${entry}" is not an IP address or CIDR block` });
       continue;
     }
@@ -91,14 +94,14 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
 
   const logLevel = get('GATEHOUSE_LOG_LEVEL').toLowerCase() as GatewaySettings['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) {
-    problems.push({ path: 'GATEHOUSE_LOG_LEVEL', message: `must be one of ${LOG_LEVELS.join(', ')}` });
+    problems.push({ path: 'GATEHOUSE_LOG_LEVEL', message: `must be one of ${LOG_LEVELS.join(', ')}, got "${get('GATEHOUSE_LOG_LEVEL')}"` });
   }
 
   let declarativeConfig = get('GATEHOUSE_DECLARATIVE_CONFIG') || undefined;
   const flag = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
   if (flag >= 0) {
     const value = argv[flag].includes('=') ? argv[flag].slice('--config='.length) : argv[flag + 1];
-    if (!value) problems.push({ path: '--config', message: 'needs a file path' });
+    if (!value || (!argv[flag].includes('=') && value.startsWith('--'))) problems.push({ path: '--config', message: 'needs a file path' });
     else declarativeConfig = value;
   }
 
@@ -113,7 +116,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     clientBodyTimeoutMs: positiveInt('GATEHOUSE_CLIENT_BODY_TIMEOUT'),
     shutdownTimeoutMs: positiveInt('GATEHOUSE_SHUTDOWN_TIMEOUT'),
     maxHeaderSize: positiveInt('GATEHOUSE_MAX_HEADER_SIZE'),
-    workers: get('GATEHOUSE_WORKERS').trim() === 'auto' ? availableParallelism() : positiveInt('GATEHOUSE_WORKERS'),
+    workers: get('GATEHOUSE_WORKERS').trim() === 'auto' ? availableParallelism() : positiveInt('GATEHOUSE_WORKERS', ' or "auto"'),
   };
   if (problems.length) throw new SettingsError(problems);
   return settings;
