@@ -27,8 +27,13 @@ async function main(): Promise<void> {
     return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
   }
   if (!settings.declarativeConfig) {
-    const { startDemo } = await import('./demo/demo.js');
-    config = await startDemo(settings, logger);
+    const { startDemo, DemoStartError } = await import('./demo/demo.js');
+    try {
+      config = await startDemo(settings, logger);
+    } catch (err) {
+      if (err instanceof DemoStartError || err instanceof ConfigError) return fail(err.message);
+      throw err;
+    }
   } else {
     try {
       const loaded = await loadDeclarativeConfigFile(settings.declarativeConfig);
@@ -45,7 +50,16 @@ async function main(): Promise<void> {
     return;
   }
 
-  const gateway = await startGateway(config, logger);
+  let gateway;
+  try {
+    gateway = await startGateway(config, logger);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      return fail(`cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); set GATEHOUSE_PROXY_LISTEN / GATEHOUSE_STATUS_LISTEN`);
+    }
+    throw err;
+  }
   const started = { proxy: gateway.proxyUrl, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers };
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
