@@ -130,6 +130,19 @@ export const openIdConnectConfigSchema = z
         });
       }
     }
+    c.client_auth.forEach((m, i) => {
+      if (m === 'private_key_jwt') {
+        ctx.addIssue({ code: 'custom', path: ['client_auth', i], message: '"private_key_jwt" is not supported by Gatehouse yet (use client_secret_basic, client_secret_post or none)' });
+      }
+    });
+    c.bearer_token_param_type.forEach((t, i) => {
+      if (t === 'body') {
+        ctx.addIssue({ code: 'custom', path: ['bearer_token_param_type', i], message: '"body" is not supported: request bodies are streamed to the upstream unread (use header, query or cookie)' });
+      }
+    });
+    if (c.bearer_token_param_type.includes('cookie') && !c.bearer_token_cookie_name) {
+      ctx.addIssue({ code: 'custom', path: ['bearer_token_cookie_name'], message: 'is required when bearer_token_param_type includes cookie' });
+    }
     const browser = c.auth_methods.includes('authorization_code');
     if (browser && !c.client_id) {
       ctx.addIssue({ code: 'custom', path: ['client_id'], message: 'is required when auth_methods includes authorization_code' });
