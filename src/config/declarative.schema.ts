@@ -41,7 +41,8 @@ const host = z
     /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(\.\*)?(:\d{1,5})?$/,
     'must be a host name, optionally with one leading "*." or trailing ".*" wildcard',
   )
-  .refine((h) => !(h.startsWith('*.') && h.includes('.*', 1)), 'may have only one wildcard');
+  .refine((h) => !(h.startsWith('*.') && h.includes('.*', 1)), 'may have only one wildcard')
+  .refine((h) => !/:\d+$/.test(h) || Number(h.slice(h.lastIndexOf(':') + 1)) <= 65535, 'has a port above 65535');
 
 /**
  * A whole number in [min, max]. Not `z.number().int()`: zod marks a failed `.int()`
