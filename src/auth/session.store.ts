@@ -99,7 +99,7 @@ export class SessionStore {
     } else {
       data = payload as unknown as SessionData;
     }
-    if (!data || typeof data.access_token !== 'string' || !this.alive(data, now)) return undefined;
+    if (!isSessionData(data) || !this.alive(data, now)) return undefined;
     return data;
   }
 
@@ -119,7 +119,8 @@ export class SessionStore {
   touch(s: SessionData, now = epoch()): boolean {
     const c = this.config;
     let changed = false;
-    const step = Math.min(60, Math.max(1, Math.floor(c.session_idling_timeout / 4)));
+    // Without an idle timeout `seen` decides nothing: never rewrite the cookie just for it.
+    const step = c.session_idling_timeout > 0 ? Math.min(60, Math.max(1, Math.floor(c.session_idling_timeout / 4))) : Infinity;
     if (now - s.seen >= step) {
       s.seen = now;
       changed = true;
@@ -212,6 +213,21 @@ export class SessionStore {
   async close() {
     if (this.redis) this.redis.disconnect();
   }
+}
+
+/** A decrypted payload is a session only with every field a timeout check relies on (a missing time would never expire). */
+function isSessionData(d: unknown): d is SessionData {
+  if (!d || typeof d !== 'object') return false;
+  const s = d as Record<string, unknown>;
+  return (
+    typeof s.sid === 'string' &&
+    typeof s.iss === 'string' &&
+    typeof s.sub === 'string' &&
+    typeof s.access_token === 'string' &&
+    Number.isFinite(s.created) &&
+    Number.isFinite(s.renewed) &&
+    Number.isFinite(s.seen)
+  );
 }
 
 export function deriveKey(secret: string, info: string): Uint8Array {

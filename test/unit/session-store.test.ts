@@ -1,0 +1,470 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { describe, it } from 'node:test';
+import { SessionStore, epoch, type SessionData } from '../../src/auth/session.store.js';
+import { openIdConnectConfigSchema } from '../../src/config/openid-connect.schema.js';
+
+/**
+ * The cookie session store: encrypted, authenticated, chunked cookies, and the
+ * three timeouts. A browser is simulated by a cookie jar that applies the
+ * Set-Cookie headers the store returns, exactly as a browser would (a later
+ * header for the same name wins, Max-Age=0 deletes).
+ */
+
+const SECRET = randomBytes(32).toString('base64url');
+
+function store(overrides: Record<string, unknown> = {}, secure = false): SessionStore {
+  const config = openIdConnectConfigSchema.parse({
+    issuer: 'https://idp.example',
+    auth_methods: ['session'],
+    session_secret: SECRET,
+    ...overrides,
+  });
+  return new SessionStore(config, secure);
+}
+
+class Jar {
+  readonly cookies = new Map<string, string>();
+  apply(setCookies: string[]): this {
+    for (const line of setCookies) {
+      const [pair, ...attrs] = line.split('; ');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq);
+      if (attrs.includes('Max-Age=0')) this.cookies.delete(name);
+      else this.cookies.set(name, pair.slice(eq + 1));
+    }
+    return this;
+  }
+  header(): string {
+    return [...this.cookies].map(([n, v]) => `${n}=${v}`).join('; ');
+  }
+  req(): IncomingMessage {
+    return request(this.header());
+  }
+}
+
+function request(cookie?: string): IncomingMessage {
+  return { headers: cookie === undefined ? {} : { cookie } } as IncomingMessage;
+}
+
+function session(s: SessionStore, fields: Partial<SessionData> = {}, now = epoch()): SessionData {
+  return {
+    ...s.create({ iss: 'https://idp.example', sub: 'alice', access_token: 'at-' + randomBytes(16).toString('hex'), refresh_token: 'rt', id_token: 'idt', expires_at: now + 300 }, now),
+    ...fields,
+  };
+}
+
+/** The attributes of a Set-Cookie line, without its name/value and the lifetime (Max-Age, Expires). */
+function attributesOf(line: string): string[] {
+  return line
+    .split('; ')
+    .slice(1)
+    .filter((a) => !a.startsWith('Max-Age=') && !a.startsWith('Expires='));
+}
+
+describe('SessionStore (cookie storage)', () => {
+  it('round-trips a session through a Set-Cookie and the next request', async () => {
+    const s = store();
+    const data = session(s);
+    const set = await s.write(data, request());
+    assert.equal(set.length, 1);
+    assert.match(set[0], /^session=eyJ[^;]+; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+    const read = await s.read(new Jar().apply(set).req());
+    assert.deepEqual(read, data);
+  });
+
+  it('encrypts: no token or subject is readable in the cookie', async () => {
+    const s = store();
+    const data = session(s, { sub: 'alice-subject-id' });
+    const [line] = await s.write(data, request());
+    for (const secret of [data.access_token, data.refresh_token!, data.id_token!, 'alice-subject-id']) assert.ok(!line.includes(secret));
+    const [header] = line.split('.');
+    assert.deepEqual(JSON.parse(Buffer.from(header.slice('session='.length), 'base64url').toString()), { alg: 'dir', enc: 'A256GCM' });
+  });
+
+  it('sets Max-Age to the nearest of the three timeouts', async () => {
+    const now = epoch();
+    const cases: [Record<string, unknown>, Partial<SessionData>, number][] = [
+      [{}, {}, 900], // idle 900 < rolling 3600 < absolute 86400 (the defaults)
+      [{ session_idling_timeout: 0 }, {}, 3600],
+      [{ session_idling_timeout: 0, session_rolling_timeout: 0 }, {}, 86_400],
+      [{ session_idling_timeout: 0, session_rolling_timeout: 0, session_absolute_timeout: 0 }, {}, 86_400],
+      [{ session_absolute_timeout: 600 }, { created: now - 500 }, 100],
+    ];
+    for (const [overrides, fields, maxAge] of cases) {
+      const s = store(overrides);
+      const [line] = await s.write(session(s, fields, now), request());
+      const got = Number(/Max-Age=(\d+)/.exec(line)![1]);
+      // write() reads the clock itself: allow the second to tick over.
+      assert.ok(got === maxAge || got === maxAge - 1, `${JSON.stringify(overrides)}: Max-Age=${got}, expected ${maxAge}`);
+    }
+  });
+
+  it('follows the configured cookie name, path, domain and SameSite', async () => {
+    const s = store({ session_cookie_name: 'app_session', session_cookie_path: '/app', session_cookie_domain: 'example.com', session_cookie_same_site: 'Strict', session_cookie_http_only: false });
+    const [line] = await s.write(session(s), request());
+    assert.equal(s.cookieName, 'app_session');
+    assert.deepEqual(attributesOf(line), ['Path=/app', 'Domain=example.com', 'SameSite=Strict']);
+    const d = store({ session_cookie_same_site: 'Default' });
+    assert.deepEqual(attributesOf((await d.write(session(d), request()))[0]), ['Path=/', 'HttpOnly']);
+  });
+
+  describe('secure cookies', () => {
+    it('uses the __Host- prefix and Secure on https with Path=/ and no Domain', async () => {
+      const s = store({}, true);
+      assert.equal(s.cookieName, '__Host-session');
+      const set = await s.write(session(s), request());
+      assert.match(set[0], /^__Host-session=/);
+      assert.deepEqual(attributesOf(set[0]), ['Path=/', 'HttpOnly', 'Secure', 'SameSite=Lax']);
+      assert.ok(await s.read(new Jar().apply(set).req()));
+    });
+
+    it('keeps Secure but drops the prefix when a path or domain is configured (browsers would reject it)', async () => {
+      for (const overrides of [{ session_cookie_path: '/app' }, { session_cookie_domain: 'example.com' }]) {
+        const s = store(overrides, true);
+        assert.equal(s.cookieName, 'session');
+        const [line] = await s.write(session(s), request());
+        assert.ok(attributesOf(line).includes('Secure'));
+      }
+    });
+
+    it('does not accept the unprefixed cookie on a secure store, nor the prefixed one on a plain store', async () => {
+      const secure = store({}, true);
+      const plain = store({}, false);
+      const value = (line: string) => line.split(';')[0].split('=').slice(1).join('=');
+      const securePair = value((await secure.write(session(secure), request()))[0]);
+      const plainPair = value((await plain.write(session(plain), request()))[0]);
+      assert.equal(await secure.read(request(`session=${plainPair}`)), undefined);
+      assert.equal(await plain.read(request(`__Host-session=${securePair}`)), undefined);
+    });
+  });
+
+  describe('chunking', () => {
+    const big = () => randomBytes(6750).toString('base64url'); // a 9 000-character access token
+
+    it('splits a large session into cookies that each fit in 4 KB, and reassembles them', async () => {
+      const s = store({}, true);
+      const data = session(s, { access_token: big() });
+      const set = await s.write(data, request());
+      assert.ok(set.length >= 3, `expected several chunks, got ${set.length}`);
+      assert.deepEqual(
+        set.map((l) => l.split('=')[0]),
+        ['__Host-session', ...set.slice(1).map((_, i) => `__Host-session_${i + 2}`)],
+      );
+      assert.match(set[0], new RegExp(`^__Host-session=${set.length}~eyJ`));
+      for (const line of set) {
+        assert.ok(Buffer.byteLength(line) <= 4096, `Set-Cookie of ${Buffer.byteLength(line)} bytes`);
+        assert.deepEqual(attributesOf(line), ['Path=/', 'HttpOnly', 'Secure', 'SameSite=Lax']);
+      }
+      assert.deepEqual(await s.read(new Jar().apply(set).req()), data);
+    });
+
+    it('reassembles whatever order the browser sends the chunks in', async () => {
+      const s = store();
+      const data = session(s, { access_token: big() });
+      const jar = new Jar().apply(await s.write(data, request()));
+      const reversed = [...jar.cookies].reverse().map(([n, v]) => `${n}=${v}`).join('; ');
+      assert.deepEqual(await s.read(request(`other=1; ${reversed}`)), data);
+    });
+
+    it('deletes the chunks a larger earlier session left behind when the session shrinks', async () => {
+      const s = store();
+      const jar = new Jar().apply(await s.write(session(s, { access_token: big() }), request()));
+      const before = [...jar.cookies.keys()];
+      assert.ok(before.length >= 3);
+      jar.cookies.set('session_x', 'not ours');
+      jar.cookies.set('other', 'kept');
+      const small = session(s);
+      const set = await s.write(small, jar.req());
+      const deleted = set.filter((l) => l.includes('Max-Age=0')).map((l) => l.split('=')[0]);
+      assert.deepEqual(deleted.sort(), before.filter((n) => n !== 'session').sort());
+      for (const line of set.filter((l) => l.includes('Max-Age=0'))) {
+        assert.deepEqual(attributesOf(line), ['Path=/', 'HttpOnly', 'SameSite=Lax'], 'deleted with the attributes it was set with');
+        assert.ok(line.includes('Expires=Thu, 01 Jan 1970 00:00:00 GMT'));
+      }
+      jar.apply(set);
+      assert.deepEqual([...jar.cookies.keys()].sort(), ['other', 'session', 'session_x']);
+      assert.ok(!jar.cookies.get('session')!.includes('~'), 'a single cookie has no chunk count');
+      assert.deepEqual(await s.read(jar.req()), small);
+    });
+
+    it('refuses a session too large for ten cookies instead of writing a broken one', async () => {
+      const s = store();
+      await assert.rejects(s.write(session(s, { access_token: randomBytes(40_000).toString('base64url') }), request()), /session_storage: redis/);
+    });
+
+    it('names every chunk as a session cookie, and nothing else', () => {
+      const s = store();
+      const cases: [string, boolean][] = [
+        ['session', true],
+        ['session_2', true],
+        ['session_10', true],
+        ['session_', false],
+        ['session_x', false],
+        ['session2', false],
+        ['my_session', false],
+        ['app_session', false],
+        ['Session', false],
+      ];
+      for (const [name, expected] of cases) assert.equal(s.isSessionCookie(name), expected, name);
+    });
+  });
+
+  describe('unreadable cookies are no session, never an error', () => {
+    async function written(s = store(), fields: Partial<SessionData> = {}) {
+      return new Jar().apply(await s.write(session(s, fields), request()));
+    }
+    const flip = (v: string, at: number) => v.slice(0, at) + (v[at] === 'A' ? 'B' : 'A') + v.slice(at + 1);
+
+    const cases: [string, () => Promise<IncomingMessage>, SessionStore?][] = [
+      ['no cookie at all', async () => request()],
+      ['an empty session cookie', async () => request('session=')],
+      ['garbage', async () => request('session=not-a-jwe')],
+      ['a JWE-shaped forgery', async () => request('session=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AAAA.BBBB.CCCC')],
+      ['an unsecured JWT', async () => request(`session=${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"access_token":"x"}').toString('base64url')}.`)],
+      [
+        'one character of the ciphertext changed',
+        async () => {
+          const jar = await written();
+          const v = jar.cookies.get('session')!;
+          const parts = v.split('.');
+          parts[3] = flip(parts[3], 5);
+          jar.cookies.set('session', parts.join('.'));
+          return jar.req();
+        },
+      ],
+      [
+        'the authentication tag changed',
+        async () => {
+          const jar = await written();
+          const parts = jar.cookies.get('session')!.split('.');
+          parts[4] = flip(parts[4], 0);
+          jar.cookies.set('session', parts.join('.'));
+          return jar.req();
+        },
+      ],
+      [
+        'the protected header changed',
+        async () => {
+          const jar = await written();
+          const parts = jar.cookies.get('session')!.split('.');
+          parts[0] = Buffer.from('{"alg":"dir","enc":"A128GCM"}').toString('base64url');
+          jar.cookies.set('session', parts.join('.'));
+          return jar.req();
+        },
+      ],
+      ['sealed with another secret', async () => (await written(store({ session_secret: randomBytes(32).toString('base64url') }))).req()],
+      [
+        'minted for another cookie name with the same secret',
+        async () => {
+          const other = await written(store({ session_cookie_name: 'other_app' }));
+          return request(`session=${other.cookies.get('other_app')}`);
+        },
+      ],
+      [
+        'a truncated chunk',
+        async () => {
+          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
+          jar.cookies.set('session_2', jar.cookies.get('session_2')!.slice(0, -10));
+          return jar.req();
+        },
+      ],
+      [
+        'a missing chunk',
+        async () => {
+          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
+          jar.cookies.delete('session_2');
+          return jar.req();
+        },
+      ],
+      [
+        'chunks swapped',
+        async () => {
+          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
+          const [a, b] = [jar.cookies.get('session_2')!, jar.cookies.get('session_3')!];
+          jar.cookies.set('session_2', b).set('session_3', a);
+          return jar.req();
+        },
+      ],
+      [
+        'the chunk count raised',
+        async () => {
+          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
+          jar.cookies.set('session', jar.cookies.get('session')!.replace(/^\d+~/, '9~'));
+          return jar.req();
+        },
+      ],
+      [
+        'the chunk count removed (first chunk alone)',
+        async () => {
+          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
+          jar.cookies.set('session', jar.cookies.get('session')!.replace(/^\d+~/, ''));
+          return jar.req();
+        },
+      ],
+      [
+        'a validly sealed payload that is not a session',
+        async () => {
+          const s = store();
+          return request(`session=${await s.seal({ access_token: 'x' })}`);
+        },
+      ],
+      [
+        'a validly sealed session with a time field of the wrong type',
+        async () => {
+          const s = store();
+          return request(`session=${await s.seal({ ...session(s), created: 'yesterday' })}`);
+        },
+      ],
+    ];
+    for (const [name, make] of cases) {
+      it(name, async () => {
+        const s = store();
+        assert.equal(await s.read(await make()), undefined);
+      });
+    }
+
+    it('a control case: the untouched cookie does read', async () => {
+      const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
+      assert.ok(await store().read(jar.req()));
+    });
+  });
+
+  describe('timeouts', () => {
+    async function jarFor(s: SessionStore, data: SessionData) {
+      return new Jar().apply(await s.write(data, request()));
+    }
+
+    it('idle: alive until idling_timeout seconds after it was last seen', async () => {
+      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 0, session_absolute_timeout: 0 });
+      const t0 = epoch();
+      const jar = await jarFor(s, session(s, {}, t0));
+      assert.ok(await s.read(jar.req(), t0 + 899));
+      assert.equal(await s.read(jar.req(), t0 + 900), undefined);
+    });
+
+    it('idle: a touched and rewritten session lives on', async () => {
+      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 0, session_absolute_timeout: 0 });
+      const t0 = epoch();
+      const data = session(s, {}, t0);
+      assert.equal(s.touch(data, t0 + 800), true);
+      const jar = await jarFor(s, data);
+      assert.ok(await s.read(jar.req(), t0 + 1699));
+      assert.equal(await s.read(jar.req(), t0 + 1700), undefined);
+    });
+
+    it('rolling: ends rolling_timeout seconds after the last renewal however active it is', async () => {
+      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 3600, session_absolute_timeout: 0 });
+      const t0 = epoch();
+      const data = session(s, { seen: t0 + 3500 }, t0); // seen recently, renewed at t0
+      const jar = await jarFor(s, data);
+      assert.ok(await s.read(jar.req(), t0 + 3599));
+      assert.equal(await s.read(jar.req(), t0 + 3600), undefined);
+    });
+
+    it('absolute: ends absolute_timeout seconds after login, renewals notwithstanding', async () => {
+      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 3600, session_absolute_timeout: 7200 });
+      const t0 = epoch();
+      const data = session(s, { seen: t0 + 7000, renewed: t0 + 7000 }, t0);
+      const jar = await jarFor(s, data);
+      assert.ok(await s.read(jar.req(), t0 + 7199));
+      assert.equal(await s.read(jar.req(), t0 + 7200), undefined);
+    });
+
+    it('0 disables a timeout', async () => {
+      const s = store({ session_idling_timeout: 0, session_rolling_timeout: 0, session_absolute_timeout: 0 });
+      const t0 = epoch();
+      const jar = await jarFor(s, session(s, {}, t0));
+      assert.ok(await s.read(jar.req(), t0 + 10 * 365 * 86_400));
+    });
+
+    it('alive() is the same rule', () => {
+      const s = store({ session_idling_timeout: 10, session_rolling_timeout: 20, session_absolute_timeout: 30 });
+      const base = { sid: 'x', iss: 'i', sub: 's', access_token: 'a', created: 100, renewed: 100, seen: 100 };
+      const cases: [Partial<SessionData>, number, boolean][] = [
+        [{}, 109, true],
+        [{}, 110, false],
+        [{ seen: 115 }, 119, true],
+        [{ seen: 115 }, 120, false], // rolling
+        [{ seen: 125, renewed: 125 }, 129, true],
+        [{ seen: 125, renewed: 125 }, 130, false], // absolute
+      ];
+      for (const [fields, now, expected] of cases) assert.equal(s.alive({ ...base, ...fields }, now), expected, `${JSON.stringify(fields)} at ${now}`);
+    });
+  });
+
+  describe('touch', () => {
+    it('advances `seen` only in steps (a quarter of the idle timeout, at most a minute)', () => {
+      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 0 });
+      const data = session(s, {}, 1000);
+      assert.equal(s.touch(data, 1000), false);
+      assert.equal(s.touch(data, 1059), false);
+      assert.equal(data.seen, 1000);
+      assert.equal(s.touch(data, 1060), true);
+      assert.equal(data.seen, 1060);
+      assert.equal(s.touch(data, 1061), false);
+      assert.equal(data.seen, 1060);
+    });
+
+    it('uses a quarter of a short idle timeout as the step', () => {
+      const s = store({ session_idling_timeout: 20, session_rolling_timeout: 0 });
+      const data = session(s, {}, 1000);
+      assert.equal(s.touch(data, 1004), false);
+      assert.equal(s.touch(data, 1005), true);
+      assert.equal(data.seen, 1005);
+    });
+
+    it('renews once half the rolling timeout has passed', () => {
+      const s = store({ session_idling_timeout: 0, session_rolling_timeout: 3600 });
+      const data = session(s, {}, 1000);
+      assert.equal(s.touch(data, 2799), false);
+      assert.equal(data.renewed, 1000);
+      assert.equal(s.touch(data, 2800), true);
+      assert.equal(data.renewed, 2800);
+    });
+
+    it('never asks for a write when no timeout depends on activity', () => {
+      const s = store({ session_idling_timeout: 0, session_rolling_timeout: 0 });
+      const data = session(s, {}, 1000);
+      assert.equal(s.touch(data, 1000 + 86_000), false);
+    });
+  });
+
+  describe('destroy', () => {
+    it('deletes every chunk, with the attributes they were set with', async () => {
+      const s = store({ session_cookie_same_site: 'Strict' }, true);
+      const set = await s.write(session(s, { access_token: randomBytes(6750).toString('base64url') }), request());
+      const jar = new Jar().apply(set);
+      jar.cookies.set('__Host-session_x', 'not ours');
+      jar.cookies.set('other', 'kept');
+      const del = await s.destroy(jar.req());
+      assert.deepEqual(
+        del.map((l) => l.split('=')[0]).sort(),
+        set.map((l) => l.split('=')[0]).sort(),
+      );
+      for (const line of del) {
+        assert.match(line, /^[^=]+=; /, 'empty value');
+        assert.ok(line.includes('; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'));
+        assert.deepEqual(attributesOf(line), attributesOf(set[0]));
+      }
+      jar.apply(del);
+      assert.deepEqual([...jar.cookies.keys()].sort(), ['__Host-session_x', 'other']);
+      assert.equal(await s.read(jar.req()), undefined);
+    });
+
+    it('deletes the session cookie even when the request carried none (a fresh login clears any old one)', async () => {
+      const s = store();
+      const del = await s.destroy(request());
+      assert.equal(del.length, 1);
+      assert.match(del[0], /^session=; Path=\/; Max-Age=0; /);
+    });
+  });
+
+  it('creates a new random session id at every login', () => {
+    const s = store();
+    const ids = new Set(Array.from({ length: 50 }, () => session(s).sid));
+    assert.equal(ids.size, 50);
+    for (const id of ids) assert.match(id, /^[A-Za-z0-9_-]{32}$/);
+  });
+});
