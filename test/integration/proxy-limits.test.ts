@@ -28,6 +28,10 @@ describe('proxy: upstream failures', () => {
   let slow: Upstream;
   let resetting: Upstream;
   let flaky: Upstream;
+  let held: Upstream;
+  /** Resolves when the held upstream's pending request is closed by the gateway. */
+  let heldArrived: Promise<void>;
+  let heldClosed: Promise<void>;
   /** Requests the flaky upstream received, and how many it cut off before answering. */
   const flakySeen: { method: string; url: string }[] = [];
   let flakyDropsLeft = 0;
@@ -58,10 +62,21 @@ describe('proxy: upstream failures', () => {
       req.resume();
       req.on('end', () => res.end(`ok ${req.method}`));
     });
+    let arrivedResolve!: () => void;
+    let closedResolve!: () => void;
+    heldArrived = new Promise((r) => (arrivedResolve = r));
+    heldClosed = new Promise((r) => (closedResolve = r));
+    held = await startUpstream((req, res) => {
+      req.resume();
+      // Never answers on its own; the gateway must give up on it when its client leaves.
+      res.on('close', () => closedResolve());
+      arrivedResolve();
+    });
     gw = await startGateway({
       config: {
         _format_version: '3.0',
         services: [
+          { name: 'held', url: held.url, routes: [{ paths: ['/held'] }] },
           { name: 'refused', url: `http://127.0.0.1:${refusedPort}`, retries: 2, connect_timeout: 2_000, routes: [{ paths: ['/refused'] }] },
           { name: 'slow', url: slow.url, read_timeout: 300, retries: 0, routes: [{ paths: ['/slow'] }] },
           { name: 'resetting', url: resetting.url, routes: [{ paths: ['/reset'] }] },
@@ -73,7 +88,7 @@ describe('proxy: upstream failures', () => {
   });
   after(async () => {
     await gw?.stop();
-    await Promise.all([slow?.close(), resetting?.close(), flaky?.close()]);
+    await Promise.all([slow?.close(), resetting?.close(), flaky?.close(), held?.close()]);
   });
 
   test('connection refused → 502 with a JSON body', async () => {
@@ -113,6 +128,25 @@ describe('proxy: upstream failures', () => {
     assert.equal(outcome.body, 'first part of the body;');
     assert.equal(outcome.aborted, true, 'the response must not look complete');
     assert.equal(outcome.ended, false, 'the response must not end cleanly');
+  });
+
+  test('a client that leaves before the upstream answers makes the gateway abandon the upstream request', async () => {
+    const u = new URL(gw.proxyUrl);
+    const req = httpRequestRaw({ host: u.hostname, port: u.port, path: '/held/x', agent: false });
+    req.on('error', () => {});
+    req.end();
+    await heldArrived;
+    req.destroy();
+    // read_timeout is the default 60 s: only the client's departure can end the upstream request now.
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      heldClosed.then(() => 'closed'),
+      new Promise((r) => (timer = setTimeout(() => r('still open after 10 s'), 10_000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, 'closed');
+    const line = await gw.waitForLog((l) => l.msg === 'request' && l.path === '/held/x');
+    assert.equal(line.aborted, true);
   });
 
   test('an idempotent GET is retried when the upstream connection dies before an answer', async () => {
