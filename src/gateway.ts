@@ -111,9 +111,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   instance.removeAllContentTypeParsers();
   instance.addContentTypeParser('*', (_req: FastifyRequest, _payload: IncomingMessage, done: (err: null) => void) => done(null));
   const trusted = config.settings.trustedIps;
+  const anyTrusted = config.settings.trustedIpsText !== '';
   instance.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const req = request.raw;
-    const peerTrusted = isTrustedPeer(trusted, req.socket.remoteAddress);
+    // No trusted proxies configured (the default): skip the address parse on every request.
+    const peerTrusted = anyTrusted && isTrustedPeer(trusted, req.socket.remoteAddress);
     const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
     req.gatehouse = ctx;
     accessLog.track(req, reply.raw, ctx);
