@@ -197,7 +197,7 @@ describe('proxy: server limits', () => {
     upstream = await startUpstream();
     gw = await startGateway({
       config: { _format_version: '3.0', services: [{ name: 'echo', url: upstream.url, routes: [{ paths: ['/'] }] }] },
-      env: { GATEHOUSE_CLIENT_HEADER_TIMEOUT: '1000' },
+      env: { GATEHOUSE_CLIENT_HEADER_TIMEOUT: '1000', GATEHOUSE_CLIENT_BODY_TIMEOUT: '2000' },
     });
   });
   after(async () => {
@@ -274,5 +274,20 @@ describe('proxy: server limits', () => {
     assert.match(data, /^HTTP\/1\.1 408 /);
     assert.deepEqual(JSON.parse(data.slice(data.indexOf('\r\n\r\n') + 4)), { message: 'Request timeout' });
     assert.equal(upstream.requests.length, before);
+  });
+
+  test('a client that stalls half-way through its body is disconnected and the partial request never completes upstream', { timeout: 20_000 }, async () => {
+    const before = upstream.requests.length;
+    // GATEHOUSE_CLIENT_BODY_TIMEOUT is 2 s for the whole request.
+    const { closed } = await rawExchange(
+      gw.proxyUrl,
+      'POST /slow-body HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100\r\n\r\nonly ten b',
+      15_000,
+    );
+    assert.ok(closed, 'the gateway must close the connection');
+    const line = await gw.waitForLog((l) => l.msg === 'request' && l.path === '/slow-body');
+    assert.equal(line.aborted, true);
+    // The echo upstream records a request only once its body ended: this one never did.
+    assert.deepEqual(upstream.requests.slice(before), []);
   });
 });
