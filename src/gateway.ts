@@ -54,8 +54,10 @@ function clientErrorResponse(err: NodeJS.ErrnoException, socket: Socket, logger:
       : code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'Request timeout']
         : [400, 'Bad Request', 'Bad request'];
-  logger.info({ status, reason: code || err.message, peer: socket.remoteAddress }, 'client error');
-  if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+  const canAnswer = socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage;
+  // A socket already answered (e.g. the EOF after a 408) or already mid-response is only closed: one log line per refusal.
+  logger[canAnswer ? 'info' : 'debug']({ status, reason: code || err.message, peer: socket.remoteAddress }, 'client error');
+  if (canAnswer) {
     const body = JSON.stringify({ message });
     socket.end(
       `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
