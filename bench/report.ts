@@ -1,0 +1,179 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { renderChart } from './chart.js';
+
+/** The results: one JSON document, rendered as a Markdown table and an SVG chart. */
+
+export interface Sample {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** The proxy process tree's CPU time (user + system) per request. */
+  cpuUsPerReq: number;
+  /** VmHWM during the case (reset before it where the kernel allows), summed over the process tree. */
+  peakRssMiB: number;
+  requests: number;
+  errors: number;
+  /** Body throughput for the large-body cases. */
+  mibPerS?: number;
+}
+
+export interface CaseResult {
+  id: string;
+  group: number;
+  title: string;
+  gatehouse: boolean;
+  /** ok; errors: some requests failed; failed: the case could not run; unavailable: not installed/not built yet. */
+  status: 'ok' | 'errors' | 'failed' | 'unavailable';
+  reason?: string;
+  samples: Sample[];
+  median?: Omit<Sample, 'requests' | 'errors'>;
+}
+
+export interface StreamResult {
+  target: string;
+  direction: 'download' | 'upload';
+  bytes: number;
+  mibPerS: number;
+  rssBeforeMiB: number;
+  rssPeakMiB: number;
+  rssGrowthMiB: number;
+  error?: string;
+}
+
+export interface BenchReport {
+  date: string;
+  mode: 'quick' | 'full';
+  rounds: number;
+  durationS: number;
+  warmupS: number;
+  loadGenerator: string;
+  versions: { node: string; nginx: string; wrk: string };
+  machine: { cores: number; cpu: string; kernel: string };
+  pinning: string;
+  connections: { small: number; large: number };
+  cycleTokens: number;
+  notes: string[];
+  cases: CaseResult[];
+  streams: StreamResult[];
+}
+
+/** The case each one is compared with in the ratio column. */
+export function baselineOf(id: string): string | undefined {
+  if (id.startsWith('8-64k-')) return id === '8-64k-bare' ? undefined : '8-64k-bare';
+  if (id.startsWith('8-up-')) return id === '8-up-bare' ? undefined : '8-up-bare';
+  if (id === '9-gw-2w') return '9-gw-1w';
+  if (id === '9-nginx-2w') return '9-nginx-1w';
+  if (id.startsWith('9-')) return undefined;
+  return id === '2' ? undefined : '2';
+}
+
+const num = (n: number | undefined, digits = 0) =>
+  n === undefined || !Number.isFinite(n) ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+function targets(r: BenchReport): string[][] {
+  const by = new Map(r.cases.map((c) => [c.id, c]));
+  const m = (id: string) => by.get(id)?.median;
+  const ratio = (a: string, b: string, field: 'rps' | 'p99Ms' = 'rps') => {
+    const x = m(a)?.[field];
+    const y = m(b)?.[field];
+    return x !== undefined && y ? x / y : undefined;
+  };
+  const rows: string[][] = [];
+  const check = (label: string, value: number | undefined, goal: string, ok: (v: number) => boolean, unit = '×') =>
+    rows.push([label, value === undefined ? 'no result' : `${num(value, unit === '×' ? 2 : 1)}${unit === '×' ? '×' : ` ${unit}`}`, goal, value === undefined ? '–' : ok(value) ? 'yes' : '**no**']);
+  check('4: no plugin vs bare proxy, req/s', ratio('4', '2'), '≥ 0.90×', (v) => v >= 0.9);
+  check('5: bearer RS256 + scopes vs bare, req/s', ratio('5-rs256', '2'), '≥ 0.85×', (v) => v >= 0.85);
+  check('5: bearer RS256 + scopes vs bare, p99', ratio('5-rs256', '2', 'p99Ms'), '≤ 1.5×', (v) => v <= 1.5);
+  check('5: bearer ES256 + scopes vs bare, req/s', ratio('5-es256', '2'), '≥ 0.85×', (v) => v >= 0.85);
+  check('5: bearer ES256 + scopes vs bare, p99', ratio('5-es256', '2', 'p99Ms'), '≤ 1.5×', (v) => v <= 1.5);
+  check('6: new RS256 token per request vs bare, req/s', ratio('6', '2'), '≥ 0.45×', (v) => v >= 0.45);
+  check('8: 64 KiB responses vs bare, MiB/s', ratio('8-64k-gw', '8-64k-bare'), '≥ 0.85×', (v) => v >= 0.85);
+  for (const s of r.streams.filter((s) => s.target === 'gw')) {
+    check(`8: RSS growth, ${num(s.bytes / 2 ** 20)} MiB ${s.direction}`, s.error ? undefined : s.rssGrowthMiB, '< 50 MiB', (v) => v < 50, 'MiB');
+  }
+  check('9: 2 workers vs 1 (unpinned, see note)', ratio('9-gw-2w', '9-gw-1w'), '≥ 1.7× (needs free cores)', (v) => v >= 1.7);
+  return rows;
+}
+
+export function renderMarkdown(r: BenchReport): string {
+  const by = new Map(r.cases.map((c) => [c.id, c]));
+  const out: string[] = [];
+  out.push(
+    `# Gatehouse benchmark — ${r.date.slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `- mode: ${r.mode}, ${r.rounds} interleaved round(s) of ${r.durationS} s per case${r.warmupS ? ` (after ${r.warmupS} s of warm-up each)` : ''}, medians`,
+    `- load generator: ${r.loadGenerator}; ${r.connections.small} keep-alive connections (${r.connections.large} for the large-body cases)`,
+    `- pinning: ${r.pinning}`,
+    `- machine: ${r.machine.cores} cores (${r.machine.cpu}), Linux ${r.machine.kernel}`,
+    `- versions: Node ${r.versions.node}, ${r.versions.nginx}, ${r.versions.wrk}`,
+    '',
+    '| case | req/s | ratio | p50 ms | p99 ms | CPU µs/req | peak RSS MiB | MiB/s | status |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  );
+  for (const c of r.cases) {
+    const m = c.median;
+    const base = baselineOf(c.id);
+    const bm = base ? by.get(base)?.median : undefined;
+    const ratio = m && bm ? `${(m.rps / bm.rps).toFixed(2)}× #${base}` : '';
+    const status = c.status === 'ok' ? 'ok' : `**${c.status}**${c.reason ? `: ${c.reason.replace(/\|/g, '\\|').replace(/\s+/g, ' ').slice(0, 160)}` : ''}`;
+    out.push(
+      `| #${c.id} ${c.title} | ${num(m?.rps)} | ${ratio} | ${num(m?.p50Ms, 2)} | ${num(m?.p99Ms, 2)} | ${num(m?.cpuUsPerReq, 1)} | ${num(m?.peakRssMiB)} | ${m?.mibPerS === undefined ? '' : num(m.mibPerS)} | ${status} |`,
+    );
+  }
+  if (r.streams.length) {
+    out.push('', `## ${num(r.streams[0].bytes / 2 ** 20)} MiB streamed through once`, '', '| proxy | direction | MiB/s | RSS before MiB | RSS peak MiB | growth MiB |', '|---|---|---:|---:|---:|---:|');
+    for (const s of r.streams) {
+      out.push(
+        s.error
+          ? `| ${s.target} | ${s.direction} | **failed**: ${s.error} | | | |`
+          : `| ${s.target} | ${s.direction} | ${num(s.mibPerS)} | ${num(s.rssBeforeMiB)} | ${num(s.rssPeakMiB)} | ${num(s.rssGrowthMiB, 1)} |`,
+      );
+    }
+  }
+  out.push('', '## Targets (issue 5), as ratios within this run', '', '| target | measured | goal | met |', '|---|---:|---|---|');
+  for (const row of targets(r)) out.push(`| ${row.join(' | ')} |`);
+  const info = by.get('4-info')?.median;
+  const plain = by.get('4')?.median;
+  const notes = [...r.notes];
+  if (info && plain) {
+    notes.push(
+      `Info-level access logging (one JSON line per request, to a file) costs ${num(info.cpuUsPerReq - plain.cpuUsPerReq, 1)} µs of CPU per request (#4-info vs #4) and ${num(100 * (1 - info.rps / plain.rps))}% of req/s.`,
+    );
+  }
+  notes.push(
+    r.cycleTokens > 50_000
+      ? `Case 6 cycles through ${num(r.cycleTokens)} distinct tokens (continuing across runs), more than the gateway's verified-token cache holds (50,000, oldest evicted first), so every request pays a signature check.`
+      : `Case 6 cycles through only ${num(r.cycleTokens)} distinct tokens in this mode, so after the first pass they come from the gateway's cache: the figures are not the worst case.`,
+    'Case 9 runs unpinned: with 2 cores the load generator, the upstream and both workers share the same two CPUs, so it cannot show worker scaling; it only shows that the multi-worker mode works under load.',
+  );
+  out.push('', '## Notes', '', ...notes.filter(Boolean).map((n) => `- ${n}`), '');
+  return `${out.join('\n')}\n`;
+}
+
+export function writeReport(r: BenchReport, where: { dir?: string; json?: string }): { markdown: string; failed: string[] } {
+  const markdown = renderMarkdown(r);
+  const failed = [
+    ...r.cases.filter((c) => c.status === 'failed' || c.status === 'errors').map((c) => c.id),
+    ...r.streams.filter((s) => s.error).map((s) => `stream-${s.target}-${s.direction}`),
+  ];
+  const json = `${JSON.stringify(r, null, 2)}\n`;
+  if (where.json) {
+    mkdirSync(dirname(where.json), { recursive: true });
+    writeFileSync(where.json, json);
+  }
+  if (where.dir) {
+    mkdirSync(where.dir, { recursive: true });
+    const svg = renderChart(
+      r.cases.map((c) => ({ label: `#${c.id} ${c.title}`.slice(0, 48), rps: c.median?.rps, p99Ms: c.median?.p99Ms, gatehouse: c.gatehouse })),
+      `Gatehouse benchmark ${r.date.slice(0, 10)}: medians of ${r.rounds} rounds × ${r.durationS} s`,
+    );
+    const stamp = r.date.slice(0, 16).replace(/[:T]/g, '-');
+    for (const name of ['latest', stamp]) {
+      writeFileSync(join(where.dir, `${name}.md`), markdown.replace('latest.svg', `${name}.svg`));
+      writeFileSync(join(where.dir, `${name}.json`), json);
+      writeFileSync(join(where.dir, `${name}.svg`), svg);
+    }
+  }
+  return { markdown, failed };
+}

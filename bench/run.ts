@@ -1,0 +1,567 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus as osCpus, release, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { BENCH_SCOPE, signMany, startFakeIssuer, type FakeIssuer } from './issuer.js';
+import type { LoadResult, LoadSpec } from './load-spec.js';
+import { nginxVersion, startNginx } from './nginx.js';
+import { cpuSeconds, peakRssMiB, resetPeakRss, rssMiB } from './procstat.js';
+import { freePort, startProcess, type Proc } from './processes.js';
+import { processTree } from './procstat.js';
+import { summarizeProfile } from './profile-summary.js';
+import { writeReport, type BenchReport, type CaseResult, type Sample, type StreamResult } from './report.js';
+import { startSessionLogin, type SessionLogin } from './session.js';
+import { runWrk, wrkVersion } from './wrk.js';
+
+/**
+ * The benchmark suite (issue 5). Starts everything itself on 127.0.0.1:
+ * upstreams, the bare undici proxy, nginx (when installed), several Gatehouse
+ * processes and a fake issuer; then runs every case once per round,
+ * interleaved (A B C … A B C …), and reports medians.
+ *
+ *   node dist/bench/run.js [--quick] [--install] [--rounds N] [--duration S]
+ *                          [--only 4,5-rs256] [--cpu-prof] [--json FILE] [--loadgen wrk|node]
+ *
+ * Pinning (taskset): the proxy under test on CPU 0; the load generator and the
+ * upstream on CPU 1. Case 9 is unpinned on purpose (workers need both cores).
+ */
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const MAIN = join(ROOT, 'dist/src/main.js');
+const BENCH_DIST = join(ROOT, 'dist/bench');
+const RESULTS = join(ROOT, 'bench/results');
+const PROXY_CPU = '0';
+const LOAD_CPU = '1';
+const SMALL_CONNECTIONS = 50;
+const LARGE_CONNECTIONS = 16;
+const MiB = 1024 * 1024;
+
+interface Options {
+  quick: boolean;
+  install: boolean;
+  rounds: number;
+  durationS: number;
+  warmupS: number;
+  only?: string[];
+  cpuProf: boolean;
+  json?: string;
+  streamBytes: number;
+  cycleTokens: number;
+  /** Force a load generator (default: wrk when installed, else the built-in one). */
+  loadgen?: 'wrk' | 'node';
+}
+
+function parseArgs(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const value = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const durationS = Number(value('--duration') ?? (quick ? 1 : 5));
+  const rounds = Number(value('--rounds') ?? (quick ? 1 : 3));
+  if (!Number.isInteger(durationS) || durationS < 1) throw new Error('--duration must be a whole number of seconds ≥ 1');
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be ≥ 1');
+  return {
+    quick,
+    install: argv.includes('--install'),
+    rounds,
+    durationS,
+    warmupS: quick ? 0 : 1,
+    only: value('--only')?.split(','),
+    cpuProf: argv.includes('--cpu-prof'),
+    json: value('--json'),
+    streamBytes: quick ? 64 * MiB : 1024 * MiB,
+    // More distinct tokens than the gateway's verified-token cache holds (50,000, FIFO): a cycle never hits it.
+    cycleTokens: quick ? 2_000 : 60_000,
+    loadgen: value('--loadgen') as Options['loadgen'],
+  };
+}
+
+/** A process the cases send load to. */
+interface Target {
+  key: string;
+  url: string;
+  proc: Proc;
+}
+
+interface CaseDef {
+  id: string;
+  group: number;
+  title: string;
+  target: string;
+  path: string;
+  method?: 'GET' | 'POST';
+  bodyBytes?: number;
+  headers?: () => Record<string, string>;
+  tokensFile?: () => string;
+  connections: number;
+  /** Case 9: no pinning, wrk with 2 threads. */
+  unpinned?: boolean;
+  gatehouse: boolean;
+}
+
+function log(msg: string) {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const startedAt = new Date();
+  const notes: string[] = [];
+
+  if (opts.install) {
+    log('installing wrk and nginx-light (scripts/install-test-deps.sh)');
+    const r = spawnSync('bash', [join(ROOT, 'scripts/install-test-deps.sh')], { env: { ...process.env, GATEHOUSE_BENCH_DEPS: '1' }, stdio: 'inherit' });
+    if (r.status !== 0) notes.push('`--install` failed: see the output above; continuing with what is installed.');
+  }
+  const wrk = opts.loadgen === 'node' ? undefined : wrkVersion();
+  if (opts.loadgen === 'wrk' && !wrk) throw new Error('--loadgen wrk: wrk is not installed (use --install)');
+  const nginx = nginxVersion();
+  const cores = availableParallelism();
+  const pin = cores >= 2;
+  if (!pin) notes.push(`Only ${cores} core: nothing is pinned and the load generator competes with the proxy.`);
+  if (!wrk) {
+    notes.push(
+      opts.loadgen === 'node'
+        ? 'The built-in Node load generator (bench/load.ts) was chosen with `--loadgen node`; its figures are not comparable with wrk runs.'
+        : opts.quick
+        ? 'wrk is not installed: the built-in Node load generator (bench/load.ts) drove the load (quick mode checks errors only).'
+        : 'wrk is not installed: the built-in Node load generator drove the load. It costs far more CPU per request than wrk, so these figures are NOT comparable with wrk runs; run with `--install`.',
+    );
+  }
+  if (!nginx) notes.push('nginx is not installed: the nginx cases were skipped (`--install` installs nginx-light from Debian).');
+
+  const tmp = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
+  const procs: Proc[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    await Promise.allSettled(procs.map((p) => p.stop()));
+    for (const c of cleanups) await c().catch(() => {});
+    if (!opts.cpuProf) rmSync(tmp, { recursive: true, force: true });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopping everything`);
+      void cleanup().then(() => process.exit(130));
+    });
+  }
+
+  const targets = new Map<string, Target>();
+  const unavailable = new Map<string, string>();
+  const failedTargets = new Map<string, string>();
+
+  const nodeJson = async (name: string, script: string, args: string[], cpus?: string): Promise<Target> => {
+    const { proc, line } = await startProcess(name, process.execPath, [join(BENCH_DIST, script), ...args], {
+      cpus: pin ? cpus : undefined,
+      ready: (l) => l.startsWith('{"port"'),
+      onSpawn: (p) => procs.push(p),
+    });
+    return { key: name, url: `http://127.0.0.1:${JSON.parse(line).port}`, proc };
+  };
+
+  /**
+   * Gatehouse on pre-chosen free ports. At GATEHOUSE_LOG_LEVEL=warn the
+   * "gatehouse started" line (info) is not written, so readiness is the status
+   * listener's /health/live answering 200.
+   */
+  const startGatehouse = async (key: string, config: object, env: Record<string, string>, cpus?: string): Promise<Target> => {
+    const file = join(tmp, `${key}.yaml`);
+    writeFileSync(file, stringify(config));
+    const nodeArgs = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', key)] : [];
+    const [proxyPort, statusPort] = [await freePort(), await freePort()];
+    const { proc } = await startProcess(key, process.execPath, [...nodeArgs, MAIN, '--config', file], {
+      cpus: pin ? cpus : undefined,
+      env: {
+        ...process.env,
+        GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
+        GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${statusPort}`,
+        GATEHOUSE_LOG_LEVEL: 'warn',
+        ...env,
+      },
+      logFile: join(tmp, `${key}.log`),
+      onSpawn: (p) => procs.push(p),
+    });
+    await waitForHealth(proc, `http://127.0.0.1:${statusPort}/health/live`, Number(env.GATEHOUSE_WORKERS ?? 1));
+    return { key, url: `http://127.0.0.1:${proxyPort}`, proc };
+  };
+
+  let issuer: FakeIssuer | undefined;
+  let session: SessionLogin | undefined;
+  let report: BenchReport | undefined;
+  try {
+    // --- the upstreams and the reference proxies -------------------------------------------
+    const upstream = await nodeJson('upstream', 'upstream.js', [], LOAD_CPU);
+    targets.set('direct', await nodeJson('direct', 'upstream.js', [], PROXY_CPU));
+    targets.set('bare', await nodeJson('bare', 'bare-proxy.js', [upstream.url], PROXY_CPU));
+    const upstreamPort = new URL(upstream.url).port;
+    for (const [key, workers, cpus] of [
+      ['nginx', 1, PROXY_CPU],
+      ['nginx-unpinned', 1, undefined],
+      ['nginx-2w', 2, undefined],
+    ] as const) {
+      if (!nginx) {
+        unavailable.set(key, 'nginx is not installed');
+        continue;
+      }
+      try {
+        const n = await startNginx(key, tmp, Number(upstreamPort), workers, pin ? cpus : undefined, (p) => procs.push(p));
+        targets.set(key, { key, url: n.url, proc: n.proc });
+      } catch (err) {
+        failedTargets.set(key, (err as Error).message);
+      }
+    }
+
+    // --- the fake issuer and its tokens ---------------------------------------------------------
+    issuer = await startFakeIssuer();
+    const rsToken = await issuer.sign('RS256', 'bench-repeated-rs256');
+    const esToken = await issuer.sign('ES256', 'bench-repeated-es256');
+    const needsCycle = !opts.only || opts.only.includes('6');
+    const cycleFile = join(tmp, 'tokens-rs256.txt');
+    if (needsCycle) {
+      const t0 = performance.now();
+      const tokens = await signMany(issuer, 'RS256', opts.cycleTokens);
+      writeFileSync(cycleFile, `${tokens.join('\n')}\n`);
+      log(`signed ${tokens.length} distinct RS256 tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+
+    // --- Gatehouse processes ---------------------------------------------------------------------
+    const plainRoute = { name: 'plain', paths: ['/'], strip_path: false };
+    const service = (routes: object[]) => ({ _format_version: '3.0', services: [{ name: 'bench', url: upstream.url, routes }] });
+    const jwtRoute = {
+      name: 'jwt',
+      paths: ['/jwt'],
+      strip_path: false,
+      plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['bearer'], scopes_required: [BENCH_SCOPE] } }],
+    };
+    const gatewayDefs: [string, () => Promise<Target>][] = [
+      ['gw', () => startGatehouse('gw', service([plainRoute]), {}, PROXY_CPU)],
+      ['gw-info', () => startGatehouse('gw-info', service([plainRoute]), { GATEHOUSE_LOG_LEVEL: 'info' }, PROXY_CPU)],
+      ['gw-jwt', () => startGatehouse('gw-jwt', service([plainRoute, jwtRoute]), {}, PROXY_CPU)],
+      ['gw-jwt-cycle', () => startGatehouse('gw-jwt-cycle', service([plainRoute, jwtRoute]), {}, PROXY_CPU)],
+      ['gw-unpinned', () => startGatehouse('gw-unpinned', service([plainRoute]), {}, undefined)],
+      ['gw-2w', () => startGatehouse('gw-2w', service([plainRoute]), { GATEHOUSE_WORKERS: '2' }, undefined)],
+    ];
+
+    const cases = caseList({ rsToken, esToken, cycleFile, session: () => session });
+    const selected = opts.only ? cases.filter((c) => opts.only!.includes(c.id) || opts.only!.includes(String(c.group))) : cases;
+    const wanted = new Set(selected.map((c) => c.target));
+    await Promise.all(
+      gatewayDefs
+        .filter(([key]) => wanted.has(key))
+        .map(async ([key, start]) => {
+          try {
+            targets.set(key, await start());
+          } catch (err) {
+            failedTargets.set(key, (err as Error).message.split('\n').slice(0, 8).join(' | '));
+          }
+        }),
+    );
+    if (wanted.has('gw-session')) {
+      try {
+        session = await startSessionLogin({ tmp, upstreamUrl: upstream.url, pin, cpus: PROXY_CPU, procs });
+        if (session.unavailable) unavailable.set('gw-session', session.unavailable);
+        else targets.set('gw-session', session.target);
+      } catch (err) {
+        failedTargets.set('gw-session', (err as Error).message.split('\n').slice(0, 6).join(' | '));
+      }
+    }
+
+    // --- the rounds --------------------------------------------------------------------------------
+    const results = new Map<string, CaseResult>();
+    for (const c of selected) {
+      const reason = unavailable.get(c.target);
+      const failed = failedTargets.get(c.target);
+      results.set(c.id, {
+        id: c.id,
+        group: c.group,
+        title: c.title,
+        gatehouse: c.gatehouse,
+        status: reason ? 'unavailable' : failed ? 'failed' : 'ok',
+        reason: reason ?? (failed ? `did not start: ${failed}` : undefined),
+        samples: [],
+      });
+    }
+    const tokenOffset = { value: 0 };
+    const runnable = selected.filter((c) => results.get(c.id)!.status === 'ok');
+    const perRound = runnable.length * (opts.durationS + opts.warmupS);
+    log(`${runnable.length} cases × ${opts.rounds} rounds ≈ ${Math.round((perRound * opts.rounds) / 6) / 10} min of load (${wrk ? 'wrk' : 'built-in load generator'})`);
+
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const c of runnable) {
+        const result = results.get(c.id)!;
+        if (result.status === 'failed') continue;
+        const target = targets.get(c.target)!;
+        if (target.proc.child.exitCode !== null || target.proc.child.signalCode !== null) {
+          result.status = 'failed';
+          result.reason = `${target.key} exited (${target.proc.child.exitCode ?? target.proc.child.signalCode})`;
+          continue;
+        }
+        const spec = (durationS: number): LoadSpec => ({
+          url: target.url + c.path,
+          connections: c.connections,
+          durationS,
+          method: c.method,
+          headers: c.headers?.(),
+          bodyBytes: c.bodyBytes,
+          tokensFile: c.tokensFile?.(),
+          tokenOffset: tokenOffset.value,
+          threads: c.unpinned ? 2 : 1,
+          strict: opts.quick,
+        });
+        const problem = await preflight(spec(1));
+        if (problem) {
+          result.status = 'failed';
+          result.reason = problem;
+          log(`round ${round} ${c.id}: FAILED ${problem}`);
+          continue;
+        }
+        const cpus = pin && !c.unpinned ? LOAD_CPU : undefined;
+        if (opts.warmupS) {
+          const w = await load(spec(opts.warmupS), tmp, `${c.id}-warmup`, cpus, !!wrk);
+          tokenOffset.value += w.requests;
+        }
+        const pid = target.proc.pid;
+        resetPeakRss(pid);
+        const cpu0 = cpuSeconds(pid);
+        const r = await load({ ...spec(opts.durationS), tokenOffset: tokenOffset.value }, tmp, c.id, cpus, !!wrk);
+        const cpu1 = cpuSeconds(pid);
+        tokenOffset.value += r.requests;
+        const sample: Sample = {
+          rps: r.rps,
+          p50Ms: r.p50Ms,
+          p99Ms: r.p99Ms,
+          cpuUsPerReq: r.requests ? ((cpu1 - cpu0) * 1e6) / r.requests : 0,
+          peakRssMiB: peakRssMiB(pid),
+          requests: r.requests,
+          errors: r.socketErrors + r.badStatus,
+          mibPerS: c.bodyBytes || c.path.includes('64k') ? ((c.bodyBytes ?? 64 * 1024) * r.requests) / MiB / r.durationS : undefined,
+        };
+        result.samples.push(sample);
+        if (sample.errors > 0) {
+          result.status = 'errors';
+          result.reason = r.firstError;
+        }
+        log(
+          `round ${round} ${c.id.padEnd(14)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ${sample.cpuUsPerReq.toFixed(1)} µs/req  ${sample.peakRssMiB.toFixed(0)} MiB${sample.errors ? `  ERRORS ${sample.errors}: ${r.firstError}` : ''}`,
+        );
+      }
+    }
+
+    // --- 1 GiB through the proxies once, for memory ---------------------------------------------------
+    const streams: StreamResult[] = [];
+    const streamTargets = selected.some((c) => c.group === 8) ? ['bare', 'nginx', 'gw'] : [];
+    for (const key of streamTargets) {
+      const t = targets.get(key);
+      if (!t) continue;
+      for (const direction of ['download', 'upload'] as const) {
+        try {
+          streams.push(await streamThrough(t, direction, opts.streamBytes));
+          const s = streams.at(-1)!;
+          log(`stream ${key} ${direction}: ${s.mibPerS.toFixed(0)} MiB/s, RSS ${s.rssBeforeMiB.toFixed(0)} → peak ${s.rssPeakMiB.toFixed(0)} MiB (+${s.rssGrowthMiB.toFixed(1)})`);
+        } catch (err) {
+          streams.push({ target: key, direction, bytes: opts.streamBytes, error: (err as Error).message, mibPerS: 0, rssBeforeMiB: 0, rssPeakMiB: 0, rssGrowthMiB: 0 });
+          log(`stream ${key} ${direction}: FAILED ${(err as Error).message}`);
+        }
+      }
+    }
+
+    for (const r of results.values()) {
+      if (r.samples.length) {
+        r.median = {
+          rps: median(r.samples.map((s) => s.rps)),
+          p50Ms: median(r.samples.map((s) => s.p50Ms)),
+          p99Ms: median(r.samples.map((s) => s.p99Ms)),
+          cpuUsPerReq: median(r.samples.map((s) => s.cpuUsPerReq)),
+          peakRssMiB: Math.max(...r.samples.map((s) => s.peakRssMiB)),
+          mibPerS: r.samples[0].mibPerS === undefined ? undefined : median(r.samples.map((s) => s.mibPerS!)),
+        };
+      }
+    }
+
+    report = {
+      date: startedAt.toISOString(),
+      mode: opts.quick ? 'quick' : 'full',
+      rounds: opts.rounds,
+      durationS: opts.durationS,
+      warmupS: opts.warmupS,
+      loadGenerator: wrk ? `${wrk}` : 'built-in (bench/load.ts, undici)',
+      versions: { node: process.version, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed' },
+      machine: { cores, cpu: osCpus()[0]?.model ?? 'unknown', kernel: release() },
+      pinning: pin ? `proxy under test on CPU ${PROXY_CPU}; load generator and upstream on CPU ${LOAD_CPU}; case 9 unpinned` : 'none',
+      connections: { small: SMALL_CONNECTIONS, large: LARGE_CONNECTIONS },
+      cycleTokens: opts.cycleTokens,
+      notes,
+      cases: [...results.values()],
+      streams,
+    };
+  } finally {
+    await cleanup();
+    await issuer?.close();
+    await session?.close();
+  }
+
+  if (opts.cpuProf) {
+    const dir = join(tmp, 'profiles');
+    if (existsSync(dir)) {
+      for (const key of readdirSync(dir)) {
+        for (const f of readdirSync(join(dir, key))) {
+          const summary = summarizeProfile(join(dir, key, f), 25);
+          process.stdout.write(`\n## CPU profile of ${key} (${f})\n${summary}\n`);
+          mkdirSync(RESULTS, { recursive: true });
+          writeFileSync(join(RESULTS, `profile-${key}.txt`), summary);
+        }
+      }
+      log(`raw profiles kept in ${dir}`);
+    }
+  }
+
+  const { markdown, failed } = writeReport(report!, {
+    dir: opts.quick || opts.only || opts.cpuProf ? undefined : RESULTS,
+    json: opts.json,
+  });
+  process.stdout.write(markdown);
+  if (opts.quick && failed.length) {
+    log(`FAILED: ${failed.join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+/** Polls the status listener until it answers 200 (and, in cluster mode, every worker has been forked). */
+async function waitForHealth(proc: Proc, url: string, workers: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`${proc.name} exited with ${proc.child.exitCode ?? proc.child.signalCode}:\n${proc.lines.join('\n')}`);
+    }
+    const ok = await request(url, { headersTimeout: 2_000 }).then(
+      async (r) => (await r.body.text(), r.statusCode === 200),
+      () => false,
+    );
+    if (ok && processTree(proc.pid).length > workers - (workers > 1 ? 0 : 1)) break;
+    if (Date.now() > deadline) throw new Error(`${proc.name}: ${url} did not answer 200 within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // Cluster: the first worker answering does not mean the others listen yet; give them the time a start takes.
+  if (workers > 1) await new Promise((r) => setTimeout(r, 3_000));
+}
+
+function caseList(ctx: { rsToken: string; esToken: string; cycleFile: string; session: () => SessionLogin | undefined }): CaseDef[] {
+  const small = SMALL_CONNECTIONS;
+  const large = LARGE_CONNECTIONS;
+  const bearer = (t: string) => () => ({ authorization: `Bearer ${t}` });
+  return [
+    { id: '1', group: 1, title: 'direct to the upstream (ceiling)', target: 'direct', path: '/', connections: small, gatehouse: false },
+    { id: '2', group: 2, title: 'bare Node proxy (node:http + undici Pool.stream)', target: 'bare', path: '/', connections: small, gatehouse: false },
+    { id: '3', group: 3, title: 'nginx, 1 worker, upstream keepalive', target: 'nginx', path: '/', connections: small, gatehouse: false },
+    { id: '4', group: 4, title: 'Gatehouse, route without plugin', target: 'gw', path: '/', connections: small, gatehouse: true },
+    { id: '4-info', group: 4, title: 'Gatehouse, no plugin, info-level access log', target: 'gw-info', path: '/', connections: small, gatehouse: true },
+    { id: '5-rs256', group: 5, title: 'Gatehouse, bearer RS256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
+    { id: '5-es256', group: 5, title: 'Gatehouse, bearer ES256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.esToken), connections: small, gatehouse: true },
+    { id: '6', group: 6, title: 'Gatehouse, bearer RS256, new token every request', target: 'gw-jwt-cycle', path: '/jwt', tokensFile: () => ctx.cycleFile, connections: small, gatehouse: true },
+    { id: '7', group: 7, title: 'Gatehouse, session cookie from a real login', target: 'gw-session', path: '/app/', headers: () => ctx.session()!.headers, connections: small, gatehouse: true },
+    { id: '8-64k-bare', group: 8, title: '64 KiB responses, bare Node proxy', target: 'bare', path: '/64k', connections: large, gatehouse: false },
+    { id: '8-64k-nginx', group: 8, title: '64 KiB responses, nginx', target: 'nginx', path: '/64k', connections: large, gatehouse: false },
+    { id: '8-64k-gw', group: 8, title: '64 KiB responses, Gatehouse', target: 'gw', path: '/64k', connections: large, gatehouse: true },
+    { id: '8-up-bare', group: 8, title: '1 MiB uploads, bare Node proxy', target: 'bare', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: false },
+    { id: '8-up-nginx', group: 8, title: '1 MiB uploads, nginx', target: 'nginx', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: false },
+    { id: '8-up-gw', group: 8, title: '1 MiB uploads, Gatehouse', target: 'gw', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: true },
+    { id: '9-gw-1w', group: 9, title: 'unpinned: Gatehouse, 1 worker', target: 'gw-unpinned', path: '/', connections: small, unpinned: true, gatehouse: true },
+    { id: '9-gw-2w', group: 9, title: 'unpinned: Gatehouse, GATEHOUSE_WORKERS=2', target: 'gw-2w', path: '/', connections: small, unpinned: true, gatehouse: true },
+    { id: '9-nginx-1w', group: 9, title: 'unpinned: nginx, 1 worker', target: 'nginx-unpinned', path: '/', connections: small, unpinned: true, gatehouse: false },
+    { id: '9-nginx-2w', group: 9, title: 'unpinned: nginx, 2 workers', target: 'nginx-2w', path: '/', connections: small, unpinned: true, gatehouse: false },
+  ];
+}
+
+/** One request exactly like the case's load; returns what is wrong, or undefined when it answered 2xx. */
+async function preflight(spec: LoadSpec): Promise<string | undefined> {
+  const headers: Record<string, string> = { ...spec.headers };
+  if (spec.tokensFile) {
+    const { readFileSync } = await import('node:fs');
+    headers.authorization = `Bearer ${readFileSync(spec.tokensFile, 'utf8').split('\n')[0]}`;
+  }
+  try {
+    const res = await request(spec.url, {
+      method: spec.method ?? 'GET',
+      headers,
+      body: spec.bodyBytes ? Buffer.alloc(spec.bodyBytes, 'u') : undefined,
+      headersTimeout: 30_000,
+    });
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode > 299) return `HTTP ${res.statusCode} ${text.slice(0, 200)}`;
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+async function load(spec: LoadSpec, tmp: string, name: string, cpus: string | undefined, useWrk: boolean): Promise<LoadResult> {
+  if (useWrk) return runWrk(spec, tmp, name, cpus);
+  const args = [join(BENCH_DIST, 'load.js'), JSON.stringify(spec)];
+  const [cmd, argv] = cpus ? ['taskset', ['-c', cpus, process.execPath, ...args]] : [process.execPath, args];
+  return new Promise((resolveLoad, reject) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));
+      if (!line) return reject(new Error(`load generator exited with ${code}`));
+      resolveLoad(JSON.parse(line.slice('BENCH_JSON '.length)) as LoadResult);
+    });
+  });
+}
+
+/** Streams `bytes` through the proxy once (download or upload), sampling its RSS every 20 ms. */
+async function streamThrough(target: Target, direction: 'download' | 'upload', bytes: number): Promise<StreamResult> {
+  const pid = target.proc.pid;
+  // Let garbage from the previous case settle before taking the baseline.
+  await new Promise((r) => setTimeout(r, 500));
+  const before = rssMiB(pid);
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 20);
+  const t0 = performance.now();
+  try {
+    if (direction === 'download') {
+      const res = await request(`${target.url}/stream?bytes=${bytes}`, { headersTimeout: 30_000, bodyTimeout: 30_000 });
+      let got = 0;
+      for await (const chunk of res.body) got += (chunk as Buffer).length;
+      if (res.statusCode !== 200 || got !== bytes) throw new Error(`HTTP ${res.statusCode}, ${got} of ${bytes} bytes`);
+    } else {
+      const chunk = Buffer.alloc(64 * 1024, 'u');
+      async function* body() {
+        for (let sent = 0; sent < bytes; sent += chunk.length) yield chunk;
+      }
+      const res = await request(`${target.url}/upload`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes) },
+        body: Readable.from(body()),
+        headersTimeout: 60_000,
+      });
+      await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  peak = Math.max(peak, rssMiB(pid));
+  return { target: target.key, direction, bytes, mibPerS: bytes / MiB / seconds, rssBeforeMiB: before, rssPeakMiB: peak, rssGrowthMiB: peak - before };
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
