@@ -177,11 +177,11 @@ async function main() {
    * "gatehouse started" line (info) is not written, so readiness is the status
    * listener's /health/live answering 200.
    */
-  const startGatehouse = async (key: string, config: object, env: Record<string, string>, cpus?: string): Promise<Target> => {
+  const startGatehouse = async (key: string, config: object, env: Record<string, string>, cpus?: string, port?: number): Promise<Target> => {
     const file = join(tmp, `${key}.yaml`);
     writeFileSync(file, stringify(config));
     const nodeArgs = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', key)] : [];
-    const [proxyPort, statusPort] = [await freePort(), await freePort()];
+    const [proxyPort, statusPort] = [port ?? (await freePort()), await freePort()];
     const { proc } = await startProcess(key, process.execPath, [...nodeArgs, MAIN, '--config', file], {
       cpus: pin ? cpus : undefined,
       env: {
@@ -271,7 +271,11 @@ async function main() {
     );
     if (wanted.has('gw-session')) {
       try {
-        session = await startSessionLogin({ tmp, upstreamUrl: upstream.url, pin, cpus: PROXY_CPU, procs });
+        session = await startSessionLogin({
+          upstreamUrl: upstream.url,
+          freePort,
+          startGatehouse: (key, config, proxyPort) => startGatehouse(key, config, {}, PROXY_CPU, proxyPort),
+        });
         if (session.unavailable) unavailable.set('gw-session', session.unavailable);
         else targets.set('gw-session', session.target);
       } catch (err) {
