@@ -12,6 +12,7 @@ import { RequestContext, requestIdFor } from './common/request-context.js';
 import { ConfigModule } from './config/config.module.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { HealthModule } from './health/health.module.js';
+import { IssuerRegistry } from './auth/issuer.registry.js';
 import { isTrustedPeer } from './proxy/forwarding-headers.js';
 import { ProxyModule } from './proxy/proxy.module.js';
 
@@ -26,8 +27,9 @@ export class ProxyAppModule {
 /** The status listener's application: health (and later metrics), never shadowed by a proxied route. */
 @Module({})
 export class StatusAppModule {
-  static register(config: GatewayConfig, logger: Logger): DynamicModule {
-    return { module: StatusAppModule, imports: [ConfigModule.forRoot(config, logger), HealthModule] };
+  /** `issuers` is the proxy application's registry: readiness reports on the very state that verifies tokens. */
+  static register(config: GatewayConfig, logger: Logger, issuers: IssuerRegistry): DynamicModule {
+    return { module: StatusAppModule, imports: [ConfigModule.forRoot(config, logger), HealthModule.register(issuers)] };
   }
 }
 
@@ -126,7 +128,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   proxy.useGlobalFilters(filter);
 
   const status = await NestFactory.create<NestFastifyApplication>(
-    StatusAppModule.register(config, logger),
+    StatusAppModule.register(config, logger, proxy.get(IssuerRegistry)),
     fastifyAdapter(config, logger, (s) => servers.push(s)),
     { logger: nestLogger, abortOnError: false },
   );

@@ -1,10 +1,9 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
 import type { Logger } from 'pino';
-import { request } from 'undici';
 import { LOGGER } from '../common/logger.js';
 import { GatewayConfig } from '../config/gateway-config.js';
-import { discoveryUrl } from '../health/oidc-discovery.health.js';
+import { fetchJson } from '../common/fetch-json.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
 
 /** OpenID Provider metadata the gateway uses (OpenID Connect Discovery 1.0 §3, RFC 8414). */
@@ -33,6 +32,28 @@ const DISCOVERY_RETRY_MIN_MS = 1_000;
 const DISCOVERY_RETRY_MAX_MS = 30_000;
 
 type KeyResolver = ReturnType<typeof createLocalJWKSet>;
+
+/** Kong accepts either the issuer or the full discovery URL in `issuer`. */
+export function discoveryUrl(issuer: string): string {
+  if (issuer.includes('/.well-known/')) return issuer;
+  return `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+}
+
+/** OpenID Connect Discovery §4.3: the document must name exactly the issuer that was configured. */
+function checkDiscovery(doc: Record<string, unknown>, configured: string): ProviderMetadata {
+  const expected = configured.includes('/.well-known/') ? doc.issuer : configured;
+  if (typeof doc.issuer !== 'string' || doc.issuer !== expected) {
+    throw new Error(`discovered issuer ${JSON.stringify(doc.issuer)} does not match the configured issuer`);
+  }
+  if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
+  return doc as ProviderMetadata;
+}
+
+function keysOf(sets: Record<string, unknown>[]): JSONWebKeySet['keys'] {
+  const keys = sets.flatMap((s) => (Array.isArray(s.keys) ? (s.keys as JSONWebKeySet['keys']) : []));
+  if (!keys.length) throw new Error('the JWKS has no keys');
+  return keys;
+}
 
 /**
  * One issuer: its discovery document and keys, fetched lazily and kept fresh.
@@ -76,13 +97,8 @@ export class IssuerState {
 
   private async fetchDiscovery(): Promise<ProviderMetadata> {
     try {
-      const doc = await getJson(discoveryUrl(this.issuer), this.timeoutMs);
-      const expected = this.issuer.includes('/.well-known/') ? doc.issuer : this.issuer;
-      if (typeof doc.issuer !== 'string' || doc.issuer !== expected) {
-        throw new Error(`discovered issuer ${JSON.stringify(doc.issuer)} does not match the configured issuer`);
-      }
-      if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
-      this.metadata = doc as ProviderMetadata;
+      const doc = checkDiscovery(await fetchJson(discoveryUrl(this.issuer), this.timeoutMs), this.issuer);
+      this.metadata = doc;
       this.lastError = undefined;
       this.backoffMs = DISCOVERY_RETRY_MIN_MS;
       this.logger.info({ issuer: this.issuer }, 'issuer discovered');
@@ -132,13 +148,8 @@ export class IssuerState {
       this.jwksAttemptAt = Date.now();
       try {
         const uris = [this.metadata!.jwks_uri, ...this.extraJwksUris];
-        const sets = await Promise.all(uris.map((u) => getJson(u, this.timeoutMs)));
-        const keys = sets.flatMap((s) => (Array.isArray(s.keys) ? (s.keys as JSONWebKeySet['keys']) : []));
-        if (!keys.length) throw new Error('the JWKS has no keys');
-        this.keys = createLocalJWKSet({ keys });
-        this.keyCount = keys.length;
-        this.jwksFetchedAt = Date.now();
-        this.logger.debug({ issuer: this.issuer, keys: keys.length }, 'issuer keys loaded');
+        this.adoptKeys(keysOf(await Promise.all(uris.map((u) => fetchJson(u, this.timeoutMs)))));
+        this.logger.debug({ issuer: this.issuer, keys: this.keyCount }, 'issuer keys loaded');
       } catch (err) {
         this.logger.warn({ issuer: this.issuer, reason: err instanceof Error ? err.message : String(err) }, 'fetching issuer keys failed');
         if (!this.keys) throw new IdentityProviderUnavailableError(`keys of ${this.issuer} unavailable`, err);
@@ -148,6 +159,30 @@ export class IssuerState {
       }
     })();
     return this.jwksFetching;
+  }
+
+  private adoptKeys(keys: JSONWebKeySet['keys']) {
+    this.keys = createLocalJWKSet({ keys });
+    this.keyCount = keys.length;
+    this.jwksFetchedAt = Date.now();
+  }
+
+  /**
+   * Readiness: fetch the discovery document and keys now and check them. A
+   * success is adopted (so a recovered IdP is used at once); a failure only
+   * reports, keeping the cached keys that still verify tokens.
+   */
+  async probe(signal?: AbortSignal): Promise<{ issuer: string; keys: number }> {
+    const doc = checkDiscovery(await fetchJson(discoveryUrl(this.issuer), this.timeoutMs, signal), this.issuer);
+    const keys = keysOf(await Promise.all([doc.jwks_uri, ...this.extraJwksUris].map((u) => fetchJson(u, this.timeoutMs, signal))));
+    if (!this.metadata) {
+      this.metadata = doc;
+      this.lastError = undefined;
+      this.backoffMs = DISCOVERY_RETRY_MIN_MS;
+      this.nextAttemptAt = 0;
+    }
+    this.adoptKeys(keys);
+    return { issuer: this.issuer, keys: keys.length };
   }
 
   /** For readiness: discovered and holding at least one key. */
@@ -194,20 +229,4 @@ export class IssuerRegistry implements OnModuleInit, OnModuleDestroy {
   onModuleDestroy() {
     for (const s of this.issuers.values()) s.close();
   }
-}
-
-async function getJson(url: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  const res = await request(url, {
-    headers: { accept: 'application/json' },
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  if (res.statusCode !== 200) {
-    await res.body.dump();
-    throw new Error(`${url} answered ${res.statusCode}`);
-  }
-  const body = (await res.body.json()) as unknown;
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error(`${url} did not answer a JSON object`);
-  return body as Record<string, unknown>;
 }

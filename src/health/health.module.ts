@@ -1,11 +1,17 @@
-import { Module } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
+import { IssuerRegistry } from '../auth/issuer.registry.js';
 import { HealthController } from './health.controller.js';
 import { OidcDiscoveryHealthIndicator } from './oidc-discovery.health.js';
 
-@Module({
-  imports: [TerminusModule.forRoot({ logger: false, errorLogStyle: 'json' })],
-  controllers: [HealthController],
-  providers: [OidcDiscoveryHealthIndicator],
-})
-export class HealthModule {}
+@Module({})
+export class HealthModule {
+  static register(issuers: IssuerRegistry): DynamicModule {
+    return {
+      module: HealthModule,
+      imports: [TerminusModule.forRoot({ logger: false, errorLogStyle: 'json' })],
+      controllers: [HealthController],
+      providers: [OidcDiscoveryHealthIndicator, { provide: IssuerRegistry, useValue: issuers }],
+    };
+  }
+}
