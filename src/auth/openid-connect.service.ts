@@ -81,7 +81,14 @@ export class OpenIdConnectService implements OnModuleDestroy {
     }
     if (methods.has('authorization_code') && policy.callbackPaths.has(ctx.path) && req.method === 'GET') {
       const q = new URLSearchParams(ctx.query.slice(1));
-      if (q.has('state') && (q.has('code') || q.has('error'))) return this.callback(req, res, ctx, policy, q);
+      if (q.has('state') && (q.has('code') || q.has('error'))) {
+        const outcome = await this.callback(req, res, ctx, policy, q);
+        if (outcome !== 'replayed') return outcome;
+        // A reload of the callback URL after a completed login (login_action: upstream leaves it in the
+        // address bar): the code is spent, but the session it created is good. Serve it without the parameters.
+        stripCallbackParams(ctx);
+        ctx.responseHeaders = { ...ctx.responseHeaders, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' };
+      }
     }
 
     const presented = this.bearerToken(req, ctx, config);
@@ -317,7 +324,8 @@ export class OpenIdConnectService implements OnModuleDestroy {
     respond(res, 302, { location: outcome.url, 'set-cookie': cookie, 'cache-control': 'no-store', 'x-request-id': ctx.requestId });
   }
 
-  private async callback(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, policy: OidcPolicy, q: URLSearchParams): Promise<AuthOutcome> {
+  /** Handles the IdP's redirect back. `replayed`: no transaction for this state but a live session (a reload). */
+  private async callback(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, policy: OidcPolicy, q: URLSearchParams): Promise<AuthOutcome | 'replayed'> {
     const config = policy.config;
     const state = q.get('state')!;
     const name = transactionCookieName(state);
@@ -327,6 +335,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
     // The code and state must not travel further: not upstream, not in a Referer, not in a cache.
     const noLeak = { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' };
     if (!txn || txn.exp < epoch() || txn.oidc.state !== state) {
+      if (!txn && policy.methods.has('session') && (await policy.sessions!.read(req))) return 'replayed';
       ctx.responseHeaders = { 'set-cookie': clearTxn, ...noLeak };
       throw new UnauthorizedError(config.unauthorized_error_message, 'login callback without a matching transaction (state)', false);
     }
@@ -378,10 +387,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
       return 'responded';
     }
     // login_action: upstream — proxy this request, without the callback parameters.
-    const rest = new URLSearchParams(ctx.query.slice(1));
-    for (const p of CALLBACK_PARAMS) rest.delete(p);
-    const s = rest.toString();
-    ctx.query = s ? `?${s}` : '';
+    stripCallbackParams(ctx);
     ctx.responseHeaders = { 'set-cookie': cookies, ...noLeak };
     (ctx.cookieFilters ??= []).push(store.isSessionCookie, isTransactionCookie);
     const principal: Principal = { via: 'session', claims, accessToken: session.access_token, idToken: session.id_token };
@@ -501,6 +507,13 @@ declare module '../common/request-context.js' {
     /** Cookie names the gateway owns on this request, removed from the Cookie header sent upstream. */
     cookieFilters?: ((name: string) => boolean)[];
   }
+}
+
+function stripCallbackParams(ctx: RequestContext) {
+  const rest = new URLSearchParams(ctx.query.slice(1));
+  for (const p of CALLBACK_PARAMS) rest.delete(p);
+  const s = rest.toString();
+  ctx.query = s ? `?${s}` : '';
 }
 
 function addRemoval(ctx: RequestContext, canonicalName: string) {

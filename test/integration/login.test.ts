@@ -130,6 +130,11 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
       assert.equal(session!.sameSite, 'Lax');
       assert.ok(!cookies.some((c) => c.name.startsWith('gatehouse_auth_')), 'login transaction cookie removed');
 
+      // Reloading the callback URL (code already spent) serves the page from the session.
+      const reload = await page.reload();
+      assert.equal(reload!.status(), 200);
+      assert.equal((await bodyJson(page)).headers['x-user-sub'], withScope.sub);
+
       // The session carries the next request without the IdP.
       const again = await page.goto(`${base}/oidc/again?x=1`);
       assert.equal(again!.status(), 200);
