@@ -6,6 +6,8 @@ import { connect, createServer } from 'node:net';
 
 export interface Proc {
   name: string;
+  /** performance.now() when spawned (to place profile samples). */
+  spawnedAt: number;
   child: ChildProcess;
   pid: number;
   /** stdout + stderr lines so far (for error reports). */
@@ -55,6 +57,7 @@ export async function startProcess(
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const proc: Proc = {
     name,
+    spawnedAt: performance.now(),
     child,
     pid: child.pid!,
     lines,

@@ -61,7 +61,7 @@ function parseArgs(argv: string[]): Options {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const durationS = Number(value('--duration') ?? (quick ? 1 : 5));
+  const durationS = Number(value('--duration') ?? (quick ? 1 : 4));
   const rounds = Number(value('--rounds') ?? (quick ? 1 : 3));
   if (!Number.isInteger(durationS) || durationS < 1) throw new Error('--duration must be a whole number of seconds ≥ 1');
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be ≥ 1');
@@ -164,7 +164,8 @@ async function main() {
   const failedTargets = new Map<string, string>();
 
   const nodeJson = async (name: string, script: string, args: string[], cpus?: string): Promise<Target> => {
-    const { proc, line } = await startProcess(name, process.execPath, [join(BENCH_DIST, script), ...args], {
+    const nodeArgs = opts.cpuProf && name === 'bare' ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', name)] : [];
+    const { proc, line } = await startProcess(name, process.execPath, [...nodeArgs, join(BENCH_DIST, script), ...args], {
       cpus: pin ? cpus : undefined,
       ready: (l) => l.startsWith('{"port"'),
       onSpawn: (p) => procs.push(p),
@@ -198,6 +199,8 @@ async function main() {
     return { key, url: `http://127.0.0.1:${proxyPort}`, proc };
   };
 
+  /** Per target, when load ran (ms since it was spawned): the profile summary keeps only these samples. */
+  const loadWindows = new Map<string, [number, number][]>();
   let issuer: FakeIssuer | undefined;
   let session: SessionLogin | undefined;
   let report: BenchReport | undefined;
@@ -338,10 +341,12 @@ async function main() {
           tokenOffset.value += w.requests;
         }
         const pid = target.proc.pid;
+        const windowStart = performance.now() - target.proc.spawnedAt;
         resetPeakRss(pid);
         const cpu0 = cpuSeconds(pid);
         const r = await load({ ...spec(opts.durationS), tokenOffset: tokenOffset.value }, tmp, c.id, cpus, !!wrk);
         const cpu1 = cpuSeconds(pid);
+        loadWindows.set(target.key, [...(loadWindows.get(target.key) ?? []), [windowStart, performance.now() - target.proc.spawnedAt]]);
         tokenOffset.value += r.requests;
         const sample: Sample = {
           rps: r.rps,
@@ -422,7 +427,7 @@ async function main() {
     if (existsSync(dir)) {
       for (const key of readdirSync(dir)) {
         for (const f of readdirSync(join(dir, key))) {
-          const summary = summarizeProfile(join(dir, key, f), 25);
+          const summary = summarizeProfile(join(dir, key, f), 30, loadWindows.get(key));
           process.stdout.write(`\n## CPU profile of ${key} (${f})\n${summary}\n`);
           mkdirSync(RESULTS, { recursive: true });
           writeFileSync(join(RESULTS, `profile-${key}.txt`), summary);
