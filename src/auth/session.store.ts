@@ -73,21 +73,7 @@ export class SessionStore {
 
   /** Reads and validates the session; undefined when absent, unreadable or timed out. */
   async read(req: IncomingMessage, now = epoch()): Promise<SessionData | undefined> {
-    const cookies = parseCookies(req.headers.cookie);
-    const first = cookies.get(this.cookieName);
-    if (!first) return undefined;
-    let value = first;
-    const m = CHUNK_COUNT.exec(first);
-    if (m) {
-      const count = Number(m[1]);
-      value = first.slice(m[0].length);
-      for (let i = 2; i <= count; i++) {
-        const part = cookies.get(`${this.cookieName}_${i}`);
-        if (part === undefined) return undefined;
-        value += part;
-      }
-    }
-    const payload = await this.open(value);
+    const payload = await this.cookiePayload(req);
     if (!payload) return undefined;
     let data: SessionData | undefined;
     if (this.redis) {
@@ -165,10 +151,33 @@ export class SessionStore {
 
   /** Set-Cookie headers deleting every chunk of the session, with the same attributes it was set with. */
   async destroy(req: IncomingMessage, s?: SessionData): Promise<string[]> {
-    if (this.redis && s) await this.redisCall(() => this.redis!.del(this.redisKey(s.sid)));
+    if (this.redis) {
+      // Without the session (a fresh login replacing one), the cookie still names the stored one: it must not outlive its cookie.
+      const sid = s?.sid ?? (await this.cookiePayload(req))?.sid;
+      if (typeof sid === 'string') await this.redisCall(() => this.redis!.del(this.redisKey(sid)));
+    }
     const names = new Set([this.cookieName]);
     for (const name of parseCookies(req.headers.cookie).keys()) if (this.isSessionCookie(name)) names.add(name);
     return [...names].map((n) => serializeCookie(n, '', { ...this.attributes, maxAge: 0 }));
+  }
+
+  /** The decrypted content of the session cookie (all chunks reassembled), or undefined. */
+  private async cookiePayload(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
+    const cookies = parseCookies(req.headers.cookie);
+    const first = cookies.get(this.cookieName);
+    if (!first) return undefined;
+    let value = first;
+    const m = CHUNK_COUNT.exec(first);
+    if (m) {
+      const count = Number(m[1]);
+      value = first.slice(m[0].length);
+      for (let i = 2; i <= count; i++) {
+        const part = cookies.get(`${this.cookieName}_${i}`);
+        if (part === undefined) return undefined;
+        value += part;
+      }
+    }
+    return this.open(value);
   }
 
   private cookieMaxAge(s: SessionData, now = epoch()): number {
