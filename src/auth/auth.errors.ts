@@ -39,3 +39,10 @@ export class IdentityProviderUnavailableError extends ServiceUnavailableError {
     super('The identity provider is unavailable', reason, cause);
   }
 }
+
+/** Sessions are kept server-side and the store cannot be reached: no session can be trusted or saved. */
+export class SessionStoreUnavailableError extends ServiceUnavailableError {
+  constructor(reason: string, cause?: unknown) {
+    super('The session store is unavailable', reason, cause);
+  }
+}

@@ -24,6 +24,8 @@ const TRANSACTION_TTL_S = 600;
 const REFRESH_SKEW_S = 30;
 /** A refreshed session is reused for requests that still carry the old cookie (their browser has not seen the new one yet). */
 const REFRESHED_REUSE_MS = 30_000;
+/** How long one instance may hold the cross-instance refresh lock (Redis sessions). */
+const REFRESH_LOCK_MS = 5_000;
 const INTROSPECTION_CACHE_MAX_MS = 5 * 60_000;
 const CALLBACK_PARAMS = ['code', 'state', 'iss', 'session_state', 'error', 'error_description', 'error_uri'];
 
@@ -223,7 +225,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
     if (expiring) {
       const expired = now >= session.expires_at!;
       if (session.refresh_token && policy.config.refresh_tokens && policy.methods.has('refresh_token')) {
-        const refreshed = await this.refresh(session, policy, expired);
+        const refreshed = await this.refresh(session, policy, expired, req);
         if (!refreshed) {
           setResponseCookies(ctx, await store.destroy(req, session));
           return undefined;
@@ -264,18 +266,44 @@ export class OpenIdConnectService implements OnModuleDestroy {
    * old cookie shortly after reuse the result (the old refresh token may already
    * be rotated out). Returns undefined when the IdP refused: the session ends.
    */
-  private refresh(session: SessionData, policy: OidcPolicy, expired: boolean): Promise<SessionData | undefined> {
+  private refresh(session: SessionData, policy: OidcPolicy, expired: boolean, req: IncomingMessage): Promise<SessionData | undefined> {
     const done = this.refreshed.get(session.sid);
     if (done && done.until > Date.now()) return Promise.resolve({ ...done.session });
     let pending = this.refreshing.get(session.sid);
     if (!pending) {
-      pending = this.doRefresh(session, policy, expired).finally(() => this.refreshing.delete(session.sid));
+      pending = this.doRefresh(session, policy, expired, req).finally(() => this.refreshing.delete(session.sid));
       this.refreshing.set(session.sid, pending);
     }
     return pending.then((s) => (s ? { ...s } : undefined));
   }
 
-  private async doRefresh(session: SessionData, policy: OidcPolicy, expired: boolean): Promise<SessionData | undefined> {
+  private async doRefresh(session: SessionData, policy: OidcPolicy, expired: boolean, req?: IncomingMessage): Promise<SessionData | undefined> {
+    const store = policy.sessions!;
+    if (store.shared && req) {
+      // Another gateway instance may be refreshing this very session: with rotating refresh tokens a
+      // second refresh would be refused and end the session for everyone. Wait for its result instead.
+      if (!(await store.acquireRefreshLock(session.sid, REFRESH_LOCK_MS))) {
+        for (let waited = 0; waited < REFRESH_LOCK_MS; waited += 100) {
+          await new Promise((r) => setTimeout(r, 100));
+          const current = await store.reload(req);
+          if (!current) return undefined;
+          if (current.access_token !== session.access_token) return current;
+        }
+        if (!expired) return session;
+        throw new IdentityProviderUnavailableError('token refresh by another instance did not finish');
+      }
+      try {
+        const next = await this.refreshWithIdp(session, policy, expired);
+        if (next && next !== session) await store.write(next, req);
+        return next;
+      } finally {
+        await store.releaseRefreshLock(session.sid).catch(() => undefined);
+      }
+    }
+    return this.refreshWithIdp(session, policy, expired);
+  }
+
+  private async refreshWithIdp(session: SessionData, policy: OidcPolicy, expired: boolean): Promise<SessionData | undefined> {
     const cfg = await policy.client();
     try {
       const tokens = await client.refreshTokenGrant(cfg, session.refresh_token!);
@@ -372,7 +400,8 @@ export class OpenIdConnectService implements OnModuleDestroy {
     // Later Set-Cookie wins in browsers: the fresh session overrides the deletion of the old one.
     this.logger.info({ request_id: ctx.requestId, sub: idClaims.sub, route: ctx.match?.route.name }, 'login succeeded');
 
-    const returnTo = safeReturnPath(txn.return_to, config.login_redirect_uri?.[0]);
+    // Kong's login_redirect_uri is the operator's own absolute URL; otherwise back to the original same-origin path.
+    const returnTo = config.login_redirect_uri?.[0] ?? safeReturnPath(txn.return_to);
     if (config.login_action === 'redirect') {
       respond(res, 302, { location: returnTo, 'set-cookie': cookies, ...noLeak, 'x-request-id': ctx.requestId });
       return 'responded';
@@ -564,7 +593,8 @@ async function open(value: string, key: Uint8Array): Promise<Record<string, unkn
 /** Only a same-origin absolute path is ever a return target: never `//host`, never a scheme. */
 export function safeReturnPath(candidate: string | undefined, fallback?: string): string {
   for (const c of [candidate, fallback]) {
-    if (c && c.startsWith('/') && !c.startsWith('//') && !c.startsWith('/\\') && !/[\r\n]/.test(c)) return c;
+    // Browsers drop tabs and newlines from URLs ("/\t/evil" becomes "//evil"): refuse every control character.
+    if (c && c.startsWith('/') && !c.startsWith('//') && !c.startsWith('/\\') && !/[\x00-\x1f\x7f]/.test(c)) return c;
   }
   return '/';
 }
@@ -660,7 +690,8 @@ function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unkno
 /** Claim values become header text that cannot inject: visible ASCII as is, anything else percent-encoded. */
 export function headerSafe(value: unknown): string {
   const text = typeof value === 'string' ? value : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value.join(',') : JSON.stringify(value);
-  return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
+  // toWellFormed: a lone surrogate in a claim must be encoded, not throw (URIError) into a 500.
+  return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text.toWellFormed());
 }
 
 function decodeClaims(jwt: string): Record<string, unknown> {

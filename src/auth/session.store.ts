@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { CompactEncrypt, compactDecrypt } from 'jose';
 import { Redis } from 'ioredis';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
-import { IdentityProviderUnavailableError } from './auth.errors.js';
+import { SessionStoreUnavailableError } from './auth.errors.js';
 import { parseCookies, serializeCookie, type CookieAttributes } from './cookies.js';
 
 /** What a logged-in browser session holds. Times are epoch seconds. */
@@ -191,6 +191,31 @@ export class SessionStore {
     return Number.isFinite(left) ? Math.max(0, Math.floor(left)) : 86_400;
   }
 
+  /** True when sessions live in Redis, shared by every gateway instance. */
+  get shared(): boolean {
+    return this.redis !== undefined;
+  }
+
+  /**
+   * A short cross-instance lock (Redis SET NX PX) so that only one gateway
+   * refreshes a session's tokens; the others wait for its result. Returns false
+   * when another instance holds it. Without Redis there is nothing to share: true.
+   */
+  async acquireRefreshLock(sid: string, ttlMs: number): Promise<boolean> {
+    if (!this.redis) return true;
+    const ok = await this.redisCall(() => this.redis!.set(`${this.redisKey(sid)}:refresh`, '1', 'PX', ttlMs, 'NX'));
+    return ok === 'OK';
+  }
+
+  async releaseRefreshLock(sid: string): Promise<void> {
+    if (this.redis) await this.redisCall(() => this.redis!.del(`${this.redisKey(sid)}:refresh`));
+  }
+
+  /** The session as stored now (Redis only), to pick up what another instance wrote. */
+  async reload(req: IncomingMessage): Promise<SessionData | undefined> {
+    return this.redis ? this.read(req) : undefined;
+  }
+
   private redisKey(sid: string) {
     return `${this.config.session_redis_prefix}${sid}`;
   }
@@ -201,7 +226,7 @@ export class SessionStore {
       return await fn();
     } catch (err) {
       // Without the store, no session can be trusted or saved: fail closed, retry later.
-      throw new IdentityProviderUnavailableError('session store unavailable', err);
+      throw new SessionStoreUnavailableError('session store unavailable', err);
     }
   }
 

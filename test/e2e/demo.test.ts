@@ -169,7 +169,7 @@ describe('the built-in demo, started as the README says (npm start, no config)',
   });
 
   it('ran only the start script (no prestart rebuild) and says it is in demo mode', () => {
-    assert.match(app.output(), /> gatehouse@\S+ start\n> node dist\/src\/main\.js/);
+    assert.match(app.output(), /> gatehouse@\S+ start\n> (exec )?node dist\/src\/main\.js/);
     assert.doesNotMatch(app.output(), /prestart/);
     assert.match(app.output(), /NOT FOR PRODUCTION/);
     const demoLine = app.logs().find((l) => l.demo === true && l.level === 'warn');

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { Page } from 'playwright-core';
 import { request } from 'undici';
-import { IdentityProviderUnavailableError } from '../../src/auth/auth.errors.js';
+import { SessionStoreUnavailableError } from '../../src/auth/auth.errors.js';
 import { SessionStore, type SessionData } from '../../src/auth/session.store.js';
 import { openIdConnectConfigSchema } from '../../src/config/openid-connect.schema.js';
 import { DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
@@ -154,9 +154,9 @@ describe('SessionStore with session_storage: redis', () => {
         () => assert.fail('read must not succeed without Redis'),
         (e: unknown) => e,
       );
-      assert.ok(err instanceof IdentityProviderUnavailableError, String(err));
+      assert.ok(err instanceof SessionStoreUnavailableError, String(err));
       assert.equal(err.status, 503);
-      await assert.rejects(s.write(session(s), cookieRequest()), IdentityProviderUnavailableError);
+      await assert.rejects(s.write(session(s), cookieRequest()), SessionStoreUnavailableError);
       // No cookie or an unreadable one needs no Redis: no session, no error.
       assert.equal(await s.read(cookieRequest()), undefined);
       assert.equal(await s.read(cookieRequest('session=garbage')), undefined);

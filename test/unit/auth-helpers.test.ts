@@ -106,3 +106,15 @@ describe('isBrowserNavigation (who may be redirected to the IdP)', () => {
     it(name, () => assert.equal(isBrowserNavigation(req(method, headers)), expected));
   }
 });
+
+describe('regressions', () => {
+  it('encodes a claim with a lone surrogate instead of throwing (never a 500)', () => {
+    assert.doesNotThrow(() => headerSafe('a\ud800b'));
+    assert.match(headerSafe('a\ud800b'), /^[\x20-\x7e]+$/);
+  });
+
+  it('refuses a return path with a tab or any control character (browsers strip them into //host)', () => {
+    assert.equal(safeReturnPath('/\t/evil.com'), '/');
+    assert.equal(safeReturnPath('/a\x00b'), '/');
+  });
+});
