@@ -90,6 +90,8 @@ interface Target {
 
 interface CaseDef {
   id: string;
+  /** For the chart. */
+  short: string;
   group: number;
   title: string;
   target: string;
@@ -293,6 +295,7 @@ async function main() {
       const failed = failedTargets.get(c.target);
       results.set(c.id, {
         id: c.id,
+        short: c.short,
         group: c.group,
         title: c.title,
         gatehouse: c.gatehouse,
@@ -472,25 +475,25 @@ function caseList(ctx: { rsToken: string; esToken: string; cycleFile: string; se
   const large = LARGE_CONNECTIONS;
   const bearer = (t: string) => () => ({ authorization: `Bearer ${t}` });
   return [
-    { id: '1', group: 1, title: 'direct to the upstream (ceiling)', target: 'direct', path: '/', connections: small, gatehouse: false },
-    { id: '2', group: 2, title: 'bare Node proxy (node:http + undici Pool.stream)', target: 'bare', path: '/', connections: small, gatehouse: false },
-    { id: '3', group: 3, title: 'nginx, 1 worker, upstream keepalive', target: 'nginx', path: '/', connections: small, gatehouse: false },
-    { id: '4', group: 4, title: 'Gatehouse, route without plugin', target: 'gw', path: '/', connections: small, gatehouse: true },
-    { id: '4-info', group: 4, title: 'Gatehouse, no plugin, info-level access log', target: 'gw-info', path: '/', connections: small, gatehouse: true },
-    { id: '5-rs256', group: 5, title: 'Gatehouse, bearer RS256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
-    { id: '5-es256', group: 5, title: 'Gatehouse, bearer ES256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.esToken), connections: small, gatehouse: true },
-    { id: '6', group: 6, title: 'Gatehouse, bearer RS256, new token every request', target: 'gw-jwt-cycle', path: '/jwt', tokensFile: () => ctx.cycleFile, connections: small, gatehouse: true },
-    { id: '7', group: 7, title: 'Gatehouse, session cookie from a real login', target: 'gw-session', path: '/app/', headers: () => ctx.session()!.headers, connections: small, gatehouse: true },
-    { id: '8-64k-bare', group: 8, title: '64 KiB responses, bare Node proxy', target: 'bare', path: '/64k', connections: large, gatehouse: false },
-    { id: '8-64k-nginx', group: 8, title: '64 KiB responses, nginx', target: 'nginx', path: '/64k', connections: large, gatehouse: false },
-    { id: '8-64k-gw', group: 8, title: '64 KiB responses, Gatehouse', target: 'gw', path: '/64k', connections: large, gatehouse: true },
-    { id: '8-up-bare', group: 8, title: '1 MiB uploads, bare Node proxy', target: 'bare', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: false },
-    { id: '8-up-nginx', group: 8, title: '1 MiB uploads, nginx', target: 'nginx', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: false },
-    { id: '8-up-gw', group: 8, title: '1 MiB uploads, Gatehouse', target: 'gw', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: true },
-    { id: '9-gw-1w', group: 9, title: 'unpinned: Gatehouse, 1 worker', target: 'gw-unpinned', path: '/', connections: small, unpinned: true, gatehouse: true },
-    { id: '9-gw-2w', group: 9, title: 'unpinned: Gatehouse, GATEHOUSE_WORKERS=2', target: 'gw-2w', path: '/', connections: small, unpinned: true, gatehouse: true },
-    { id: '9-nginx-1w', group: 9, title: 'unpinned: nginx, 1 worker', target: 'nginx-unpinned', path: '/', connections: small, unpinned: true, gatehouse: false },
-    { id: '9-nginx-2w', group: 9, title: 'unpinned: nginx, 2 workers', target: 'nginx-2w', path: '/', connections: small, unpinned: true, gatehouse: false },
+    { id: '1', short: 'direct upstream', group: 1, title: 'direct to the upstream (ceiling)', target: 'direct', path: '/', connections: small, gatehouse: false },
+    { id: '2', short: 'bare undici proxy', group: 2, title: 'bare Node proxy (node:http + undici Pool.stream)', target: 'bare', path: '/', connections: small, gatehouse: false },
+    { id: '3', short: 'nginx 1 worker', group: 3, title: 'nginx, 1 worker, upstream keepalive', target: 'nginx', path: '/', connections: small, gatehouse: false },
+    { id: '4', short: 'Gatehouse, no plugin', group: 4, title: 'Gatehouse, route without plugin', target: 'gw', path: '/', connections: small, gatehouse: true },
+    { id: '4-info', short: 'Gatehouse, info access log', group: 4, title: 'Gatehouse, no plugin, info-level access log', target: 'gw-info', path: '/', connections: small, gatehouse: true },
+    { id: '5-rs256', short: 'bearer RS256, same token', group: 5, title: 'Gatehouse, bearer RS256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
+    { id: '5-es256', short: 'bearer ES256, same token', group: 5, title: 'Gatehouse, bearer ES256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.esToken), connections: small, gatehouse: true },
+    { id: '6', short: 'bearer RS256, new token', group: 6, title: 'Gatehouse, bearer RS256, new token every request', target: 'gw-jwt-cycle', path: '/jwt', tokensFile: () => ctx.cycleFile, connections: small, gatehouse: true },
+    { id: '7', short: 'session cookie', group: 7, title: 'Gatehouse, session cookie from a real login', target: 'gw-session', path: '/app/', headers: () => ctx.session()!.headers, connections: small, gatehouse: true },
+    { id: '8-64k-bare', short: '64 KiB, bare', group: 8, title: '64 KiB responses, bare Node proxy', target: 'bare', path: '/64k', connections: large, gatehouse: false },
+    { id: '8-64k-nginx', short: '64 KiB, nginx', group: 8, title: '64 KiB responses, nginx', target: 'nginx', path: '/64k', connections: large, gatehouse: false },
+    { id: '8-64k-gw', short: '64 KiB, Gatehouse', group: 8, title: '64 KiB responses, Gatehouse', target: 'gw', path: '/64k', connections: large, gatehouse: true },
+    { id: '8-up-bare', short: '1 MiB upload, bare', group: 8, title: '1 MiB uploads, bare Node proxy', target: 'bare', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: false },
+    { id: '8-up-nginx', short: '1 MiB upload, nginx', group: 8, title: '1 MiB uploads, nginx', target: 'nginx', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: false },
+    { id: '8-up-gw', short: '1 MiB upload, Gatehouse', group: 8, title: '1 MiB uploads, Gatehouse', target: 'gw', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: true },
+    { id: '9-gw-1w', short: 'unpinned Gatehouse 1 worker', group: 9, title: 'unpinned: Gatehouse, 1 worker', target: 'gw-unpinned', path: '/', connections: small, unpinned: true, gatehouse: true },
+    { id: '9-gw-2w', short: 'unpinned Gatehouse 2 workers', group: 9, title: 'unpinned: Gatehouse, GATEHOUSE_WORKERS=2', target: 'gw-2w', path: '/', connections: small, unpinned: true, gatehouse: true },
+    { id: '9-nginx-1w', short: 'unpinned nginx 1 worker', group: 9, title: 'unpinned: nginx, 1 worker', target: 'nginx-unpinned', path: '/', connections: small, unpinned: true, gatehouse: false },
+    { id: '9-nginx-2w', short: 'unpinned nginx 2 workers', group: 9, title: 'unpinned: nginx, 2 workers', target: 'nginx-2w', path: '/', connections: small, unpinned: true, gatehouse: false },
   ];
 }
 
