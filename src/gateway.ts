@@ -1,19 +1,16 @@
-import { type DynamicModule, Module, type INestApplication } from '@nestjs/common';
+import { type DynamicModule, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { AccessLog } from './common/access-log.js';
 import { GatewayExceptionFilter } from './common/gateway-exception.filter.js';
 import { NestPinoLogger } from './common/logger.js';
-import { RequestContext, requestIdFor } from './common/request-context.js';
 import { ConfigModule } from './config/config.module.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { HealthModule } from './health/health.module.js';
 import { IssuerRegistry } from './auth/issuer.registry.js';
-import { isTrustedPeer } from './proxy/forwarding-headers.js';
+import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
 
 /** The proxy listener's application: the route table, plugins and the catch-all forward. */
@@ -36,7 +33,7 @@ export class StatusAppModule {
 export interface RunningGateway {
   proxyUrl: string;
   statusUrl: string;
-  proxy: NestFastifyApplication;
+  proxy: INestApplicationContext;
   status: NestFastifyApplication;
   /** Stop accepting, let in-flight requests finish (bounded), close upstream pools. */
   shutdown(): Promise<void>;
@@ -69,76 +66,76 @@ function clientErrorResponse(err: NodeJS.ErrnoException, socket: Socket, logger:
   }
 }
 
-function fastifyAdapter(config: GatewayConfig, logger: Logger, onServer: (s: Server) => void) {
+/** Node HTTP server options shared by both listeners: request limits and slow-client timeouts. */
+function serverOptions(config: GatewayConfig) {
   const s = config.settings;
+  return {
+    maxHeaderSize: s.maxHeaderSize,
+    // Slow clients: all headers within this time, the whole request within the other.
+    headersTimeout: s.clientHeaderTimeoutMs,
+    requestTimeout: s.clientBodyTimeoutMs,
+    // Node enforces both only when it sweeps its connections (every 30 s by default),
+    // which would let a stalled client hold a socket for up to 30 s past its limit.
+    connectionsCheckingInterval: Math.min(1_000, s.clientHeaderTimeoutMs),
+    keepAliveTimeout: 65_000,
+    requireHostHeader: true,
+  };
+}
+
+function fastifyAdapter(config: GatewayConfig, logger: Logger, onServer: (s: Server) => void) {
   return new FastifyAdapter({
     logger: false,
     exposeHeadRoutes: false,
-    routerOptions: { maxParamLength: 1 << 16 },
     requestIdHeader: false,
     return503OnClosing: true,
     clientErrorHandler: (err, socket) => clientErrorResponse(err as NodeJS.ErrnoException, socket, logger),
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
-      const server = createServer(
-        {
-          maxHeaderSize: s.maxHeaderSize,
-          // Slow clients: all headers within this time, the whole request within the other.
-          headersTimeout: s.clientHeaderTimeoutMs,
-          requestTimeout: s.clientBodyTimeoutMs,
-          // Node enforces both only when it sweeps its connections (every 30 s by default),
-          // which would let a stalled client hold a socket for up to 30 s past its limit.
-          connectionsCheckingInterval: Math.min(1_000, s.clientHeaderTimeoutMs),
-          keepAliveTimeout: 65_000,
-          requireHostHeader: true,
-        },
-        handler,
-      );
+      const server = createServer(serverOptions(config), handler);
       onServer(server);
       return server;
     },
   });
 }
 
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
 export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
   const nestLogger = new NestPinoLogger(logger);
-  const filter = new GatewayExceptionFilter(logger);
-  const accessLog = new AccessLog(logger);
   const servers: Server[] = [];
 
-  const proxy = await NestFactory.create<NestFastifyApplication>(
-    ProxyAppModule.register(config, logger),
-    fastifyAdapter(config, logger, (s) => servers.push(s)),
-    { logger: nestLogger, bodyParser: false, abortOnError: false },
-  );
-  const instance = proxy.getHttpAdapter().getInstance();
-  // Bodies are streamed to the upstream untouched: no parser may read them.
-  instance.removeAllContentTypeParsers();
-  instance.addContentTypeParser('*', (_req: FastifyRequest, _payload: IncomingMessage, done: (err: null) => void) => done(null));
-  const trusted = config.settings.trustedIps;
-  const anyTrusted = config.settings.trustedIpsText !== '';
-  instance.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    const req = request.raw;
-    // No trusted proxies configured (the default): skip the address parse on every request.
-    const peerTrusted = anyTrusted && isTrustedPeer(trusted, req.socket.remoteAddress);
-    const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
-    req.gatehouse = ctx;
-    accessLog.track(req, reply.raw, ctx);
-    done();
-  });
-  proxy.useGlobalFilters(filter);
+  // The proxy listener: a Nest application context (modules, DI, lifecycle) whose catch-all handler
+  // the Node server calls directly (see ProxyHandler for why not through Nest's router).
+  const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger), { logger: nestLogger, abortOnError: false });
+  await proxy.init();
+  const handler = proxy.get(ProxyHandler);
+  const proxyServer = createServer(serverOptions(config), handler.handle);
+  proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
+  servers.push(proxyServer);
 
   const status = await NestFactory.create<NestFastifyApplication>(
     StatusAppModule.register(config, logger, proxy.get(IssuerRegistry)),
     fastifyAdapter(config, logger, (s) => servers.push(s)),
     { logger: nestLogger, abortOnError: false },
   );
-  status.useGlobalFilters(filter);
+  status.useGlobalFilters(new GatewayExceptionFilter(logger));
 
   const { proxyListen, statusListen } = config.settings;
-  await proxy.listen(proxyListen.port, proxyListen.host);
+  await listen(proxyServer, proxyListen.host, proxyListen.port);
   await status.listen(statusListen.port, statusListen.host);
-  const url = (app: INestApplication, fallbackHost: string) => {
-    const address = app.getHttpServer().address();
+  const url = (server: Server, fallbackHost: string) => {
+    const address = server.address();
     const host = fallbackHost === '0.0.0.0' || fallbackHost === '::' ? '127.0.0.1' : fallbackHost;
     return `http://${host.includes(':') ? `[${host}]` : host}:${typeof address === 'object' && address ? address.port : 0}`;
   };
@@ -147,8 +144,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   return {
     proxy,
     status,
-    proxyUrl: url(proxy, proxyListen.host),
-    statusUrl: url(status, statusListen.host),
+    proxyUrl: url(proxyServer, proxyListen.host),
+    statusUrl: url(status.getHttpServer(), statusListen.host),
     shutdown() {
       closing ??= (async () => {
         const force = setTimeout(() => {
@@ -156,9 +153,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
           for (const s of servers) s.closeAllConnections();
         }, config.settings.shutdownTimeoutMs);
         force.unref();
-        // Fastify stops accepting, closes idle keep-alive connections and waits for in-flight requests.
+        // Stop accepting; idle keep-alive connections close now, busy ones after their response
+        // (which carries Connection: close); then the upstream pools close.
+        handler.draining = true;
+        await Promise.all([closeServer(proxyServer), status.close()]);
         await proxy.close();
-        await status.close();
         clearTimeout(force);
       })();
       return closing;

@@ -3,6 +3,8 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { LOGGER } from '../common/logger.js';
+import type { RequestContext } from '../common/request-context.js';
+import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { ForbiddenError, UnauthorizedError } from './auth.errors.js';
 import { OpenIdConnectService } from './openid-connect.service.js';
 import { REQUIREMENTS_KEY } from './require-scopes.decorator.js';
@@ -22,25 +24,33 @@ export class ScopesGuard implements CanActivate {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
+  /** Nest's entry: requirements from `@RequireScopes`/`@RequireRoles` on one of the gateway's own handlers. */
   canActivate(context: ExecutionContext): boolean {
     const req = context.switchToHttp().getRequest<FastifyRequest>().raw;
-    const ctx = req.gatehouse!;
+    const ctx = req.gatehouse;
     const decorated = this.reflector.getAllAndOverride<Requirement[] | undefined>(REQUIREMENTS_KEY, [context.getHandler(), context.getClass()]);
-    const config = ctx.match?.route.plugins['openid-connect'];
-    const policy = config ? this.oidc.policy(config) : undefined;
-    const requirements = decorated ?? policy?.requirements;
-    if (!requirements?.length) return true;
+    if (!decorated?.length) return true;
+    if (!ctx?.principal) throw new UnauthorizedError('Unauthorized', 'no authenticated caller', false);
+    this.authorize(ctx, decorated, decorated, 'Forbidden');
+    return true;
+  }
 
-    const principal = ctx.principal;
-    if (!principal) {
-      // Only a CORS preflight passed authentication without a principal (run_on_preflight: false).
-      if (config && !config.run_on_preflight && req.method === 'OPTIONS') return true;
-      throw new UnauthorizedError(config?.unauthorized_error_message ?? 'Unauthorized', 'no authenticated caller', false);
+  /** The proxy's entry: requirements from the matched route's openid-connect config. */
+  authorizeRoute(ctx: RequestContext, config: OpenIdConnectConfig, method: string): void {
+    const policy = this.oidc.policy(config);
+    if (!policy.requirements.length) return;
+    if (!ctx.principal) {
+      // Only a CORS preflight passes authentication without a principal (run_on_preflight: false).
+      if (!config.run_on_preflight && method === 'OPTIONS') return;
+      throw new UnauthorizedError(config.unauthorized_error_message, 'no authenticated caller', false);
     }
+    this.authorize(ctx, policy.requirements, policy, config.forbidden_error_message);
+  }
 
-    // A repeated token on the same policy reuses the decision made for it.
+  private authorize(ctx: RequestContext, requirements: readonly Requirement[], key: object, forbiddenMessage: string): void {
+    const principal = ctx.principal!;
+    // A repeated token under the same requirements reuses the decision made for it.
     const memo = principal.memo;
-    const key = decorated ?? policy!;
     let failure: RequirementFailure | undefined;
     if (memo && memo.decidedFor === key) failure = memo.decision as RequirementFailure | undefined;
     else {
@@ -50,10 +60,9 @@ export class ScopesGuard implements CanActivate {
         memo.decision = failure;
       }
     }
-    if (!failure) return true;
-
+    if (!failure) return;
     const reason = describeFailure(failure);
     this.logger.warn({ request_id: ctx.requestId, route: ctx.match?.route.name, caller: ctx.caller, via: principal.via }, reason);
-    throw new ForbiddenError(config?.forbidden_error_message ?? 'Forbidden', reason, challengeScope(failure));
+    throw new ForbiddenError(forbiddenMessage, reason, challengeScope(failure));
   }
 }

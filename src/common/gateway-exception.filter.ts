@@ -1,17 +1,11 @@
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type ExceptionFilter, Inject } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { GatewayError } from './gateway.error.js';
+import { writeErrorResponse } from './error-response.js';
 import { LOGGER } from './logger.js';
 
-/**
- * The one place that turns an error into a response. Gateway errors carry their
- * status, Kong-worded message and challenge headers; Nest's HttpExceptions
- * (terminus' 503, a framework 404) keep their body; anything else is a bug and
- * becomes a logged 500 without detail. A response already streaming cannot
- * change its status, so it is aborted instead of ended cleanly.
- */
+/** Nest's side of the one error mapping (writeErrorResponse), for the status listener's handlers. */
 @Catch()
 export class GatewayExceptionFilter implements ExceptionFilter {
   constructor(@Inject(LOGGER) private readonly logger: Logger) {}
@@ -21,43 +15,8 @@ export class GatewayExceptionFilter implements ExceptionFilter {
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
     const res: ServerResponse = reply.raw ?? (reply as unknown as ServerResponse);
-    const ctx = request.raw?.gatehouse;
-
-    let status: number;
-    let body: Record<string, unknown>;
-    let headers: Record<string, string> | undefined;
-    if (exception instanceof GatewayError) {
-      status = exception.status;
-      body = { message: exception.publicMessage, ...exception.body };
-      headers = exception.headers;
-      if (ctx) ctx.denial ??= exception.message;
-      if (status >= 500) this.logger.warn({ request_id: ctx?.requestId, status, reason: exception.message, err: exception.cause instanceof Error ? exception.cause.message : undefined }, 'request failed');
-    } else if (exception instanceof HttpException) {
-      status = exception.getStatus();
-      const response = exception.getResponse();
-      body = typeof response === 'string' ? { message: response } : (response as Record<string, unknown>);
-    } else {
-      status = 500;
-      body = { message: 'An unexpected error occurred' };
-      this.logger.error({ request_id: ctx?.requestId, err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception) }, 'unexpected error');
-    }
-
-    if (res.headersSent || res.destroyed) {
-      res.destroy();
-      return;
-    }
-    // Written on the raw response so it works the same before and after the proxy hijacked the reply.
+    // Written on the raw response, so Fastify must not send one too.
     if (typeof reply.hijack === 'function' && !reply.sent) reply.hijack();
-    const payload = JSON.stringify(body);
-    res.writeHead(status, {
-      // Headers the gateway decided on before the error (e.g. deleting a dead session cookie) still apply.
-      ...ctx?.responseHeaders,
-      ...headers,
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(payload),
-      'cache-control': 'no-store',
-      ...(ctx ? { 'x-request-id': ctx.requestId } : {}),
-    });
-    res.end(request.raw?.method === 'HEAD' ? undefined : payload);
+    writeErrorResponse(request.raw, res, exception, this.logger);
   }
 }

@@ -1,20 +1,19 @@
-import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import { Injectable } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
 import { BadRequestError, NoRouteError } from '../common/gateway.error.js';
+import type { RequestContext } from '../common/request-context.js';
 import { normalizePath } from './path-normalizer.js';
 import { RouteTable } from './route-table.js';
 
 /**
- * First guard on the proxy path: normalises the path once and finds the route.
- * Later guards (authentication, ScopesGuard) read `ctx.match.route.plugins`.
+ * First step on the proxy path: normalises the path once and finds the route.
+ * Later steps (authentication, the ScopesGuard) read `ctx.match.route.plugins`.
  */
 @Injectable()
-export class RouteMatchGuard implements CanActivate {
+export class RouteMatcher {
   constructor(private readonly routes: RouteTable) {}
 
-  canActivate(context: ExecutionContext): boolean {
-    const req = context.switchToHttp().getRequest<FastifyRequest>().raw;
-    const ctx = req.gatehouse!;
+  resolve(req: IncomingMessage, ctx: RequestContext): void {
     const url = req.url!;
     const q = url.indexOf('?');
     const normalized = normalizePath(q === -1 ? url : url.slice(0, q));
@@ -24,6 +23,5 @@ export class RouteMatchGuard implements CanActivate {
     const match = this.routes.match(req.method!, req.headers.host, normalized.path);
     if (!match) throw new NoRouteError();
     ctx.match = match;
-    return true;
   }
 }
