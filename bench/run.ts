@@ -365,6 +365,9 @@ async function main() {
         if (sample.errors > 0) {
           result.status = 'errors';
           result.reason = r.firstError;
+        } else if (r.requests === 0) {
+          result.status = 'errors';
+          result.reason = `no request completed within ${opts.durationS} s (the proxy stalled)`;
         }
         log(
           `round ${round} ${c.id.padEnd(14)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ${sample.cpuUsPerReq.toFixed(1)} µs/req  ${sample.peakRssMiB.toFixed(0)} MiB${sample.errors ? `  ERRORS ${sample.errors}: ${r.firstError}` : ''}`,
