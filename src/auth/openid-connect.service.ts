@@ -112,7 +112,8 @@ export class OpenIdConnectService implements OnModuleDestroy {
     ctx.principal = principal;
     const sub = claimValues(principal.claims, config.credential_claim)[0];
     ctx.caller = sub ?? (typeof principal.claims.sub === 'string' ? principal.claims.sub : undefined);
-    await this.upstreamIdentity(req, ctx, policy, principal);
+    const pending = this.upstreamIdentity(req, ctx, policy, principal);
+    if (pending) await pending;
     return 'proceed';
   }
 
@@ -143,7 +144,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
   /** A presented token: JWTs verified locally (cached), opaque ones introspected (cached). */
   private async tokenPrincipal(token: string, policy: OidcPolicy): Promise<Principal> {
     const config = policy.config;
-    const isJwt = token.split('.').length === 3;
+    const isJwt = isCompactJws(token);
     const canBearer = policy.methods.has('bearer') || policy.methods.has('session');
     const canIntrospect = policy.methods.has('introspection');
     try {
@@ -253,7 +254,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
 
   /** Claims for authorization: the access token's if it is a JWT, else introspection, else the ID token's. */
   private async accessTokenClaims(session: SessionData, policy: OidcPolicy): Promise<Record<string, unknown>> {
-    if (session.access_token.split('.').length === 3) return (await this.verifyJwt(session.access_token, policy)).claims;
+    if (isCompactJws(session.access_token)) return (await this.verifyJwt(session.access_token, policy)).claims;
     if (policy.methods.has('introspection')) return this.introspect(session.access_token, policy);
     // The ID token was fully validated at login; its claims stand in when the access token is opaque.
     if (session.id_token) return decodeClaims(session.id_token);
@@ -422,7 +423,8 @@ export class OpenIdConnectService implements OnModuleDestroy {
     const principal: Principal = { via: 'session', claims, accessToken: session.access_token, idToken: session.id_token };
     ctx.principal = principal;
     ctx.caller = claimValues(claims, config.credential_claim)[0] ?? idClaims.sub;
-    await this.upstreamIdentity(req, ctx, policy, principal);
+    const pending = this.upstreamIdentity(req, ctx, policy, principal);
+    if (pending) await pending;
     return 'proceed';
   }
 
@@ -471,35 +473,40 @@ export class OpenIdConnectService implements OnModuleDestroy {
    * header under one of those names is removed first (case- and `_`-insensitive),
    * and the gateway's own cookies are taken out of Cookie.
    */
-  private async upstreamIdentity(req: IncomingMessage, ctx: RequestContext, policy: OidcPolicy, principal: Principal) {
+  private upstreamIdentity(req: IncomingMessage, ctx: RequestContext, policy: OidcPolicy, principal: Principal): void | Promise<void> {
     const c = policy.config;
     const add: [string, string][] = [];
     const set = (spec: string | null | undefined, value: string | undefined) => {
       if (!spec || value === undefined) return;
-      const [name, kind] = spec.split(':');
-      add.push([name, kind === 'bearer' ? `Bearer ${value}` : value]);
+      const colon = spec.indexOf(':');
+      if (colon === -1) add.push([spec, value]);
+      else add.push([spec.slice(0, colon), spec.slice(colon + 1) === 'bearer' ? `Bearer ${value}` : value]);
     };
     set(c.upstream_access_token_header, principal.accessToken);
     set(c.upstream_id_token_header, principal.idToken);
     if (c.upstream_introspection_header && principal.introspection) {
       set(c.upstream_introspection_header, Buffer.from(JSON.stringify(principal.introspection)).toString('base64'));
     }
-    if (c.upstream_user_info_header) {
-      set(c.upstream_user_info_header, await this.userinfo(principal, policy));
-    }
-    c.upstream_headers_claims.forEach((claim, i) => {
-      const value = claimAt(principal.claims, claim);
+    for (let i = 0; i < c.upstream_headers_claims.length; i++) {
+      const value = claimAt(principal.claims, c.upstream_headers_claims[i]);
       if (value !== undefined) add.push([c.upstream_headers_names[i], headerSafe(value)]);
-    });
-    for (const name of policy.ownedHeaders) addRemoval(ctx, name);
+    }
+    // The common case shares the policy's precomputed set; only credentials or cookies to hide need a copy.
+    let remove: ReadonlySet<string> = policy.ownedHeaders;
+    const extra = ctx.headerEdits?.remove;
+    if (extra?.size) remove = new Set([...remove, ...extra]);
     if (ctx.cookieFilters?.length && req.headers.cookie) {
       const filters = ctx.cookieFilters;
       const rest = cookieHeaderWithout(req.headers.cookie, (n) => filters.some((f) => f(n)) || isTransactionCookie(n));
-      addRemoval(ctx, 'cookie');
+      remove = new Set([...remove, 'cookie']);
       if (rest) add.push(['cookie', rest]);
     }
-    ctx.headerEdits = { remove: ctx.headerEdits?.remove, add };
+    ctx.headerEdits = { remove, add };
+    if (c.upstream_user_info_header) {
+      return this.userinfo(principal, policy).then((info) => set(c.upstream_user_info_header, info));
+    }
   }
+
 
   private readonly userinfoCache = new Map<string, { value: string; expiresAt: number }>();
 
@@ -543,6 +550,14 @@ function stripCallbackParams(ctx: RequestContext) {
   for (const p of CALLBACK_PARAMS) rest.delete(p);
   const s = rest.toString();
   ctx.query = s ? `?${s}` : '';
+}
+
+/** Three dot-separated parts: a JWS (a JWT access token), without allocating the split. */
+function isCompactJws(token: string): boolean {
+  const a = token.indexOf('.');
+  if (a <= 0) return false;
+  const b = token.indexOf('.', a + 1);
+  return b > a + 1 && token.indexOf('.', b + 1) === -1;
 }
 
 function addRemoval(ctx: RequestContext, canonicalName: string) {

@@ -26,6 +26,9 @@ export interface SessionData {
 const CHUNK_SIZE = 3800;
 const MAX_CHUNKS = 10;
 const CHUNK_COUNT = /^(\d{1,2})~/;
+/** Decrypted cookie payloads kept this long, at most this many (see openCached). */
+const OPENED_CACHE_MS = 60_000;
+const OPENED_CACHE_MAX = 10_000;
 
 /** A session that cannot be read (tampered, foreign, expired) is no session, never an error. */
 export class SessionStore {
@@ -80,7 +83,7 @@ export class SessionStore {
       if (typeof payload.sid !== 'string') return undefined;
       const stored = await this.redisCall(() => this.redis!.get(this.redisKey(payload.sid as string)));
       if (!stored) return undefined;
-      data = (await this.open(stored)) as SessionData | undefined;
+      data = (await this.openCached(stored)) as SessionData | undefined;
       if (data?.sid !== payload.sid) return undefined;
     } else {
       data = payload as unknown as SessionData;
@@ -177,8 +180,28 @@ export class SessionStore {
         value += part;
       }
     }
-    return this.open(value);
+    return this.openCached(value);
   }
+
+  /**
+   * Decrypting the cookie on every request of a browser session costs more than
+   * the rest of the request; the same sealed value always decrypts to the same
+   * payload, so decrypted payloads are kept briefly, keyed by the whole sealed
+   * value (timeouts are still checked on every use). Copies are handed out, so a
+   * caller's changes never leak into the cache.
+   */
+  private async openCached(value: string): Promise<Record<string, unknown> | undefined> {
+    const now = Date.now();
+    const hit = this.opened.get(value);
+    if (hit && hit.until > now) return { ...hit.payload };
+    const payload = await this.open(value);
+    if (!payload) return undefined;
+    if (this.opened.size >= OPENED_CACHE_MAX) this.opened.delete(this.opened.keys().next().value!);
+    this.opened.set(value, { payload, until: now + OPENED_CACHE_MS });
+    return { ...payload };
+  }
+
+  private readonly opened = new Map<string, { payload: Record<string, unknown>; until: number }>();
 
   private cookieMaxAge(s: SessionData, now = epoch()): number {
     const c = this.config;

@@ -11,6 +11,8 @@ export class AccessLog {
   constructor(private readonly logger: Logger) {}
 
   track(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+    // Below info level there is no access log: no listener, no object, nothing per request.
+    if (!this.logger.isLevelEnabled('info')) return;
     res.once('close', () => {
       const route = ctx.match?.route;
       this.logger.info(

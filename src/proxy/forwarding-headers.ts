@@ -135,13 +135,18 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], facts: Con
  * in its own Connection header; mutates and returns undici's header object.
  */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string) {
+  // A fresh object rather than `delete` on undici's: deleting turns it into a slow dictionary object,
+  // which measured as the most expensive gateway function on the hot path.
   const connection = headers.connection;
-  if (connection !== undefined) {
-    for (const token of String(connection).split(',')) delete headers[token.trim().toLowerCase()];
+  const nominated = connection === undefined ? undefined : new Set(String(connection).split(',').map((t) => t.trim().toLowerCase()));
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || nominated?.has(name)) continue;
+    out[name] = value;
   }
-  for (const name of HOP_BY_HOP) if (name in headers) delete headers[name];
-  headers['x-request-id'] = requestId;
-  return headers;
+  out['x-request-id'] = requestId;
+  return out;
 }
 
 export function isTrustedPeer(list: BlockList, address: string | undefined): boolean {

@@ -239,7 +239,7 @@ describe('canonicalHeaderName', () => {
 });
 
 describe('clientResponseHeaders', () => {
-  it('drops hop-by-hop and upstream-nominated headers, sets the request id, returns the same object', () => {
+  it('drops hop-by-hop and upstream-nominated headers, sets the request id', () => {
     const headers: Record<string, string | string[] | undefined> = {
       'content-type': 'text/plain',
       'content-length': '5',
@@ -254,7 +254,6 @@ describe('clientResponseHeaders', () => {
       'x-request-id': 'upstream-made-this-up',
     };
     const out = clientResponseHeaders(headers, 'req-gateway-1');
-    assert.equal(out, headers);
     assert.deepEqual(out, {
       'content-type': 'text/plain',
       'content-length': '5',
