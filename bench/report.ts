@@ -49,7 +49,7 @@ export interface BenchReport {
   durationS: number;
   warmupS: number;
   loadGenerator: string;
-  versions: { node: string; nginx: string; wrk: string };
+  versions: { node: string; nginx: string; wrk: string; gatehouse?: string };
   machine: { cores: number; cpu: string; kernel: string };
   pinning: string;
   connections: { small: number; large: number };
@@ -119,7 +119,7 @@ export function renderMarkdown(r: BenchReport): string {
     `- load generator: ${r.loadGenerator}; ${r.connections.small} keep-alive connections (${r.connections.large} for the large-body cases)`,
     `- pinning: ${r.pinning}`,
     `- machine: ${r.machine.cores} cores (${r.machine.cpu}), Linux ${r.machine.kernel}`,
-    `- versions: Node ${r.versions.node}, ${r.versions.nginx}, ${r.versions.wrk}`,
+    `- versions: Gatehouse ${r.versions.gatehouse ?? 'unknown'} (dist/ as built), Node ${r.versions.node}, ${r.versions.nginx}, ${r.versions.wrk}`,
     '',
     '"ratio": req/s against the case named. "CPU ratio": that case\'s CPU µs/req divided by this one\'s — the throughput ratio to expect on a dedicated core, and the figure that noise on a shared machine disturbs least.',
     '',

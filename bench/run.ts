@@ -413,7 +413,7 @@ async function main() {
       durationS: opts.durationS,
       warmupS: opts.warmupS,
       loadGenerator: wrk ? `${wrk}` : 'built-in (bench/load.ts, undici)',
-      versions: { node: process.version, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed' },
+      versions: { node: process.version, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed', gatehouse: gatehouseRevision() },
       machine: { cores, cpu: osCpus()[0]?.model ?? 'unknown', kernel: release() },
       pinning: pin ? `proxy under test on CPU ${PROXY_CPU}; load generator and upstream on CPU ${LOAD_CPU}; case 9 unpinned` : 'none',
       connections: { small: SMALL_CONNECTIONS, large: LARGE_CONNECTIONS },
@@ -452,6 +452,15 @@ async function main() {
     log(`FAILED: ${failed.join(', ')}`);
     process.exitCode = 1;
   }
+}
+
+/** The commit the measured build comes from, marked when the tree has uncommitted changes under src/. */
+function gatehouseRevision(): string {
+  const git = (args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+  const head = git(['rev-parse', '--short', 'HEAD']);
+  if (head.status !== 0) return 'unknown';
+  const dirty = git(['status', '--porcelain', '--', 'src']).stdout.trim() !== '';
+  return `${head.stdout.trim()}${dirty ? ' + uncommitted changes in src/' : ''}`;
 }
 
 /** Polls the status listener until it answers 200 (and, in cluster mode, every worker has been forked). */
