@@ -1,10 +1,10 @@
 import { generateKeyPairSync, randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import type { AddressInfo } from 'node:net';
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify, type JWK } from 'jose';
 import type { Logger } from 'pino';
 import { errorPage, loginPage, logoutPage, postLogoutPage } from './login-page.js';
+import { listenHttp } from './listen.js';
 
 /**
  * The built-in demo's OpenID Provider (issue 4): oidc-provider 9 configured like a
@@ -175,20 +175,7 @@ export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
       else res.destroy();
     });
   });
-  server.keepAliveTimeout = 5_000;
-  if (options.unref) {
-    // Never keep the process alive: the gateway decides when the process ends.
-    server.unref();
-    server.on('connection', (socket) => socket.unref());
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenHttp(server, host, options.port ?? 0, options.unref);
   const urlHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   const issuer = (options.issuer ?? `http://${urlHost}:${port}`).replace(/\/$/, '');
 

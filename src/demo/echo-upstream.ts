@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenHttp } from './listen.js';
 
 /**
  * The demo's upstream: an httpbin `/anything`-style echo, so a user sees exactly
@@ -45,20 +45,7 @@ export interface EchoResponse {
 export async function startEchoUpstream(options: EchoUpstreamOptions = {}): Promise<EchoUpstream> {
   const host = options.host ?? '127.0.0.1';
   const server = createServer((req, res) => echo(req, res));
-  server.keepAliveTimeout = 5_000;
-  if (options.unref) {
-    // Never keep the process alive: the gateway decides when the process ends.
-    server.unref();
-    server.on('connection', (socket) => socket.unref());
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenHttp(server, host, options.port ?? 0, options.unref);
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   let stopped: Promise<void> | undefined;
   return {
