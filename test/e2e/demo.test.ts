@@ -3,8 +3,9 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { request } from 'undici';
-import { DEMO_PASSWORD, DEMO_USERS } from '../../src/demo/demo-idp.js';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { DEMO_USERS } from '../../src/demo/demo-idp.js';
+import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js';
+import { loginAtIdp } from '../helpers/idp-login.js';
 import { processAlive, sleep, startNpm, type NpmStart, type ProcInfo } from '../helpers/npm-start.js';
 
 /**
@@ -178,24 +179,7 @@ describe('the built-in demo, started as the README says (npm start, no config)',
     for (const u of [urls.route, urls.issuer, urls.upstream, urls.status]) assert.equal(new URL(u).hostname, '127.0.0.1', u);
   });
 
-  async function login(page: Page, username: string) {
-    await page.waitForSelector('input[name=username]');
-    await page.fill('input[name=username]', username);
-    await page.fill('input[name=password]', DEMO_PASSWORD);
-    await Promise.all([
-      page.waitForURL((u) => u.href.startsWith(urls.proxy), { timeout: 15_000 }),
-      page.click('button[type=submit], input[type=submit]'),
-    ]);
-  }
-
-  async function bodyJson(page: Page) {
-    const text = await page.locator('body').innerText();
-    try {
-      return JSON.parse(text);
-    } catch {
-      assert.fail(`expected JSON at ${page.url()}, got: ${text.slice(0, 500)}`);
-    }
-  }
+  const login = (page: Page, username: string) => loginAtIdp(page, username, urls.proxy);
 
   it('Blog_with_scope logs in through the IdP and sees the echo with its forwarded identity', async () => {
     const context = await chromium!.browser.newContext();
@@ -208,7 +192,7 @@ describe('the built-in demo, started as the README says (npm start, no config)',
 
       await login(page, withScope.username);
       assert.equal(new URL(page.url()).pathname, '/oidc');
-      const echo = await bodyJson(page);
+      const echo = await pageJson(page);
       assert.equal(echo.method, 'GET');
       assert.equal(echo.path, '/anything');
       assert.equal(echo.headers['x-user-sub'], withScope.sub);
@@ -223,7 +207,7 @@ describe('the built-in demo, started as the README says (npm start, no config)',
       const again = await page.goto(`${urls.route}/again?x=1`);
       assert.equal(again!.status(), 200);
       assert.equal(page.url(), `${urls.route}/again?x=1`);
-      assert.equal((await bodyJson(page)).url, '/anything/again?x=1');
+      assert.equal((await pageJson(page)).url, '/anything/again?x=1');
     } finally {
       await context.close();
     }
@@ -237,12 +221,12 @@ describe('the built-in demo, started as the README says (npm start, no config)',
       await page.goto(urls.route);
       assert.ok(page.url().startsWith(`${urls.issuer}/`), `sent to the demo IdP, got ${page.url()}`);
       await login(page, withoutScope.username);
-      assert.deepEqual(await bodyJson(page), { message: 'Forbidden' });
+      assert.deepEqual(await pageJson(page), { message: 'Forbidden' });
 
       const denied = await page.goto(urls.route);
       assert.equal(denied!.status(), 403);
       assert.equal(page.url(), urls.route, 'no redirect to the IdP: the user is logged in, just not allowed');
-      assert.deepEqual(await bodyJson(page), { message: 'Forbidden' });
+      assert.deepEqual(await pageJson(page), { message: 'Forbidden' });
 
       const line = await app.waitForLog((l) => app.logs().indexOf(l) >= seenBefore && typeof l.msg === 'string' && l.msg.startsWith('required scopes were not found ['));
       assert.match(line.msg, /^required scopes were not found \[ .*openid.* \]$/);

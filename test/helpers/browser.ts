@@ -1,4 +1,4 @@
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Flags this machine needs for headless Chromium (no sandbox as root, no network beyond loopback). */
 const CHROMIUM_ARGS = [
@@ -31,4 +31,14 @@ export async function launchBrowser(): Promise<TestBrowser> {
       await browser.close().catch(() => undefined);
     },
   };
+}
+
+/** The page's text parsed as JSON (the echo upstream's answers, the gateway's errors); fails naming the URL and text otherwise. */
+export async function pageJson(page: Page): Promise<any> {
+  const text = await page.locator('body').innerText();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`expected JSON at ${page.url()}, got: ${text.slice(0, 500)}`);
+  }
 }

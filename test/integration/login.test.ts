@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { request } from 'undici';
-import { DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { IDP_SUBMIT, loginAtIdp } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -96,16 +97,7 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
     await idp?.stop();
   });
 
-  async function login(page: Page, username: string) {
-    await page.waitForSelector('input[name=username]');
-    await page.fill('input[name=username]', username);
-    await page.fill('input[name=password]', DEMO_PASSWORD);
-    await Promise.all([page.waitForURL((u) => u.href.startsWith(base), { timeout: 15_000 }), page.click('button[type=submit], input[type=submit]')]);
-  }
-
-  async function bodyJson(page: Page) {
-    return JSON.parse(await page.locator('body').innerText());
-  }
+  const login = (page: Page, username: string) => loginAtIdp(page, username, base);
 
   it('Blog_with_scope logs in through the IdP and reaches the upstream with its identity', async () => {
     const context = await chromium.browser.newContext();
@@ -116,7 +108,7 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
       const auth = new URL(first!.request().redirectedFrom()?.url() ?? page.url());
       void auth;
       await login(page, 'Blog_with_scope');
-      const echo = await bodyJson(page);
+      const echo = await pageJson(page);
       assert.equal(echo.headers['x-user-sub'], withScope.sub);
       assert.match(echo.headers.authorization, /^Bearer ey/);
       assert.ok(!/[?&](code|state)=/.test(echo.url), `code/state never reach the upstream (saw ${echo.url})`);
@@ -133,12 +125,12 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
       // Reloading the callback URL (code already spent) serves the page from the session.
       const reload = await page.reload();
       assert.equal(reload!.status(), 200);
-      assert.equal((await bodyJson(page)).headers['x-user-sub'], withScope.sub);
+      assert.equal((await pageJson(page)).headers['x-user-sub'], withScope.sub);
 
       // The session carries the next request without the IdP.
       const again = await page.goto(`${base}/oidc/again?x=1`);
       assert.equal(again!.status(), 200);
-      assert.equal((await bodyJson(page)).url, '/anything/again?x=1');
+      assert.equal((await pageJson(page)).url, '/anything/again?x=1');
     } finally {
       await context.close();
     }
@@ -152,7 +144,7 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
       await login(page, 'Blog_without_scope');
       const denied = await page.goto(`${base}/oidc`);
       assert.equal(denied!.status(), 403);
-      assert.deepEqual(await bodyJson(page), { message: 'Forbidden' });
+      assert.deepEqual(await pageJson(page), { message: 'Forbidden' });
       const line = await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('required scopes were not found'));
       assert.match(line.msg, /^required scopes were not found \[ openid, .*profile.*email.* \]$/);
       assert.ok(!line.msg.includes('kong_api_access'));
@@ -172,8 +164,8 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
       await login(b, 'Blog_with_scope');
       assert.equal(new URL(a.url()).pathname + new URL(a.url()).search, '/app/one?tab=a');
       assert.equal(new URL(b.url()).pathname + new URL(b.url()).search, '/app/two?tab=b');
-      assert.equal((await bodyJson(a)).url, '/anything/one?tab=a');
-      assert.equal((await bodyJson(b)).url, '/anything/two?tab=b');
+      assert.equal((await pageJson(a)).url, '/anything/one?tab=a');
+      assert.equal((await pageJson(b)).url, '/anything/two?tab=b');
     } finally {
       await context.close();
     }
@@ -185,11 +177,11 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
       const page = await context.newPage();
       await page.goto(`${base}/app/home`);
       await login(page, 'Blog_with_scope');
-      assert.equal((await bodyJson(page)).url, '/anything/home');
+      assert.equal((await pageJson(page)).url, '/anything/home');
       await page.goto(`${base}/app/logout`);
       // oidc-provider asks the user to confirm RP-initiated logout.
       if (page.url().startsWith(idp.issuer)) {
-        const confirm = page.locator('button[type=submit], input[type=submit]').first();
+        const confirm = page.locator(IDP_SUBMIT).first();
         await Promise.all([page.waitForURL((u) => u.href.startsWith(base), { timeout: 15_000 }), confirm.click()]);
       }
       assert.equal(new URL(page.url()).pathname, '/bye');

@@ -3,14 +3,14 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import type { Page } from 'playwright-core';
 import { request } from 'undici';
 import { SessionStoreUnavailableError } from '../../src/auth/auth.errors.js';
 import { SessionStore, type SessionData } from '../../src/auth/session.store.js';
 import { openIdConnectConfigSchema } from '../../src/config/openid-connect.schema.js';
-import { DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { sessionCookieAfterLogin } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -278,23 +278,11 @@ describe('openid-connect with Redis sessions: two gateways, one login, revocatio
 
   /** Logs Blog_with_scope in through gateway A in a fresh browser context; returns the session cookie's value. */
   async function loginThroughA(): Promise<string> {
-    const context = await chromium.browser.newContext();
-    try {
-      const page: Page = await context.newPage();
-      const first = await page.goto(`${baseA}/oidc/start`);
-      assert.ok(first!.url().startsWith(idp.issuer), `redirected to the IdP, got ${first!.url()}`);
-      await page.waitForSelector('input[name=username]');
-      await page.fill('input[name=username]', withScope.username);
-      await page.fill('input[name=password]', DEMO_PASSWORD);
-      await Promise.all([page.waitForURL((u) => u.href.startsWith(baseA), { timeout: 15_000 }), page.click('button[type=submit], input[type=submit]')]);
-      const echo = JSON.parse(await page.locator('body').innerText());
-      assert.equal(echo.headers['x-user-sub'], withScope.sub, 'gateway A proxied the original request after login');
-      const cookies = (await context.cookies(baseA)).filter((c) => c.name === 'session' || c.name.startsWith('session_'));
-      assert.deepEqual(cookies.map((c) => c.name), ['session'], 'one session cookie, no chunks');
-      return cookies[0].value;
-    } finally {
-      await context.close();
-    }
+    const login = await sessionCookieAfterLogin(chromium.browser, `${baseA}/oidc/start`, withScope.username);
+    assert.ok(login.redirectedTo.startsWith(idp.issuer), `redirected to the IdP, got ${login.redirectedTo}`);
+    assert.equal(JSON.parse(login.body).headers['x-user-sub'], withScope.sub, 'gateway A proxied the original request after login');
+    assert.deepEqual(login.cookies.map((c) => c.name), ['session'], 'one session cookie, no chunks');
+    return login.cookies[0].value;
   }
 
   const api = async (base: string, path: string, cookie?: string, method = 'GET') => {

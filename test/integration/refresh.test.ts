@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { sessionCookieAfterLogin } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -71,20 +72,7 @@ describe('openid-connect: session refresh', () => {
     await idp?.stop();
   });
 
-  async function loginCookies(): Promise<string> {
-    const context = await chromium.browser.newContext();
-    try {
-      const page = await context.newPage();
-      await page.goto(`${base}/app`);
-      await page.fill('input[name=username]', 'Blog_with_scope');
-      await page.fill('input[name=password]', DEMO_PASSWORD);
-      await Promise.all([page.waitForURL((u) => u.href.startsWith(base)), page.click('button[type=submit], input[type=submit]')]);
-      const cookies = await context.cookies(base);
-      return cookies.filter((c) => c.name === 'session' || c.name.startsWith('session_')).map((c) => `${c.name}=${c.value}`).join('; ');
-    } finally {
-      await context.close();
-    }
-  }
+  const loginCookies = async () => (await sessionCookieAfterLogin(chromium.browser, `${base}/app`, 'Blog_with_scope')).header;
 
   const call = (cookie: string) => request(`${base}/app/data`, { headers: { cookie, accept: 'application/json' } });
 
