@@ -15,10 +15,20 @@ export async function signingKey(alg = 'RS256', kid = `${alg.toLowerCase()}-${Ma
   return { kid, alg, privateKey, publicJwk };
 }
 
+export interface FakeIssuerOptions {
+  /** A path the issuer lives under, Keycloak-style (`/realms/test`); default none. */
+  path?: string;
+  /** The `issuer` the discovery document claims instead of the real one (a misconfigured IdP). */
+  claimedIssuer?: string;
+  /** Publish a JWKS without any key. */
+  emptyJwks?: boolean;
+}
+
 /**
  * A minimal issuer for tests that must control keys precisely (rotation, kid
  * floods, outages): a real HTTP server serving a discovery document and a JWKS,
- * counting JWKS fetches. Login flows use the real OpenID Provider instead.
+ * counting JWKS fetches and recording every request path. Login flows use the
+ * real OpenID Provider instead.
  */
 export class FakeIssuer {
   server!: Server;
@@ -26,27 +36,34 @@ export class FakeIssuer {
   keys: SigningKey[] = [];
   jwksFetches = 0;
   discoveryFetches = 0;
+  /** The path of every request received, in order. */
+  requests: string[] = [];
+  options: FakeIssuerOptions = {};
 
   get issuer() {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://127.0.0.1:${this.port}${this.options.path ?? ''}`;
   }
 
-  static async start(keys?: SigningKey[], port = 0): Promise<FakeIssuer> {
+  static async start(keys?: SigningKey[], port = 0, options: FakeIssuerOptions = {}): Promise<FakeIssuer> {
     const f = new FakeIssuer();
     f.keys = keys ?? [await signingKey('RS256'), await signingKey('ES256')];
+    f.options = options;
     await f.listen(port);
     return f;
   }
 
   async listen(port = this.port) {
+    const path = this.options.path ?? '';
     this.server = createServer((req, res) => {
-      if (req.url === '/.well-known/openid-configuration') {
+      this.requests.push(req.url!);
+      if (req.url === `${path}/.well-known/openid-configuration`) {
         this.discoveryFetches++;
-        return json(res, { issuer: this.issuer, jwks_uri: `${this.issuer}/jwks`, token_endpoint: `${this.issuer}/token`, authorization_endpoint: `${this.issuer}/auth` });
+        const issuer = this.options.claimedIssuer ?? this.issuer;
+        return json(res, { issuer, jwks_uri: `${this.issuer}/jwks`, token_endpoint: `${this.issuer}/token`, authorization_endpoint: `${this.issuer}/auth` });
       }
-      if (req.url === '/jwks') {
+      if (req.url === `${path}/jwks`) {
         this.jwksFetches++;
-        return json(res, { keys: this.keys.map((k) => k.publicJwk) });
+        return json(res, { keys: this.options.emptyJwks ? [] : this.keys.map((k) => k.publicJwk) });
       }
       res.writeHead(404).end();
     });

@@ -1,65 +1,11 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { FakeIssuer } from '../helpers/fake-issuer.js';
 import { httpRequest, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
-/**
- * A minimal IdP for readiness: a discovery document and a JWKS with one real
- * public key. `issuerOverride` makes the document claim another issuer.
- */
-class FakeDiscoveryServer {
-  server?: Server;
-  port = 0;
-  requests: string[] = [];
-  constructor(
-    private readonly jwk: JWK,
-    private readonly issuerOverride?: string,
-    private readonly emptyJwks = false,
-  ) {}
-
-  get issuer() {
-    return `http://127.0.0.1:${this.port}/realms/test`;
-  }
-
-  async start(port = 0): Promise<void> {
-    const server = createServer((req, res) => {
-      this.requests.push(req.url!);
-      const send = (body: unknown) => {
-        const text = JSON.stringify(body);
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
-      };
-      if (req.url === '/realms/test/.well-known/openid-configuration') {
-        const issuer = this.issuerOverride ?? this.issuer;
-        return send({
-          issuer,
-          jwks_uri: `${this.issuer}/protocol/openid-connect/certs`,
-          authorization_endpoint: `${this.issuer}/protocol/openid-connect/auth`,
-          token_endpoint: `${this.issuer}/protocol/openid-connect/token`,
-          response_types_supported: ['code'],
-          subject_types_supported: ['public'],
-          id_token_signing_alg_values_supported: ['RS256'],
-        });
-      }
-      if (req.url === '/realms/test/protocol/openid-connect/certs') return send({ keys: this.emptyJwks ? [] : [this.jwk] });
-      res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
-  }
-}
+/** Issuers live under a path here, as in Keycloak: discovery is looked up below it. */
+const PATH = '/realms/test';
 
 /** Polls readiness until `pred` holds (the indicator caches results for 5 s, so changes show up late). */
 async function readyUntil(gw: GatewayProcess, pred: (status: number) => boolean, timeoutMs = 20_000) {
@@ -75,12 +21,6 @@ async function readyUntil(gw: GatewayProcess, pred: (status: number) => boolean,
 function oidcPlugin(issuer: string) {
   return { name: 'openid-connect', config: { issuer, auth_methods: ['bearer'], client_id: ['gatehouse'] } };
 }
-
-let jwk: JWK;
-before(async () => {
-  const { publicKey } = await generateKeyPair('RS256', { extractable: true });
-  jwk = { ...(await exportJWK(publicKey)), kid: 'test-key', use: 'sig', alg: 'RS256' };
-});
 
 describe('health without openid-connect', () => {
   let gw: GatewayProcess;
@@ -130,13 +70,12 @@ describe('health without openid-connect', () => {
 });
 
 describe('readiness follows the IdP discovery document', () => {
-  let idp: FakeDiscoveryServer;
+  let idp: FakeIssuer;
   let upstream: Upstream;
   let gw: GatewayProcess;
 
   before(async () => {
-    idp = new FakeDiscoveryServer(jwk);
-    await idp.start();
+    idp = await FakeIssuer.start(undefined, 0, { path: PATH });
     upstream = await startUpstream();
     gw = await startGateway({
       config: {
@@ -166,8 +105,8 @@ describe('readiness follows the IdP discovery document', () => {
     const upBody = up.json();
     assert.equal(upBody.status, 'ok');
     assert.equal(upBody.info.issuer.status, 'up');
-    assert.ok(idp.requests.includes('/realms/test/.well-known/openid-configuration'), 'discovery was fetched');
-    assert.ok(idp.requests.includes('/realms/test/protocol/openid-connect/certs'), 'the JWKS was fetched');
+    assert.ok(idp.requests.includes(`${PATH}/.well-known/openid-configuration`), 'discovery was fetched');
+    assert.ok(idp.requests.includes(`${PATH}/jwks`), 'the JWKS was fetched');
 
     const port = idp.port;
     await idp.stop();
@@ -180,7 +119,7 @@ describe('readiness follows the IdP discovery document', () => {
     // Liveness does no I/O: unaffected by the IdP.
     assert.equal((await httpRequest(gw.statusUrl, '/health/live')).status, 200);
 
-    await idp.start(port);
+    await idp.listen(port);
     const back = await readyUntil(gw, (s) => s === 200);
     assert.equal(back.json().info.issuer.status, 'up');
   });
@@ -203,15 +142,13 @@ describe('readiness follows the IdP discovery document', () => {
 });
 
 describe('readiness refuses broken discovery', () => {
-  let mismatched: FakeDiscoveryServer;
-  let keyless: FakeDiscoveryServer;
+  let mismatched: FakeIssuer;
+  let keyless: FakeIssuer;
   let gw: GatewayProcess;
 
   before(async () => {
-    mismatched = new FakeDiscoveryServer(jwk, 'http://127.0.0.1:1/realms/someone-else');
-    keyless = new FakeDiscoveryServer(jwk, undefined, true);
-    await mismatched.start();
-    await keyless.start();
+    mismatched = await FakeIssuer.start(undefined, 0, { path: PATH, claimedIssuer: 'http://127.0.0.1:1/realms/someone-else' });
+    keyless = await FakeIssuer.start(undefined, 0, { path: PATH, emptyJwks: true });
     gw = await startGateway({
       config: {
         _format_version: '3.0',
@@ -243,7 +180,7 @@ describe('readiness refuses broken discovery', () => {
     assert.match(body.error.issuer_0.message, /does not match/);
     assert.equal(body.error.issuer_1.status, 'down');
     assert.match(body.error.issuer_1.message, /no keys/);
-    assert.ok(mismatched.requests.includes('/realms/test/.well-known/openid-configuration'));
-    assert.ok(keyless.requests.includes('/realms/test/protocol/openid-connect/certs'));
+    assert.ok(mismatched.requests.includes(`${PATH}/.well-known/openid-configuration`));
+    assert.ok(keyless.requests.includes(`${PATH}/jwks`));
   });
 });
