@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { request } from 'undici';
 import { DEMO_USERS } from '../../src/demo/demo-idp.js';
 import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js';
 import { loginAtIdp } from '../helpers/idp-login.js';
+import { tryConnect } from '../helpers/ports.js';
 import { processAlive, sleep, startNpm, type NpmStart, type ProcInfo } from '../helpers/npm-start.js';
 
 /**
@@ -96,19 +96,6 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, message: string):
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** 'connected' or the error code of a fresh TCP connection to `url`'s host and port. */
-function tryConnect(url: string): Promise<string> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const s = connect(Number(u.port), u.hostname);
-    s.once('connect', () => {
-      s.destroy();
-      resolve('connected');
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
 }
 
 describe('the built-in demo, started as the README says (npm start, no config)', () => {

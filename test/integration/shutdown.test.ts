@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { Agent, request as httpRequestRaw, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { httpRequest, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { tryConnect } from '../helpers/ports.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /**
@@ -28,19 +28,6 @@ async function holdingUpstream() {
       }
     },
   };
-}
-
-/** Resolves with how a fresh TCP connection to `url` fares: 'connected' or the error code. */
-function tryConnect(url: string): Promise<string> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const s = connect(Number(u.port), u.hostname);
-    s.once('connect', () => {
-      s.destroy();
-      resolve('connected');
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
 }
 
 async function untilRefused(url: string, timeoutMs = 10_000): Promise<string> {
