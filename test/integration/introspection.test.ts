@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { gatehouseClient } from '../helpers/demo-client.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -11,11 +12,12 @@ describe('openid-connect: introspection', () => {
   let idp: DemoIdp;
   let upstream: Upstream;
   let gw: GatewayProcess;
-  const secret = randomBytes(24).toString('base64url');
-  const basic = `Basic ${Buffer.from(`gatehouse:${secret}`).toString('base64')}`;
+  const client = gatehouseClient();
+  const basic = `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
+  const registration = client.registration(['http://127.0.0.1:1/cb']);
 
   before(async () => {
-    idp = await startDemoIdp({ clients: [{ client_id: 'gatehouse', client_secret: secret, redirect_uris: ['http://127.0.0.1:1/cb'] }] });
+    idp = await startDemoIdp({ clients: [registration] });
     upstream = await startUpstream();
     gw = await startGateway({
       config: {
@@ -32,9 +34,7 @@ describe('openid-connect: introspection', () => {
                   {
                     name: 'openid-connect',
                     config: {
-                      issuer: idp.issuer,
-                      client_id: ['gatehouse'],
-                      client_secret: [secret],
+                      ...client.pluginConfig(idp.issuer),
                       auth_methods: ['introspection'],
                       introspect_jwt_tokens: true,
                       cache_ttl: 1,
@@ -109,6 +109,6 @@ describe('openid-connect: introspection', () => {
     const res = await call(t);
     assert.equal(res.statusCode, 503);
     await res.body.dump();
-    idp = await startDemoIdp({ clients: [{ client_id: 'gatehouse', client_secret: secret, redirect_uris: ['http://127.0.0.1:1/cb'] }], port: idp.port, jwks: idp.jwks });
+    idp = await startDemoIdp({ clients: [registration], port: idp.port, jwks: idp.jwks });
   });
 });

@@ -5,6 +5,7 @@ import type { Page } from 'playwright-core';
 import { request } from 'undici';
 import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js';
+import { gatehouseClient } from '../helpers/demo-client.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { IDP_SUBMIT, loginAtIdp } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
@@ -21,28 +22,19 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
   let gw: GatewayProcess;
   let chromium: TestBrowser;
   let base: string;
-  const clientSecret = randomBytes(24).toString('base64url');
+  const client = gatehouseClient();
   const withScope = DEMO_USERS.find((u) => u.username === 'Blog_with_scope')!;
 
   before(async () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     idp = await startDemoIdp({
-      clients: [
-        {
-          client_id: 'gatehouse',
-          client_secret: clientSecret,
-          redirect_uris: [`${base}/oidc`, `${base}/app/callback`],
-          post_logout_redirect_uris: [`${base}/bye`],
-        },
-      ],
+      clients: [client.registration([`${base}/oidc`, `${base}/app/callback`], [`${base}/bye`])],
       resource: base,
     });
     upstream = await startUpstream();
     const common = {
-      issuer: idp.issuer,
-      client_id: ['gatehouse'],
-      client_secret: [clientSecret],
+      ...client.pluginConfig(idp.issuer),
       scopes: ['openid', 'profile', 'email', 'offline_access', 'kong_api_access'],
       session_secret: randomBytes(32).toString('base64url'),
       auth_methods: ['authorization_code', 'session', 'bearer', 'refresh_token'],

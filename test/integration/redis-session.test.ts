@@ -9,6 +9,7 @@ import { SessionStore, type SessionData } from '../../src/auth/session.store.js'
 import { openIdConnectConfigSchema } from '../../src/config/openid-connect.schema.js';
 import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { gatehouseClient } from '../helpers/demo-client.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { sessionCookieAfterLogin } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
@@ -180,7 +181,7 @@ describe('openid-connect with Redis sessions: two gateways, one login, revocatio
   let chromium: TestBrowser;
   let baseA: string;
   let baseB: string;
-  const clientSecret = randomBytes(24).toString('base64url');
+  const client = gatehouseClient();
   const withScope = DEMO_USERS.find((u) => u.username === 'Blog_with_scope')!;
 
   before(async () => {
@@ -214,7 +215,7 @@ describe('openid-connect with Redis sessions: two gateways, one login, revocatio
     baseA = `http://127.0.0.1:${portA}`;
     baseB = `http://127.0.0.1:${portB}`;
     idp = await startDemoIdp({
-      clients: [{ client_id: 'gatehouse', client_secret: clientSecret, redirect_uris: [`${baseA}/oidc`], post_logout_redirect_uris: [`${baseA}/bye`] }],
+      clients: [client.registration([`${baseA}/oidc`], [`${baseA}/bye`])],
       resource: baseA,
     });
     // One config for both instances, as behind a load balancer: the redirect_uri names one of them.
@@ -232,9 +233,7 @@ describe('openid-connect with Redis sessions: two gateways, one login, revocatio
                 {
                   name: 'openid-connect',
                   config: {
-                    issuer: idp.issuer,
-                    client_id: ['gatehouse'],
-                    client_secret: [clientSecret],
+                    ...client.pluginConfig(idp.issuer),
                     redirect_uri: [`${baseA}/oidc`],
                     scopes: ['openid', 'profile', 'email', 'offline_access', 'kong_api_access'],
                     scopes_required: ['kong_api_access'],

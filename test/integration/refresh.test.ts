@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { gatehouseClient } from '../helpers/demo-client.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { sessionCookieAfterLogin } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
@@ -21,13 +22,13 @@ describe('openid-connect: session refresh', () => {
   let chromium: TestBrowser;
   let base: string;
   let idpPort: number;
-  const clientSecret = randomBytes(24).toString('base64url');
-  const client = () => ({ client_id: 'gatehouse', client_secret: clientSecret, redirect_uris: [`${base}/app`] });
+  const client = gatehouseClient();
+  const registration = () => client.registration([`${base}/app`]);
 
   before(async () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    idp = await startDemoIdp({ clients: [client()], resource: base, accessTokenTtl: 33 });
+    idp = await startDemoIdp({ clients: [registration()], resource: base, accessTokenTtl: 33 });
     idpPort = idp.port;
     upstream = await startUpstream();
     gw = await startGateway({
@@ -46,9 +47,7 @@ describe('openid-connect: session refresh', () => {
                   {
                     name: 'openid-connect',
                     config: {
-                      issuer: idp.issuer,
-                      client_id: ['gatehouse'],
-                      client_secret: [clientSecret],
+                      ...client.pluginConfig(idp.issuer),
                       redirect_uri: [`${base}/app`],
                       scopes: ['openid', 'profile', 'offline_access'],
                       session_secret: randomBytes(32).toString('base64url'),
@@ -101,7 +100,7 @@ describe('openid-connect: session refresh', () => {
     // A new IdP on the same port and keys has never seen this refresh token.
     const jwks = idp.jwks;
     await idp.stop();
-    idp = await startDemoIdp({ clients: [client()], resource: base, accessTokenTtl: 33, port: idpPort, jwks });
+    idp = await startDemoIdp({ clients: [registration()], resource: base, accessTokenTtl: 33, port: idpPort, jwks });
     await new Promise((r) => setTimeout(r, 4_000));
     const res = await call(cookie);
     assert.equal(res.statusCode, 401);
