@@ -119,6 +119,7 @@ function median(xs: number[]): number {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const startedAt = new Date();
+  const revision = gatehouseRevision();
   const notes: string[] = [];
 
   if (opts.install) {
@@ -413,7 +414,7 @@ async function main() {
       durationS: opts.durationS,
       warmupS: opts.warmupS,
       loadGenerator: wrk ? `${wrk}` : 'built-in (bench/load.ts, undici)',
-      versions: { node: process.version, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed', gatehouse: gatehouseRevision() },
+      versions: { node: process.version, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed', gatehouse: revision },
       machine: { cores, cpu: osCpus()[0]?.model ?? 'unknown', kernel: release() },
       pinning: pin ? `proxy under test on CPU ${PROXY_CPU}; load generator and upstream on CPU ${LOAD_CPU}; case 9 unpinned` : 'none',
       connections: { small: SMALL_CONNECTIONS, large: LARGE_CONNECTIONS },
