@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, decodeJwt, decodeProtectedHeader, type JWTPayload, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { GatewayError } from '../common/gateway.error.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
@@ -44,7 +44,8 @@ export class AccessTokenVerifier {
   constructor(private readonly maxEntries = 50_000) {}
 
   static cacheKey(token: string): string {
-    return createHash('sha256').update(token).digest('base64url');
+    // One-shot hash: measurably cheaper per request than createHash().update().digest().
+    return hash('sha256', token, 'base64url');
   }
 
   lookup(key: string, now = Date.now()): VerifiedToken | undefined {

@@ -70,6 +70,34 @@ export class OpenIdConnectService implements OnModuleDestroy {
     return p;
   }
 
+  /**
+   * The common case without a single await: a bearer JWT this policy already
+   * verified (the cache holds it until `exp`). Returns false whenever anything
+   * else applies (no token, a miss, logout, callback, userinfo), and the caller
+   * then takes the full authenticate() path.
+   */
+  authenticateCached(req: IncomingMessage, ctx: RequestContext, config: OpenIdConnectConfig): boolean {
+    const policy = this.policy(config);
+    if (config.upstream_user_info_header || policy.callbackPaths.has(ctx.path) || this.isLogout(req, ctx, config)) return false;
+    if (!(policy.methods.has('bearer') || policy.methods.has('session'))) return false;
+    if (policy.methods.has('introspection') && config.introspect_jwt_tokens) return false;
+    const presented = this.bearerToken(req, ctx, config);
+    if (!presented || !isCompactJws(presented.token)) return false;
+    const verified = this.verifierFor(policy).lookup(AccessTokenVerifier.cacheKey(presented.token));
+    if (!verified) return false;
+    if (config.hide_credentials) this.hideCredential(ctx, presented.from, config);
+    this.establish(req, ctx, policy, { via: 'bearer', claims: verified.claims, accessToken: presented.token, memo: verified });
+    return true;
+  }
+
+  /** Records who the caller is and what the upstream will be told; a promise only when userinfo must be fetched. */
+  private establish(req: IncomingMessage, ctx: RequestContext, policy: OidcPolicy, principal: Principal): void | Promise<void> {
+    ctx.principal = principal;
+    const sub = claimValues(principal.claims, policy.config.credential_claim)[0];
+    ctx.caller = sub ?? (typeof principal.claims.sub === 'string' ? principal.claims.sub : undefined);
+    return this.upstreamIdentity(req, ctx, policy, principal);
+  }
+
   async authenticate(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, config: OpenIdConnectConfig): Promise<AuthOutcome> {
     const policy = this.policy(config);
     const methods = policy.methods;
@@ -109,10 +137,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
       }
       throw new UnauthorizedError(config.unauthorized_error_message, 'no credentials', false);
     }
-    ctx.principal = principal;
-    const sub = claimValues(principal.claims, config.credential_claim)[0];
-    ctx.caller = sub ?? (typeof principal.claims.sub === 'string' ? principal.claims.sub : undefined);
-    const pending = this.upstreamIdentity(req, ctx, policy, principal);
+    const pending = this.establish(req, ctx, policy, principal);
     if (pending) await pending;
     return 'proceed';
   }
@@ -163,10 +188,14 @@ export class OpenIdConnectService implements OnModuleDestroy {
     throw new UnauthorizedError(config.unauthorized_error_message, isJwt ? 'bearer tokens not accepted on this route' : 'opaque token and introspection not enabled', true);
   }
 
-  verifyJwt(token: string, policy: OidcPolicy) {
+  private verifierFor(policy: OidcPolicy): AccessTokenVerifier {
     let verifier = this.verifiers.get(policy.verificationProfile);
     if (!verifier) this.verifiers.set(policy.verificationProfile, (verifier = new AccessTokenVerifier()));
-    return verifier.verify(token, {
+    return verifier;
+  }
+
+  verifyJwt(token: string, policy: OidcPolicy) {
+    return this.verifierFor(policy).verify(token, {
       issuer: policy.issuer,
       algorithms: policy.algorithms,
       leewaySeconds: policy.config.leeway,
@@ -420,10 +449,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
     stripCallbackParams(ctx);
     ctx.responseHeaders = { 'set-cookie': cookies, ...noLeak };
     (ctx.cookieFilters ??= []).push(store.isSessionCookie, isTransactionCookie);
-    const principal: Principal = { via: 'session', claims, accessToken: session.access_token, idToken: session.id_token };
-    ctx.principal = principal;
-    ctx.caller = claimValues(claims, config.credential_claim)[0] ?? idClaims.sub;
-    const pending = this.upstreamIdentity(req, ctx, policy, principal);
+    const pending = this.establish(req, ctx, policy, { via: 'session', claims, accessToken: session.access_token, idToken: session.id_token });
     if (pending) await pending;
     return 'proceed';
   }

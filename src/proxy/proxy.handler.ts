@@ -55,7 +55,11 @@ export class ProxyHandler {
     try {
       this.routes.resolve(req, ctx);
       const plugin = ctx.match!.route.plugins['openid-connect'];
-      pending = plugin ? this.authenticated(req, res, ctx) : this.forward(req, res, ctx);
+      if (!plugin) pending = this.forward(req, res, ctx);
+      else if (this.oidc.authenticateCached(req, ctx, plugin)) {
+        this.scopes.authorizeRoute(ctx, plugin, req.method!);
+        pending = this.forward(req, res, ctx);
+      } else pending = this.authenticated(req, res, ctx);
     } catch (err) {
       writeErrorResponse(req, res, err, this.logger);
       return;

@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
+import { LOG_FLUSH_INTERVAL_MS } from '../../src/common/logger.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { sessionCookieAfterLogin } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
@@ -88,6 +89,8 @@ describe('openid-connect: session refresh', () => {
       fresh.push(set.find((c) => c.startsWith('session='))!.split(';')[0]);
       await r.body.dump();
     }
+    // Log lines are written in batches (at most LOG_FLUSH_INTERVAL_MS late): wait for them to land.
+    await new Promise((r) => setTimeout(r, LOG_FLUSH_INTERVAL_MS * 3));
     const refreshes = gw.logs().filter((l) => l.msg === 'session tokens refreshed').length - before;
     assert.equal(refreshes, 1, 'one refresh for the whole burst');
     const next = await call(fresh[0]);
