@@ -25,6 +25,8 @@ export class OidcPolicy {
   readonly redirectUri?: URL;
   /** Canonical names of every header the plugin sets upstream; client copies are removed. */
   readonly ownedHeaders: ReadonlySet<string>;
+  /** The same, for a request whose own Authorization header is exactly what the upstream should get. */
+  readonly ownedHeadersKeepingAuthorization: ReadonlySet<string>;
   readonly secure: boolean;
   /** Key for the short-lived login transaction cookies. */
   readonly transactionKey?: Uint8Array;
@@ -65,6 +67,9 @@ export class OidcPolicy {
       if (h) owned.add(canonicalHeaderName(h.split(':')[0]));
     }
     this.ownedHeaders = owned;
+    const withoutAuthorization = new Set(owned);
+    withoutAuthorization.delete('authorization');
+    this.ownedHeadersKeepingAuthorization = withoutAuthorization;
     this.passportName = `oidc-${id}`;
     this.verificationProfile = JSON.stringify([config.issuer, config.enable_hs_signatures && config.client_secret?.[0], config.leeway, config.verify_signature, config.extra_jwks_uris]);
   }

@@ -508,7 +508,17 @@ export class OpenIdConnectService implements OnModuleDestroy {
       if (colon === -1) add.push([spec, value]);
       else add.push([spec.slice(0, colon), spec.slice(colon + 1) === 'bearer' ? `Bearer ${value}` : value]);
     };
-    set(c.upstream_access_token_header, principal.accessToken);
+    // The default (`authorization:bearer`) with the token from the caller's own `Bearer` header: that header
+    // already says exactly this, so it is kept instead of being removed and rebuilt (a KB-sized copy per request).
+    const auth = req.headers.authorization;
+    const keepAuthorization =
+      c.upstream_access_token_header === 'authorization:bearer' &&
+      !ctx.headerEdits?.remove?.has('authorization') &&
+      auth !== undefined &&
+      auth.length === principal.accessToken.length + 7 &&
+      auth.startsWith('Bearer ') &&
+      auth.endsWith(principal.accessToken);
+    if (!keepAuthorization) set(c.upstream_access_token_header, principal.accessToken);
     set(c.upstream_id_token_header, principal.idToken);
     if (c.upstream_introspection_header && principal.introspection) {
       set(c.upstream_introspection_header, Buffer.from(JSON.stringify(principal.introspection)).toString('base64'));
@@ -518,7 +528,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
       if (value !== undefined) add.push([c.upstream_headers_names[i], headerSafe(value)]);
     }
     // The common case shares the policy's precomputed set; only credentials or cookies to hide need a copy.
-    let remove: ReadonlySet<string> = policy.ownedHeaders;
+    let remove: ReadonlySet<string> = keepAuthorization ? policy.ownedHeadersKeepingAuthorization : policy.ownedHeaders;
     const extra = ctx.headerEdits?.remove;
     if (extra?.size) remove = new Set([...remove, ...extra]);
     if (ctx.cookieFilters?.length && req.headers.cookie) {

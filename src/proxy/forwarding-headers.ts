@@ -71,6 +71,7 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], facts: Con
   let nominated: Set<string> | undefined;
   let incoming: Record<'xff' | 'proto' | 'host' | 'port' | 'path' | 'realIp' | 'hostHeader', string | undefined> | undefined;
   const out: string[] = [];
+  let sawAuthorization = false;
 
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toLowerCase();
@@ -107,6 +108,12 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], facts: Con
       continue;
     }
     if (edits?.remove && (edits.remove.has(name) || (name.includes('_') && edits.remove.has(canonicalHeaderName(name))))) continue;
+    if (name === 'authorization') {
+      // A singleton field (RFC 9110 §11.6.2): only the first, the one the gateway read and verified,
+      // may reach the upstream; a second one could carry other credentials past the check.
+      if (sawAuthorization) continue;
+      sawAuthorization = true;
+    }
     out.push(raw, value);
   }
 

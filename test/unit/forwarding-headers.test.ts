@@ -284,3 +284,14 @@ describe('isTrustedPeer', () => {
     it(`${address ?? '(no address)'} → ${trusted}`, () => assert.equal(isTrustedPeer(list, address), trusted));
   }
 });
+
+describe('singleton credentials', () => {
+  it('forwards only the first Authorization header, the one the gateway verified', () => {
+    const out = upstreamRequestHeaders(
+      ['Authorization', 'Bearer verified', 'authorization', 'Bearer smuggled', 'Accept', '*/*'],
+      { peer: '10.0.0.1', peerTrusted: false, scheme: 'http', localPort: 8000, path: '/', requestId: 'r', upstreamHost: 'up' },
+    );
+    const values = out.filter((_, i) => i % 2 === 1 && out[i - 1].toLowerCase() === 'authorization');
+    assert.deepEqual(values, ['Bearer verified']);
+  });
+});
