@@ -50,7 +50,7 @@ function request(cookie?: string): IncomingMessage {
 
 function session(s: SessionStore, fields: Partial<SessionData> = {}, now = epoch()): SessionData {
   return {
-    ...s.create({ iss: 'https://idp.example', sub: 'alice', access_token: 'at-' + randomBytes(16).toString('hex'), refresh_token: 'rt', id_token: 'idt', expires_at: now + 300 }, now),
+    ...s.create({ iss: 'https://idp.example', sub: 'alice', access_token: 'at-' + randomBytes(16).toString('hex'), refresh_token: 'rt-' + randomBytes(16).toString('hex'), id_token: 'idt-' + randomBytes(16).toString('hex'), expires_at: now + 300 }, now),
     ...fields,
   };
 }
@@ -78,7 +78,8 @@ describe('SessionStore (cookie storage)', () => {
     const s = store();
     const data = session(s, { sub: 'alice-subject-id' });
     const [line] = await s.write(data, request());
-    for (const secret of [data.access_token, data.refresh_token!, data.id_token!, 'alice-subject-id']) assert.ok(!line.includes(secret));
+    // Long random values: a two-letter token would turn up in ~3 KB of base64 by chance.
+    for (const secret of [data.access_token, data.refresh_token!, data.id_token!, 'alice-subject-id']) assert.ok(!line.includes(secret), secret);
     const [header] = line.split('.');
     assert.deepEqual(JSON.parse(Buffer.from(header.slice('session='.length), 'base64url').toString()), { alg: 'dir', enc: 'A256GCM' });
   });
