@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../common/gateway.error.js';
 import { LOGGER } from '../common/logger.js';
 import type { RequestContext } from '../common/request-context.js';
-import { GatewayConfig } from '../config/gateway-config.js';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { AccessTokenVerifier, InvalidTokenError } from './access-token.verifier.js';
 import { IdentityProviderUnavailableError, UnauthorizedError } from './auth.errors.js';
@@ -56,7 +55,6 @@ export class OpenIdConnectService implements OnModuleDestroy {
 
   constructor(
     private readonly issuers: IssuerRegistry,
-    private readonly gateway: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 

@@ -33,21 +33,12 @@ export class BadRequestError extends GatewayError {
   }
 }
 
+// 431 (oversized headers) and 400 for malformed requests are answered before any handler runs,
+// by clientErrorResponse in gateway.ts: Node's parser refuses them.
+
 export class NoRouteError extends GatewayError {
   constructor() {
     super(404, 'no Route matched with those values', { reason: 'no route matched' });
-  }
-}
-
-export class PayloadTooLargeError extends GatewayError {
-  constructor() {
-    super(413, 'Request size limit exceeded');
-  }
-}
-
-export class HeadersTooLargeError extends GatewayError {
-  constructor() {
-    super(431, 'Request header or cookie too large');
   }
 }
 
