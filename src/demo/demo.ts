@@ -49,6 +49,15 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
   const idpListen = parseListen(env, 'GATEHOUSE_DEMO_IDP_LISTEN');
   const upstreamListen = parseListen(env, 'GATEHOUSE_DEMO_UPSTREAM_LISTEN');
 
+  // The demo binds nothing but loopback unless told otherwise: the gateway's own listeners too
+  // (their production defaults are 0.0.0.0). The browser still uses http://localhost:<port>.
+  let loopbackDefault = false;
+  if (!env.GATEHOUSE_PROXY_LISTEN?.trim()) {
+    settings.proxyListen.host = '127.0.0.1';
+    loopbackDefault = true;
+  }
+  if (!env.GATEHOUSE_STATUS_LISTEN?.trim()) settings.statusListen.host = '127.0.0.1';
+
   // The redirect URI must name the port the gateway will really listen on. With
   // GATEHOUSE_PROXY_LISTEN=...:0 that port is only known after listen, so the
   // demo picks a free port now and rewrites settings.proxyListen to it. (Another
@@ -61,7 +70,9 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
   if (settings.statusListen.port === 0) {
     settings.statusListen.port = await freePort(settings.statusListen.host);
   }
-  const publicUrl = (env.GATEHOUSE_DEMO_PUBLIC_URL?.trim() || defaultPublicUrl(settings.proxyListen)).replace(/\/$/, '');
+  const publicUrl = (
+    env.GATEHOUSE_DEMO_PUBLIC_URL?.trim() || (loopbackDefault ? `http://localhost:${settings.proxyListen.port}` : defaultPublicUrl(settings.proxyListen))
+  ).replace(/\/$/, '');
   if (!/^https?:\/\/[^/]+$/.test(publicUrl)) {
     throw new DemoStartError(`GATEHOUSE_DEMO_PUBLIC_URL must be an origin like http://localhost:8000, got "${publicUrl}"`);
   }
