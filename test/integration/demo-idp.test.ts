@@ -360,8 +360,14 @@ describe('echo upstream', () => {
 
 describe('startDemo', () => {
   it('starts the IdP and echo on free loopback ports and returns the demo config with the real proxy port', async (t) => {
-    const env: NodeJS.ProcessEnv = { GATEHOUSE_DEMO_IDP_LISTEN: '127.0.0.1:0', GATEHOUSE_DEMO_UPSTREAM_LISTEN: '127.0.0.1:0' };
-    const settings = readGatewaySettings({ GATEHOUSE_PROXY_LISTEN: '127.0.0.1:0', GATEHOUSE_STATUS_LISTEN: '127.0.0.1:0', GATEHOUSE_LOG_LEVEL: 'fatal' });
+    const env: NodeJS.ProcessEnv = {
+      GATEHOUSE_DEMO_IDP_LISTEN: '127.0.0.1:0',
+      GATEHOUSE_DEMO_UPSTREAM_LISTEN: '127.0.0.1:0',
+      GATEHOUSE_PROXY_LISTEN: '127.0.0.1:0',
+      GATEHOUSE_STATUS_LISTEN: '127.0.0.1:0',
+      GATEHOUSE_LOG_LEVEL: 'fatal',
+    };
+    const settings = readGatewaySettings(env);
     const config = await startDemo(settings, createLogger('fatal'), env);
     t.after(stopDemo);
     assert.equal(config.demo, true);
