@@ -395,4 +395,15 @@ describe('startDemo', () => {
     assert.equal(token.status, 200, JSON.stringify(token.json));
     assert.equal(claims(token.json.access_token).aud, `http://127.0.0.1:${settings.proxyListen.port}`);
   });
+
+  it('binds the gateway to loopback by default and sends browsers to http://localhost', async (t) => {
+    const env: NodeJS.ProcessEnv = { GATEHOUSE_DEMO_IDP_LISTEN: '127.0.0.1:0', GATEHOUSE_DEMO_UPSTREAM_LISTEN: '127.0.0.1:0', GATEHOUSE_LOG_LEVEL: 'fatal' };
+    const settings = readGatewaySettings(env);
+    assert.equal(settings.proxyListen.host, '0.0.0.0', 'the production default');
+    const config = await startDemo(settings, createLogger('fatal'), env);
+    t.after(stopDemo);
+    assert.equal(settings.proxyListen.host, '127.0.0.1');
+    assert.equal(settings.statusListen.host, '127.0.0.1');
+    assert.deepEqual(config.declarative.services[0].plugins[0].config.redirect_uri, [`http://localhost:${settings.proxyListen.port}/oidc`]);
+  });
 });
