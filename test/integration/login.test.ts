@@ -29,7 +29,7 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     idp = await startDemoIdp({
-      clients: [client.registration([`${base}/oidc`, `${base}/app/callback`], [`${base}/bye`])],
+      clients: [client.registration([`${base}/oidc`, `${base}/app/callback`, `${base}/tokens/callback`], [`${base}/bye`])],
       resource: base,
     });
     upstream = await startUpstream();
@@ -69,6 +69,25 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
                       logout_uri_suffix: '/logout',
                       logout_methods: ['GET', 'POST'],
                       logout_redirect_uri: [`${base}/bye`],
+                    },
+                  },
+                ],
+              },
+              {
+                name: 'tokens',
+                paths: ['/tokens'],
+                plugins: [
+                  {
+                    name: 'openid-connect',
+                    config: {
+                      ...common,
+                      redirect_uri: [`${base}/tokens/callback`],
+                      login_action: 'response',
+                      login_tokens: ['tokens'],
+                      session_cookie_name: 'tok_session',
+                      logout_uri_suffix: '/logout',
+                      logout_methods: ['GET'],
+                      logout_revoke: true,
                     },
                   },
                 ],
@@ -180,6 +199,42 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
       assert.ok(!(await context.cookies(base)).some((c) => c.name.startsWith('app_session')), 'session cookies deleted');
       const after = await page.goto(`${base}/app/home`);
       assert.ok(after!.url().startsWith(idp.issuer), 'a new login is required');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('login_action response returns the tokens as JSON, and logout_revoke revokes them at the IdP', async () => {
+    const introspect = async (token: string) => {
+      const res = await request(`${idp.issuer}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`gatehouse:${client.secret}`).toString('base64')}` },
+        body: new URLSearchParams({ token }).toString(),
+      });
+      return ((await res.body.json()) as { active: boolean }).active;
+    };
+    const context = await chromium.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/tokens/x`);
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => r.url().startsWith(`${base}/tokens/callback`)),
+        loginAtIdp(page, 'Blog_with_scope', base),
+      ]);
+      assert.equal(response.headers()['cache-control'], 'no-store');
+      assert.equal(response.headers()['referrer-policy'], 'no-referrer');
+      const tokens = await pageJson(page);
+      assert.match(tokens.access_token, /^ey/);
+      assert.match(tokens.id_token, /^ey/);
+      assert.equal(typeof tokens.refresh_token, 'string');
+      assert.equal(await introspect(tokens.access_token), true);
+      assert.equal(await introspect(tokens.refresh_token), true);
+
+      await page.goto(`${base}/tokens/logout`);
+      assert.ok(page.url().startsWith(idp.issuer), 'sent on to the IdP for RP-initiated logout');
+      assert.equal(await introspect(tokens.access_token), false, 'access token revoked');
+      assert.equal(await introspect(tokens.refresh_token), false, 'refresh token revoked');
+      assert.ok(!(await context.cookies(base)).some((c) => c.name.startsWith('tok_session')));
     } finally {
       await context.close();
     }
