@@ -28,6 +28,8 @@ export interface VerifyOptions {
   /** Symmetric key for HS* (the client secret), only when enable_hs_signatures is on. */
   hmacSecret?: Uint8Array;
   verifySignature: boolean;
+  /** When set, `aud` must contain one of these (RFC 9068 §4). */
+  audience?: readonly string[];
 }
 
 /** A token that is not acceptable: 401 invalid_token. */
@@ -51,16 +53,16 @@ export class AccessTokenVerifier {
   lookup(key: string, now = Date.now()): VerifiedToken | undefined {
     const hit = this.cache.get(key);
     if (!hit) return undefined;
-    if (hit.expiresAt <= now) {
-      this.cache.delete(key);
-      return undefined;
-    }
+    this.cache.delete(key);
+    if (hit.expiresAt <= now) return undefined;
+    // Least recently used first out: a hit moves to the end of the Map's insertion order.
+    this.cache.set(key, hit);
     return hit;
   }
 
   store(key: string, entry: VerifiedToken) {
     if (this.cache.size >= this.maxEntries) {
-      // Oldest insertion first: Map iteration order is insertion order.
+      // The least recently used entry is first in the Map's iteration order.
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
     }
@@ -97,13 +99,14 @@ export class AccessTokenVerifier {
     let payload: JWTPayload & Record<string, unknown>;
     if (!opts.verifySignature) {
       // verify_signature: false — an operator's explicit choice, warned about loudly at start.
-      payload = unverifiedClaims(token, metadata.issuer, opts.leewaySeconds);
+      payload = unverifiedClaims(token, metadata.issuer, opts.leewaySeconds, opts.audience);
     } else try {
       const result = await jwtVerify(token, key, {
         issuer: metadata.issuer,
         algorithms: [...opts.algorithms, ...(hmac ? HMAC_ALGORITHMS : [])],
         clockTolerance: opts.leewaySeconds,
         requiredClaims: ['exp'],
+        ...(opts.audience?.length ? { audience: [...opts.audience] } : {}),
       });
       payload = result.payload as JWTPayload & Record<string, unknown>;
     } catch (err) {
@@ -135,7 +138,7 @@ function describeJoseError(err: InstanceType<typeof joseErrors.JOSEError>): stri
   return `${err.code}: ${err.message}`;
 }
 
-function unverifiedClaims(token: string, issuer: string, leewaySeconds: number): JWTPayload & Record<string, unknown> {
+function unverifiedClaims(token: string, issuer: string, leewaySeconds: number, audience?: readonly string[]): JWTPayload & Record<string, unknown> {
   let payload: JWTPayload & Record<string, unknown>;
   try {
     payload = decodeJwt(token) as JWTPayload & Record<string, unknown>;
@@ -146,5 +149,9 @@ function unverifiedClaims(token: string, issuer: string, leewaySeconds: number):
   if (payload.iss !== issuer) throw new InvalidTokenError('claim check failed: iss');
   if (typeof payload.exp !== 'number' || payload.exp + leewaySeconds <= now) throw new InvalidTokenError('token expired');
   if (typeof payload.nbf === 'number' && payload.nbf - leewaySeconds > now) throw new InvalidTokenError('claim check failed: nbf');
+  if (audience?.length) {
+    const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+    if (!aud.some((a) => typeof a === 'string' && audience.includes(a))) throw new InvalidTokenError('claim check failed: aud');
+  }
   return payload;
 }

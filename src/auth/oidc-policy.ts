@@ -71,7 +71,7 @@ export class OidcPolicy {
     withoutAuthorization.delete('authorization');
     this.ownedHeadersKeepingAuthorization = withoutAuthorization;
     this.passportName = `oidc-${id}`;
-    this.verificationProfile = JSON.stringify([config.issuer, config.enable_hs_signatures && config.client_secret?.[0], config.leeway, config.verify_signature, config.extra_jwks_uris]);
+    this.verificationProfile = JSON.stringify([config.issuer, config.enable_hs_signatures && config.client_secret?.[0], config.leeway, config.verify_signature, config.extra_jwks_uris, config.audience]);
   }
 
   /** The openid-client Configuration for this client, built from the issuer's discovered metadata. */

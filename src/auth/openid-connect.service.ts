@@ -198,6 +198,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
       algorithms: policy.algorithms,
       leewaySeconds: policy.config.leeway,
       hmacSecret: policy.hmacSecret,
+      audience: policy.config.audience,
       verifySignature: policy.config.verify_signature,
     });
   }

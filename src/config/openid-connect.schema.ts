@@ -41,6 +41,11 @@ export const openIdConnectConfigSchema = z
       .min(1)
       .default([...SUPPORTED_AUTH_METHODS]),
     scopes: z.array(z.string().min(1)).default(['openid']),
+    /**
+     * The audience(s) this gateway is for: requested at login as RFC 8707 `resource`, and required in a
+     * bearer token's `aud` (RFC 9068 §4: a token for another audience is invalid, 401). `audience_required`
+     * is the separate, Kong-style authorization rule (403).
+     */
     audience: z.array(z.string().min(1)).optional(),
 
     scopes_required: requirementList.optional(),

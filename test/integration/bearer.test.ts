@@ -34,6 +34,7 @@ describe('openid-connect: bearer tokens and requirements', () => {
               { name: 'matrix', paths: ['/matrix'], plugins: [plugin({ scopes_required: ['a b', 'c'] })] },
               { name: 'roles', paths: ['/roles'], plugins: [plugin({ roles_required: ['admin'], roles_claim: ['realm_access', 'roles'] })] },
               { name: 'aud', paths: ['/aud'], plugins: [plugin({ audience_required: ['https://api.example'] })] },
+              { name: 'for-us', paths: ['/for-us'], plugins: [plugin({ audience: ['https://gateway.example'] })] },
               { name: 'groups', paths: ['/groups'], plugins: [plugin({ groups_required: ['staff'], forbidden_error_message: 'Staff only' })] },
               { name: 'hs', paths: ['/hs'], plugins: [plugin({ enable_hs_signatures: true, client_id: ['c'], client_secret: ['a-shared-secret-that-is-long-enough-000'] })] },
               { name: 'open', paths: ['/open'] },
@@ -143,6 +144,16 @@ describe('openid-connect: bearer tokens and requirements', () => {
       assert.equal(r.status, 401, name);
       assert.match(String(r.headers['www-authenticate']), /error="invalid_token"/, name);
       assert.deepEqual(r.body, { message: 'Unauthorized' }, name);
+    }
+  });
+
+  it('rejects a token for another audience with 401 invalid_token where the route names its audience (RFC 9068 §4)', async () => {
+    const ours = await call('/for-us', await issuer.token({ aud: ['https://gateway.example', 'https://x'] }));
+    assert.equal(ours.status, 200);
+    for (const aud of ['https://other.example', undefined, ['https://gateway.example.evil']]) {
+      const r = await call('/for-us', await issuer.token(aud === undefined ? {} : { aud }));
+      assert.equal(r.status, 401, `aud ${JSON.stringify(aud)}`);
+      assert.match(String(r.headers['www-authenticate']), /error="invalid_token"/);
     }
   });
 
