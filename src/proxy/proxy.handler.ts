@@ -51,30 +51,30 @@ export class ProxyHandler {
     req.gatehouse = ctx;
     if (this.draining) res.shouldKeepAlive = false;
     this.accessLog.track(req, res, ctx);
+    let pending: Promise<void>;
     try {
       this.routes.resolve(req, ctx);
       const plugin = ctx.match!.route.plugins['openid-connect'];
-      if (!plugin) this.forward(req, res, ctx);
+      if (!plugin) pending = this.forward(req, res, ctx);
       else if (this.oidc.authenticateCached(req, ctx, plugin)) {
         this.scopes.authorizeRoute(ctx, plugin, req.method!);
-        this.forward(req, res, ctx);
-      } else this.authenticated(req, res, ctx).catch((err: unknown) => this.fail(req, res, err));
+        pending = this.forward(req, res, ctx);
+      } else pending = this.authenticated(req, res, ctx);
     } catch (err) {
-      this.fail(req, res, err);
+      writeErrorResponse(req, res, err, this.logger);
+      return;
     }
+    pending.catch((err: unknown) => writeErrorResponse(req, res, err, this.logger));
   };
-
-  /** Every error of the proxy path ends here: the one error mapping. */
-  private readonly fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => writeErrorResponse(req, res, err, this.logger);
 
   private async authenticated(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const plugin = ctx.match!.route.plugins['openid-connect']!;
     if ((await this.oidc.authenticate(req, res, ctx, plugin)) === 'responded') return;
     this.scopes.authorizeRoute(ctx, plugin, req.method!);
-    this.forward(req, res, ctx);
+    return this.forward(req, res, ctx);
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+  private forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const { route, upstreamPath } = ctx.match!;
     const service = route.service;
     const socket = req.socket;
@@ -91,6 +91,6 @@ export class ProxyHandler {
       },
       ctx.headerEdits,
     );
-    this.upstream.forward(req, res, ctx, service, upstreamPath, headers, this.fail);
+    return this.upstream.forward(req, res, ctx, service, upstreamPath, headers);
   }
 }

@@ -46,13 +46,11 @@ export class UpstreamClient {
   }
 
   /**
-   * Sends the request upstream and streams the answer into `res`. While nothing
-   * was sent yet, a failure goes to `onError` (which answers 502/504 through the
-   * one error mapping); when the upstream fails mid-response `res` is destroyed,
-   * so the client sees an aborted response instead of a clean but truncated one.
-   *
-   * No promise and no closure per request: the state lives in one Exchange
-   * object that undici hands back to module-level callbacks as `opaque`.
+   * Sends the request upstream and streams the answer into `res`. Resolves when
+   * the response has been fully written; rejects with a GatewayError while
+   * nothing was sent yet (so the exception filter can answer 502/504), and
+   * destroys `res` when the upstream fails mid-response, so the client sees an
+   * aborted response instead of a clean but truncated one.
    */
   forward(
     req: IncomingMessage,
@@ -61,12 +59,10 @@ export class UpstreamClient {
     service: UpstreamService,
     path: string,
     headers: string[],
-    onError: ForwardErrorHandler,
-  ): void {
+  ): Promise<void> {
     const method = req.method!;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const exchange = new Exchange(req, res, ctx, service, this.pool(service), !hasBody && IDEMPOTENT.has(method), onError);
-    exchange.options = {
+    const options: Dispatcher.RequestOptions<RequestContext> = {
       method: method as Dispatcher.HttpMethod,
       path: path + ctx.query,
       headers,
@@ -75,83 +71,54 @@ export class UpstreamClient {
       body: hasBody ? (req.iterator({ destroyOnReturn: false }) as unknown as AsyncIterable<Buffer> & Dispatcher.DispatchOptions['body']) : null,
       headersTimeout: service.readTimeoutMs,
       bodyTimeout: service.readTimeoutMs,
-      opaque: exchange,
+      opaque: ctx,
       // undici takes an EventEmitter as the abort signal: ~50× cheaper per request than an AbortController.
-      signal: exchange.signal,
+      signal: new EventEmitter(),
     };
-    // A client that goes away before the upstream answered (or a shutdown that closes its
-    // connection) must not leave the upstream request holding a pooled connection until read_timeout.
-    (res as ResponseWithExchange)[EXCHANGE] = exchange;
-    res.once('close', onClientClose);
-    exchange.dispatch();
+    const pool = this.pool(service);
+    const retriable = !hasBody && IDEMPOTENT.has(method);
+    return new Promise<void>((resolve, reject) => {
+      let attempt = 0;
+      let responded = false;
+      // A client that goes away before the upstream answered (or a shutdown that closes its
+      // connection) must not leave the upstream request holding a pooled connection until read_timeout.
+      res.once('close', () => {
+        if (!responded) (options.signal as EventEmitter).emit('abort');
+      });
+      const factory = ({ statusCode, headers: upstreamHeaders, opaque }: Dispatcher.StreamFactoryData<RequestContext>) => {
+        responded = true;
+        opaque.upstreamLatencyMs = performance.now() - opaque.upstreamStartedAt;
+        const headers = clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, opaque.requestId);
+        if (opaque.responseHeaders) mergeResponseHeaders(headers, opaque.responseHeaders);
+        res.writeHead(statusCode, headers);
+        return res;
+      };
+      const done = (err: Error | null) => {
+        if (!err) return resolve();
+        // The client is gone: nobody to answer (the access log records the abort).
+        if (res.destroyed && !responded) return resolve();
+        if (responded) {
+          // Already streaming: abort rather than end cleanly (undici destroyed res already).
+          if (!res.destroyed) res.destroy(err);
+          return resolve();
+        }
+        const code = (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
+        if (retriable && attempt < service.retries && code && CONNECT_FAILURES.has(code) && !res.destroyed) {
+          attempt++;
+          ctx.upstreamStartedAt = performance.now();
+          pool.stream(options, factory, done);
+          return;
+        }
+        reject(toGatewayError(err, code, service));
+      };
+      ctx.upstreamStartedAt = performance.now();
+      pool.stream(options, factory, done);
+    });
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close()));
   }
-}
-
-export type ForwardErrorHandler = (req: IncomingMessage, res: ServerResponse, err: GatewayError) => void;
-
-const EXCHANGE = Symbol('gatehouse.exchange');
-type ResponseWithExchange = ServerResponse & { [EXCHANGE]?: Exchange };
-
-/** One proxied request and what undici's callbacks need to finish it. */
-class Exchange {
-  attempt = 0;
-  responded = false;
-  readonly signal = new EventEmitter();
-  options!: Dispatcher.RequestOptions<Exchange>;
-
-  constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-    readonly ctx: RequestContext,
-    readonly service: UpstreamService,
-    readonly pool: Pool,
-    readonly retriable: boolean,
-    readonly onError: ForwardErrorHandler,
-  ) {}
-
-  dispatch() {
-    this.ctx.upstreamStartedAt = performance.now();
-    this.pool.stream(this.options, onUpstreamResponse, onUpstreamDone);
-  }
-}
-
-function onClientClose(this: ResponseWithExchange) {
-  const exchange = this[EXCHANGE];
-  if (exchange && !exchange.responded) exchange.signal.emit('abort');
-}
-
-function onUpstreamResponse({ statusCode, headers: upstreamHeaders, opaque: exchange }: Dispatcher.StreamFactoryData<Exchange>) {
-  exchange.responded = true;
-  const ctx = exchange.ctx;
-  ctx.upstreamLatencyMs = performance.now() - ctx.upstreamStartedAt;
-  const headers = clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, ctx.requestId);
-  if (ctx.responseHeaders) mergeResponseHeaders(headers, ctx.responseHeaders);
-  exchange.res.writeHead(statusCode, headers);
-  return exchange.res;
-}
-
-function onUpstreamDone(err: Error | null, data: Dispatcher.StreamData<Exchange>) {
-  if (!err) return;
-  const exchange = data.opaque;
-  const res = exchange.res;
-  // The client is gone: nobody to answer (the access log records the abort).
-  if (res.destroyed && !exchange.responded) return;
-  if (exchange.responded) {
-    // Already streaming: abort rather than end cleanly (undici destroyed res already).
-    if (!res.destroyed) res.destroy(err);
-    return;
-  }
-  const code = (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
-  if (exchange.retriable && exchange.attempt < exchange.service.retries && code && CONNECT_FAILURES.has(code)) {
-    exchange.attempt++;
-    exchange.dispatch();
-    return;
-  }
-  exchange.onError(exchange.req, res, toGatewayError(err, code, exchange.service));
 }
 
 function toGatewayError(err: Error, code: string | undefined, service: UpstreamService): GatewayError {
