@@ -207,3 +207,13 @@ export function rssBytes(pid: number): number {
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]) * 1024;
 }
+
+/** A declarative config with one service `api` in front of `url`, and the given routes. */
+export function oneService(url: string, routes: object[]): object {
+  return { _format_version: '3.0', services: [{ name: 'api', url, routes }] };
+}
+
+/** An openid-connect plugin entry accepting bearer tokens from `issuer`, plus `config`. */
+export function bearerPlugin(issuer: string, config: Record<string, unknown> = {}) {
+  return { name: 'openid-connect', config: { issuer, auth_methods: ['bearer'], ...config } };
+}

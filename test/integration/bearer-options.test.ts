@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { FakeIssuer } from '../helpers/fake-issuer.js';
-import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { bearerPlugin, oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /** Where tokens may be read, what is hidden from the upstream, and identity headers that cannot inject. */
@@ -14,27 +14,14 @@ describe('openid-connect: token locations, hide_credentials and upstream identit
   before(async () => {
     issuer = await FakeIssuer.start();
     upstream = await startUpstream();
-    const route = (name: string, config: Record<string, unknown>) => ({
-      name,
-      paths: [`/${name}`],
-      plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['bearer'], ...config } }],
-    });
+    const route = (name: string, config: Record<string, unknown>) => ({ name, paths: [`/${name}`], plugins: [bearerPlugin(issuer.issuer, config)] });
     gw = await startGateway({
-      config: {
-        _format_version: '3.0',
-        services: [
-          {
-            name: 'api',
-            url: upstream.url,
-            routes: [
-              route('query', { bearer_token_param_type: ['query'], hide_credentials: true }),
-              route('cookie', { bearer_token_param_type: ['cookie'], bearer_token_cookie_name: 'at', hide_credentials: true, upstream_access_token_header: null }),
-              route('hidden', { hide_credentials: true, upstream_access_token_header: null }),
-              route('custom', { upstream_access_token_header: 'x-access-token', upstream_headers_claims: ['name', 'groups', 'address'], upstream_headers_names: ['x-user-name', 'x-user-groups', 'x-user-address'] }),
-            ],
-          },
-        ],
-      },
+      config: oneService(upstream.url, [
+        route('query', { bearer_token_param_type: ['query'], hide_credentials: true }),
+        route('cookie', { bearer_token_param_type: ['cookie'], bearer_token_cookie_name: 'at', hide_credentials: true, upstream_access_token_header: null }),
+        route('hidden', { hide_credentials: true, upstream_access_token_header: null }),
+        route('custom', { upstream_access_token_header: 'x-access-token', upstream_headers_claims: ['name', 'groups', 'address'], upstream_headers_names: ['x-user-name', 'x-user-groups', 'x-user-address'] }),
+      ]),
     });
   });
 

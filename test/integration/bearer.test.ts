@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportSPKI } from 'jose';
 import { request } from 'undici';
 import { FakeIssuer, signingKey } from '../helpers/fake-issuer.js';
-import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { bearerPlugin, oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /**
@@ -18,30 +18,18 @@ describe('openid-connect: bearer tokens and requirements', () => {
   before(async () => {
     issuer = await FakeIssuer.start();
     upstream = await startUpstream();
-    const plugin = (config: Record<string, unknown>) => ({
-      name: 'openid-connect',
-      config: { issuer: issuer.issuer, auth_methods: ['bearer'], rediscovery_lifetime: 2, ...config },
-    });
+    const plugin = (config: Record<string, unknown>) => bearerPlugin(issuer.issuer, { rediscovery_lifetime: 2, ...config });
     gw = await startGateway({
-      config: {
-        _format_version: '3.0',
-        services: [
-          {
-            name: 'api',
-            url: upstream.url,
-            routes: [
-              { name: 'scoped', paths: ['/scoped'], plugins: [plugin({ scopes_required: ['kong_api_access'], upstream_headers_claims: ['sub', 'email'], upstream_headers_names: ['x-user-sub', 'x-user-email'] })] },
-              { name: 'matrix', paths: ['/matrix'], plugins: [plugin({ scopes_required: ['a b', 'c'] })] },
-              { name: 'roles', paths: ['/roles'], plugins: [plugin({ roles_required: ['admin'], roles_claim: ['realm_access', 'roles'] })] },
-              { name: 'aud', paths: ['/aud'], plugins: [plugin({ audience_required: ['https://api.example'] })] },
-              { name: 'for-us', paths: ['/for-us'], plugins: [plugin({ audience: ['https://gateway.example'] })] },
-              { name: 'groups', paths: ['/groups'], plugins: [plugin({ groups_required: ['staff'], forbidden_error_message: 'Staff only' })] },
-              { name: 'hs', paths: ['/hs'], plugins: [plugin({ enable_hs_signatures: true, client_id: ['c'], client_secret: ['a-shared-secret-that-is-long-enough-000'] })] },
-              { name: 'open', paths: ['/open'] },
-            ],
-          },
-        ],
-      },
+      config: oneService(upstream.url, [
+        { name: 'scoped', paths: ['/scoped'], plugins: [plugin({ scopes_required: ['kong_api_access'], upstream_headers_claims: ['sub', 'email'], upstream_headers_names: ['x-user-sub', 'x-user-email'] })] },
+        { name: 'matrix', paths: ['/matrix'], plugins: [plugin({ scopes_required: ['a b', 'c'] })] },
+        { name: 'roles', paths: ['/roles'], plugins: [plugin({ roles_required: ['admin'], roles_claim: ['realm_access', 'roles'] })] },
+        { name: 'aud', paths: ['/aud'], plugins: [plugin({ audience_required: ['https://api.example'] })] },
+        { name: 'for-us', paths: ['/for-us'], plugins: [plugin({ audience: ['https://gateway.example'] })] },
+        { name: 'groups', paths: ['/groups'], plugins: [plugin({ groups_required: ['staff'], forbidden_error_message: 'Staff only' })] },
+        { name: 'hs', paths: ['/hs'], plugins: [plugin({ enable_hs_signatures: true, client_id: ['c'], client_secret: ['a-shared-secret-that-is-long-enough-000'] })] },
+        { name: 'open', paths: ['/open'] },
+      ]),
     });
   });
 
@@ -195,10 +183,7 @@ describe('openid-connect: identity provider outage', () => {
     await issuer.stop();
     const upstream = await startUpstream();
     const gw = await startGateway({
-      config: {
-        _format_version: '3.0',
-        services: [{ name: 'api', url: upstream.url, routes: [{ name: 'r', paths: ['/r'], plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['bearer'] } }] }] }],
-      },
+      config: oneService(upstream.url, [{ name: 'r', paths: ['/r'], plugins: [bearerPlugin(issuer.issuer)] }]),
     });
     try {
       const token = await issuer.token({ scope: 'x' });
