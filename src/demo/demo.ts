@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -8,6 +7,7 @@ import { GatewayConfig } from '../config/gateway-config.js';
 import type { GatewaySettings, ListenAddress } from '../config/gateway-settings.js';
 import { DEMO_API_SCOPE, DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from './demo-idp.js';
 import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
+import { freePort } from '../common/free-port.js';
 
 /**
  * `npm start` with no config (issue 4): the reference scenario on one machine.
@@ -213,17 +213,6 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, host, () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
 
 function listenError(what: string, key: string, listen: ListenAddress, err: unknown): Error {
   const code = (err as NodeJS.ErrnoException)?.code;

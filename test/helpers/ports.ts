@@ -1,16 +1,6 @@
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 
-/** A port that was free a moment ago, for when a URL must be known before its server starts (redirect URIs). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../src/common/free-port.js';
 
 /** How a fresh TCP connection to `url`'s host and port fares: 'connected', or the error code (ECONNREFUSED …). */
 export function tryConnect(url: string): Promise<string> {

@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { httpRequest, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { freePort } from '../helpers/ports.js';
 
 /** A loopback port that is free right now, for a gateway that must never listen on it. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Runs the gateway expecting it to refuse to start; returns its exit code and output. */
 async function failedStart(opts: Parameters<typeof startGateway>[0]): Promise<{ code: number | null; output: string; gw: GatewayProcess }> {
