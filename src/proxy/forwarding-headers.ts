@@ -67,20 +67,27 @@ export interface HeaderEdits {
  * client's headers filtered, and only then the gateway adds its own, so no
  * client header can remove or override what the gateway sets.
  */
-export function upstreamRequestHeaders(rawHeaders: readonly string[], facts: ConnectionFacts, edits?: HeaderEdits): string[] {
+export function upstreamRequestHeaders(
+  rawHeaders: readonly string[],
+  facts: ConnectionFacts,
+  edits?: HeaderEdits,
+  /**
+   * The request's Connection header as Node already parsed it (`req.headers.connection`), which spares
+   * a pass over the raw headers; `null` (the default) means "not known: find it in rawHeaders".
+   */
+  connection: string | undefined | null = null,
+): string[] {
   let nominated: Set<string> | undefined;
   let incoming: Record<'xff' | 'proto' | 'host' | 'port' | 'path' | 'realIp' | 'hostHeader', string | undefined> | undefined;
   const out: string[] = [];
   let sawAuthorization = false;
 
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i].toLowerCase();
-    if (name === 'connection') {
-      for (const token of rawHeaders[i + 1].split(',')) {
-        const t = token.trim().toLowerCase();
-        if (t) (nominated ??= new Set()).add(t);
-      }
+  if (connection === null) {
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      if (rawHeaders[i].length === 10 && rawHeaders[i].toLowerCase() === 'connection') nominated = connectionTokens(rawHeaders[i + 1], nominated);
     }
+  } else if (connection !== undefined) {
+    nominated = connectionTokens(connection);
   }
 
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -137,6 +144,17 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], facts: Con
   return out;
 }
 
+/** Tokens named in a Connection header; none for the everyday `keep-alive` / `close` (hop-by-hop anyway). */
+function connectionTokens(value: string, into?: Set<string>): Set<string> | undefined {
+  const lower = value.toLowerCase();
+  if (lower === 'keep-alive' || lower === 'close') return into;
+  for (const token of lower.split(',')) {
+    const t = token.trim();
+    if (t) (into ??= new Set()).add(t);
+  }
+  return into;
+}
+
 /**
  * The upstream's response headers, minus hop-by-hop ones and any it nominated
  * in its own Connection header; mutates and returns undici's header object.
@@ -145,7 +163,7 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
   // A fresh object rather than `delete` on undici's: deleting turns it into a slow dictionary object,
   // which measured as the most expensive gateway function on the hot path.
   const connection = headers.connection;
-  const nominated = connection === undefined ? undefined : new Set(String(connection).split(',').map((t) => t.trim().toLowerCase()));
+  const nominated = connection === undefined ? undefined : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];

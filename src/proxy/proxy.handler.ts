@@ -90,6 +90,7 @@ export class ProxyHandler {
         upstreamHost: route.preserveHost && req.headers.host ? req.headers.host : service.hostHeader,
       },
       ctx.headerEdits,
+      req.headers.connection,
     );
     return this.upstream.forward(req, res, ctx, service, upstreamPath, headers);
   }
