@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+/** GATEHOUSE_WORKERS: one primary, N workers sharing the listeners, orderly shutdown. */
+describe('multi-worker mode', () => {
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+
+  before(async () => {
+    upstream = await startUpstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true }));
+    });
+    gw = await startGateway({ env: { GATEHOUSE_WORKERS: '2' }, config: oneService(upstream.url, [{ name: 'r', paths: ['/'] }]) });
+  });
+
+  after(async () => {
+    await gw?.stop('SIGKILL');
+    await upstream?.close();
+  });
+
+  it('announces the start once, after both workers listen on the same ports', async () => {
+    const started = gw.logs().filter((l) => l.msg === 'gatehouse started');
+    assert.equal(started.length, 1);
+    assert.equal(started[0].workers, 2);
+    const workers = gw.logs().filter((l) => l.msg === 'gatehouse worker started');
+    assert.equal(new Set(workers.map((w) => w.pid)).size, 2, 'two worker processes');
+    for (const w of workers) assert.equal(w.proxy, gw.proxyUrl, 'every worker serves the announced port');
+  });
+
+  it('serves requests and health from the workers', async () => {
+    for (let i = 0; i < 20; i++) {
+      const res = await request(`${gw.proxyUrl}/x`);
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }
+    const ready = await request(`${gw.statusUrl}/health/ready`);
+    assert.equal(ready.statusCode, 200);
+    await ready.body.dump();
+  });
+
+  it('stops every worker on SIGTERM and exits 0', async () => {
+    const code = await gw.stop('SIGTERM');
+    assert.equal(code, 0);
+    await assert.rejects(request(`${gw.proxyUrl}/x`), /ECONNREFUSED/);
+  });
+});
+
+describe('multi-worker mode refusals', () => {
+  it('refuses several workers for the built-in demo (one embedded IdP per process would mean several issuers)', async () => {
+    const gw = await startGateway({ env: { GATEHOUSE_WORKERS: '2' }, expectStart: false });
+    const code = await gw.exited;
+    assert.equal(code, 1);
+    assert.match(gw.lines.join('\n'), /GATEHOUSE_WORKERS > 1 needs a declarative config/);
+  });
+});
