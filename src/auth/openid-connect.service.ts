@@ -1,7 +1,6 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CompactEncrypt, compactDecrypt } from 'jose';
 import * as client from 'openid-client';
 import type { Logger } from 'pino';
 import { GatewayError } from '../common/gateway.error.js';
@@ -14,7 +13,7 @@ import { cookieHeaderWithout, parseCookies, serializeCookie } from './cookies.js
 import { IssuerRegistry } from './issuer.registry.js';
 import { OidcPolicy } from './oidc-policy.js';
 import type { Principal } from './principal.js';
-import { epoch, type SessionData } from './session.store.js';
+import { epoch, openJwe, sealJwe, type SessionData } from './session.store.js';
 import { claimValues } from './requirements.js';
 
 const TRANSACTION_COOKIE_PREFIX = 'gatehouse_auth_';
@@ -368,7 +367,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
     const state = typeof stateData?.state === 'string' ? stateData.state : undefined;
     if (!state) throw new GatewayError(500, 'An unexpected error occurred', { reason: 'authorization request without state' });
     const txn: LoginTransaction = { oidc: stateData!, return_to: ctx.path + ctx.query, exp: epoch() + TRANSACTION_TTL_S };
-    const cookie = serializeCookie(transactionCookieName(state), await seal(txn, policy.transactionKey!), {
+    const cookie = serializeCookie(transactionCookieName(state), await sealJwe(txn, policy.transactionKey!), {
       path: '/',
       httpOnly: true,
       secure: policy.secure,
@@ -387,11 +386,11 @@ export class OpenIdConnectService implements OnModuleDestroy {
     const state = q.get('state')!;
     const name = transactionCookieName(state);
     const sealed = parseCookies(req.headers.cookie).get(name);
-    const txn = sealed ? ((await open(sealed, policy.transactionKey!)) as LoginTransaction | undefined) : undefined;
+    const txn = sealed ? ((await openJwe(sealed, policy.transactionKey!)) as LoginTransaction | undefined) : undefined;
     const clearTxn = serializeCookie(name, '', { path: '/', httpOnly: true, secure: policy.secure, sameSite: 'Lax', maxAge: 0 });
     // The code and state must not travel further: not upstream, not in a Referer, not in a cache.
     const noLeak = { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' };
-    if (!txn || txn.exp < epoch() || txn.oidc.state !== state) {
+    if (!txn || typeof txn.exp !== 'number' || txn.exp < epoch() || txn.oidc?.state !== state) {
       if (!txn && policy.methods.has('session') && (await policy.sessions!.read(req))) return 'replayed';
       ctx.responseHeaders = { 'set-cookie': clearTxn, ...noLeak };
       throw new UnauthorizedError(config.unauthorized_error_message, 'login callback without a matching transaction (state)', false);
@@ -625,19 +624,6 @@ function transactionCookieName(state: string): string {
 
 function isTransactionCookie(name: string): boolean {
   return name.startsWith(TRANSACTION_COOKIE_PREFIX);
-}
-
-async function seal(payload: object, key: Uint8Array): Promise<string> {
-  return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(key);
-}
-
-async function open(value: string, key: Uint8Array): Promise<Record<string, unknown> | undefined> {
-  try {
-    const { plaintext } = await compactDecrypt(value, key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
-    return JSON.parse(new TextDecoder().decode(plaintext)) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Only a same-origin absolute path is ever a return target: never `//host`, never a scheme. */

@@ -253,18 +253,12 @@ export class SessionStore {
     }
   }
 
-  async seal(payload: Record<string, unknown>): Promise<string> {
-    return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(this.key);
+  seal(payload: Record<string, unknown>): Promise<string> {
+    return sealJwe(payload, this.key);
   }
 
-  async open(value: string): Promise<Record<string, unknown> | undefined> {
-    try {
-      const { plaintext } = await compactDecrypt(value, this.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
-      const parsed = JSON.parse(new TextDecoder().decode(plaintext)) as unknown;
-      return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : undefined;
-    } catch {
-      return undefined;
-    }
+  open(value: string): Promise<Record<string, unknown> | undefined> {
+    return openJwe(value, this.key);
   }
 
   async close() {
@@ -285,6 +279,22 @@ function isSessionData(d: unknown): d is SessionData {
     Number.isFinite(s.renewed) &&
     Number.isFinite(s.seen)
   );
+}
+
+/** Encrypted and authenticated (JWE, `dir` + A256GCM): the one sealing used for sessions and login transactions. */
+export function sealJwe(payload: object, key: Uint8Array): Promise<string> {
+  return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(key);
+}
+
+/** The payload of a value sealJwe made with `key`; undefined for anything else (tampered, foreign, not JSON). */
+export async function openJwe(value: string, key: Uint8Array): Promise<Record<string, unknown> | undefined> {
+  try {
+    const { plaintext } = await compactDecrypt(value, key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+    const parsed = JSON.parse(new TextDecoder().decode(plaintext)) as unknown;
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function deriveKey(secret: string, info: string): Uint8Array {
