@@ -39,7 +39,9 @@ export function isClusterWorker(): boolean {
 export function reportWorkerStarted(logger: Logger, fields: Record<string, unknown>): void {
   logger.info({ ...fields, worker: cluster.worker?.id, pid: process.pid }, 'gatehouse worker started');
   const message: WorkerStarted = { type: 'gatehouse:worker-started', fields };
-  process.send?.(message);
+  // The log is buffered (logger.ts): write this worker's line out before the
+  // primary announces the start, so "gatehouse started" is never read before it.
+  logger.flush(() => process.send?.(message));
 }
 
 export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: number): Promise<number> {
