@@ -1,12 +1,10 @@
-import { hash } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, decodeJwt, decodeProtectedHeader, type JWTPayload, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
-import { GatewayError } from '../common/gateway.error.js';
-import { IdentityProviderUnavailableError } from './auth.errors.js';
+import { hash, type KeyObject } from 'node:crypto';
+import { errors as joseErrors, decodeProtectedHeader, type JWTPayload, type JWTHeaderParameters } from 'jose';
 import type { IssuerState } from './issuer.registry.js';
+import { isHmacAlgorithm, isSupportedAlgorithm, verifySignature } from './jws-signature.js';
 
 /** Asymmetric algorithms accepted by default (RFC 8725 §3.1: an allow-list, never the token's own say-so). */
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
-export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
 
 /** `typ` values that mark a JWT as something other than an access token. */
 const NOT_ACCESS_TOKEN_TYP = new Set(['logout+jwt', 'application/logout+jwt', 'secevent+jwt', 'id_token+jwt']);
@@ -75,58 +73,120 @@ export class AccessTokenVerifier {
    * decide cannot be fetched.
    */
   async verify(token: string, opts: VerifyOptions, cacheKey = AccessTokenVerifier.cacheKey(token)): Promise<VerifiedToken> {
-    const cached = this.lookup(cacheKey);
-    if (cached) return cached;
-
-    let header: JWTHeaderParameters;
-    try {
-      header = decodeProtectedHeader(token) as JWTHeaderParameters;
-    } catch {
-      throw new InvalidTokenError('not a JWS compact serialization');
-    }
-    const typ = header.typ?.toLowerCase();
-    if (typ && NOT_ACCESS_TOKEN_TYP.has(typ)) throw new InvalidTokenError(`token type "${header.typ}" is not an access token`);
-
+    const now = this.verifyNow(token, opts, cacheKey);
+    if (now) return now;
+    const jws = parseAccessTokenJws(token, opts);
     const metadata = await opts.issuer.discover();
-    const hmac = opts.hmacSecret;
-    const key = (h: JWTHeaderParameters, t: FlattenedJWSInput) => {
-      if (HMAC_ALGORITHMS.includes(h.alg)) {
-        if (!hmac) throw new InvalidTokenError(`algorithm ${h.alg} is not allowed`);
-        return hmac;
+    let keys: readonly (KeyObject | Uint8Array)[] = [];
+    if (opts.verifySignature) {
+      try {
+        keys = jws.hmac ? [opts.hmacSecret!] : await opts.issuer.resolveKeys(jws.header);
+      } catch (err) {
+        if (err instanceof joseErrors.JOSEError) throw new InvalidTokenError(describeJoseError(err));
+        throw err;
       }
-      return opts.issuer.getKey(h, t);
-    };
-    let payload: JWTPayload & Record<string, unknown>;
-    if (!opts.verifySignature) {
-      // verify_signature: false — an operator's explicit choice, warned about loudly at start.
-      payload = unverifiedClaims(token, metadata.issuer, opts.leewaySeconds, opts.audience);
-    } else try {
-      const result = await jwtVerify(token, key, {
-        issuer: metadata.issuer,
-        algorithms: [...opts.algorithms, ...(hmac ? HMAC_ALGORITHMS : [])],
-        clockTolerance: opts.leewaySeconds,
-        requiredClaims: ['exp'],
-        ...(opts.audience?.length ? { audience: [...opts.audience] } : {}),
-      });
-      payload = result.payload as JWTPayload & Record<string, unknown>;
-    } catch (err) {
-      if (err instanceof IdentityProviderUnavailableError || err instanceof GatewayError) throw err;
-      if (err instanceof InvalidTokenError) throw err;
-      if (err instanceof joseErrors.JOSEError) throw new InvalidTokenError(describeJoseError(err));
-      throw err;
     }
+    return this.accept(jws, keys, metadata.issuer, opts, cacheKey);
+  }
+
+  /**
+   * The same verification without an await, for the hot path: the cached result,
+   * or a full check when the issuer's metadata and the token's key are already
+   * at hand. Undefined means the keys must be fetched first (use verify()).
+   * Throws InvalidTokenError for a bad token.
+   */
+  verifyNow(token: string, opts: VerifyOptions, cacheKey: string): VerifiedToken | undefined {
+    const hit = this.lookup(cacheKey);
+    if (hit) return hit;
+    const jws = parseAccessTokenJws(token, opts);
+    const metadata = opts.issuer.metadata;
+    if (!metadata) return undefined;
+    let keys: readonly (KeyObject | Uint8Array)[] = [];
+    if (opts.verifySignature) {
+      const found = jws.hmac ? [opts.hmacSecret!] : opts.issuer.cachedKeys(jws.header.alg!, jws.header.kid);
+      if (!found) return undefined;
+      keys = found;
+    }
+    return this.accept(jws, keys, metadata.issuer, opts, cacheKey);
+  }
+
+  private accept(jws: ParsedJws, keys: readonly (KeyObject | Uint8Array)[], issuer: string, opts: VerifyOptions, cacheKey: string): VerifiedToken {
+    if (opts.verifySignature) {
+      const signature = Buffer.from(jws.signature, 'base64url');
+      const signingInput = Buffer.from(jws.signingInput, 'latin1');
+      if (!keys.some((key) => verifySignature(jws.header.alg!, key, signingInput, signature))) {
+        throw new InvalidTokenError('signature verification failed');
+      }
+    }
+    // verify_signature: false is an operator's explicit choice, warned about loudly at start; the claims still count.
+    const payload = checkClaims(decodePayload(jws.payload), issuer, opts.leewaySeconds, opts.audience);
 
     // An ID token or a logout token is not an access token (RFC 9068 §4, RFC 8725 §3.11),
     // even when signed by the same issuer with the same key.
-    if (!(typ && ACCESS_TOKEN_TYP.has(typ))) {
+    if (!jws.accessTokenTyp) {
       if (payload.typ === 'ID' || payload.typ === 'Logout' || 'nonce' in payload || 'at_hash' in payload || 'c_hash' in payload || 'events' in payload) {
         throw new InvalidTokenError('an ID token or logout token cannot be used as an access token');
       }
     }
-    const entry: VerifiedToken = { claims: payload, expiresAt: payload.exp! * 1000 + opts.leewaySeconds * 1000 };
+    const entry: VerifiedToken = { claims: payload, expiresAt: (payload.exp as number) * 1000 + opts.leewaySeconds * 1000 };
     this.store(cacheKey, entry);
     return entry;
   }
+}
+
+interface ParsedJws {
+  header: JWTHeaderParameters;
+  signingInput: string;
+  payload: string;
+  signature: string;
+  hmac: boolean;
+  accessTokenTyp: boolean;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * RFC 7515 §5.2 steps 1–4 plus RFC 8725's rules, before any key is looked for:
+ * three base64url parts, a JSON header, an algorithm from the route's
+ * allow-list (never the token's own say-so), no `crit` (no extension is
+ * understood), and a `typ` that is not another kind of JWT.
+ */
+function parseAccessTokenJws(token: string, opts: VerifyOptions): ParsedJws {
+  const first = token.indexOf('.');
+  const last = token.lastIndexOf('.');
+  if (first <= 0 || last === first || token.indexOf('.', first + 1) !== last) throw new InvalidTokenError('not a JWS compact serialization');
+  const payload = token.slice(first + 1, last);
+  const signature = token.slice(last + 1);
+  if (!BASE64URL.test(token.slice(0, first)) || !BASE64URL.test(payload) || !BASE64URL.test(signature)) {
+    throw new InvalidTokenError('not a JWS compact serialization');
+  }
+  let header: JWTHeaderParameters;
+  try {
+    header = decodeProtectedHeader(token) as JWTHeaderParameters;
+  } catch {
+    throw new InvalidTokenError('not a JWS compact serialization');
+  }
+  const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : undefined;
+  if (typ && NOT_ACCESS_TOKEN_TYP.has(typ)) throw new InvalidTokenError(`token type "${header.typ}" is not an access token`);
+  if (header.crit !== undefined) throw new InvalidTokenError('unsupported "crit" header');
+  const alg = header.alg;
+  const hmac = typeof alg === 'string' && isHmacAlgorithm(alg);
+  if (opts.verifySignature) {
+    const allowed = typeof alg === 'string' && (hmac ? opts.hmacSecret !== undefined : opts.algorithms.includes(alg) && isSupportedAlgorithm(alg));
+    if (!allowed) throw new InvalidTokenError('algorithm not allowed');
+  }
+  return { header, signingInput: token.slice(0, last), payload, signature, hmac, accessTokenTyp: typ !== undefined && ACCESS_TOKEN_TYP.has(typ) };
+}
+
+function decodePayload(segment: string): JWTPayload & Record<string, unknown> {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidTokenError('the payload is not JSON');
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new InvalidTokenError('the payload is not a JSON object');
+  return payload as JWTPayload & Record<string, unknown>;
 }
 
 function describeJoseError(err: InstanceType<typeof joseErrors.JOSEError>): string {
@@ -138,20 +198,21 @@ function describeJoseError(err: InstanceType<typeof joseErrors.JOSEError>): stri
   return `${err.code}: ${err.message}`;
 }
 
-function unverifiedClaims(token: string, issuer: string, leewaySeconds: number, audience?: readonly string[]): JWTPayload & Record<string, unknown> {
-  let payload: JWTPayload & Record<string, unknown>;
-  try {
-    payload = decodeJwt(token) as JWTPayload & Record<string, unknown>;
-  } catch {
-    throw new InvalidTokenError('not a JWT');
-  }
-  const now = Math.floor(Date.now() / 1000);
-  if (payload.iss !== issuer) throw new InvalidTokenError('claim check failed: iss');
-  if (typeof payload.exp !== 'number' || payload.exp + leewaySeconds <= now) throw new InvalidTokenError('token expired');
-  if (typeof payload.nbf === 'number' && payload.nbf - leewaySeconds > now) throw new InvalidTokenError('claim check failed: nbf');
+/**
+ * RFC 7519 §4.1 and RFC 9068 §4: the exact issuer, a numeric `exp` in the future,
+ * `nbf` and `iat` numeric when present, `nbf` passed, each with the leeway; and,
+ * when the route names audiences, an `aud` containing one of them.
+ */
+export function checkClaims(payload: JWTPayload & Record<string, unknown>, issuer: string, leewaySeconds: number, audience?: readonly string[], nowSeconds = Math.floor(Date.now() / 1000)): JWTPayload & Record<string, unknown> {
+  if (payload.iss !== issuer) throw new InvalidTokenError('claim check failed: iss (unexpected value)');
+  if (typeof payload.exp !== 'number' || !Number.isFinite(payload.exp)) throw new InvalidTokenError('claim check failed: exp (missing or not a number)');
+  if (payload.exp + leewaySeconds <= nowSeconds) throw new InvalidTokenError('token expired');
+  if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || !Number.isFinite(payload.nbf))) throw new InvalidTokenError('claim check failed: nbf (not a number)');
+  if (typeof payload.nbf === 'number' && payload.nbf - leewaySeconds > nowSeconds) throw new InvalidTokenError('claim check failed: nbf (not yet valid)');
+  if (payload.iat !== undefined && (typeof payload.iat !== 'number' || !Number.isFinite(payload.iat))) throw new InvalidTokenError('claim check failed: iat (not a number)');
   if (audience?.length) {
     const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-    if (!aud.some((a) => typeof a === 'string' && audience.includes(a))) throw new InvalidTokenError('claim check failed: aud');
+    if (!aud.some((a) => typeof a === 'string' && audience.includes(a))) throw new InvalidTokenError('claim check failed: aud (unexpected value)');
   }
   return payload;
 }

@@ -1,10 +1,14 @@
+import { KeyObject, type webcrypto } from 'node:crypto';
+
+type CryptoKey = webcrypto.CryptoKey;
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
+import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTHeaderParameters } from 'jose';
 import type { Logger } from 'pino';
 import { LOGGER } from '../common/logger.js';
 import { GatewayConfig } from '../config/gateway-config.js';
 import { fetchJson } from '../common/fetch-json.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
+import { keyProblem } from './jws-signature.js';
 
 /** OpenID Provider metadata the gateway uses (OpenID Connect Discovery 1.0 §3, RFC 8414). */
 export interface ProviderMetadata {
@@ -32,6 +36,10 @@ const DISCOVERY_RETRY_MIN_MS = 1_000;
 const DISCOVERY_RETRY_MAX_MS = 30_000;
 
 type KeyResolver = ReturnType<typeof createLocalJWKSet>;
+
+function verificationKeyId(alg: string | undefined, kid: string | undefined): string {
+  return kid === undefined ? `${alg}` : `${alg} ${kid}`;
+}
 
 /** Kong accepts either the issuer or the full discovery URL in `issuer`. */
 export function discoveryUrl(issuer: string): string {
@@ -70,6 +78,8 @@ export class IssuerState {
   private retryTimer?: NodeJS.Timeout;
 
   private keys?: KeyResolver;
+  /** KeyObjects resolved from `keys`, by algorithm and kid; replaced with every new JWKS. */
+  private verificationKeys = new Map<string, readonly KeyObject[]>();
   private keyCount = 0;
   private jwksFetchedAt = 0;
   private jwksAttemptAt = 0;
@@ -124,23 +134,63 @@ export class IssuerState {
   }
 
   /**
-   * The key for a JWS, chosen from the issuer's JWKS by `kid`/`alg` only (never
-   * from `jku`, `x5u` or `jwk` headers: RFC 8725 §3.10). An unknown key causes at
-   * most one refetch per cooldown.
+   * The keys already resolved for this algorithm and `kid`, with no await: the
+   * hot path of a token signed by a key seen before. Undefined means "resolve
+   * them first" (resolveKeys). Keys older than JWKS_MAX_AGE_MS are refreshed in
+   * the background while they go on verifying.
    */
-  readonly getKey = async (header: JWTHeaderParameters, token: FlattenedJWSInput) => {
+  cachedKeys(alg: string, kid: string | undefined): readonly KeyObject[] | undefined {
+    if (!this.metadata || !this.keys) return undefined;
+    const keys = this.verificationKeys.get(verificationKeyId(alg, kid));
+    if (keys && Date.now() - this.jwksFetchedAt > JWKS_MAX_AGE_MS) void this.refreshKeys().catch(() => undefined);
+    return keys;
+  }
+
+  /**
+   * The keys for a JWS, chosen by jose from the issuer's JWKS by `kid` and
+   * `alg` only (never from `jku`, `x5u` or `jwk` headers: RFC 8725 §3.10), as
+   * KeyObjects for the signature check. Keys unfit for the algorithm (a short
+   * RSA modulus, another curve) are left out. An unknown key causes at most one
+   * refetch per cooldown; no match throws jose's JWKSNoMatchingKey.
+   */
+  async resolveKeys(header: JWTHeaderParameters): Promise<readonly KeyObject[]> {
     await this.discover();
     if (!this.keys) await this.refreshKeys();
-    else if (Date.now() - this.jwksFetchedAt > JWKS_MAX_AGE_MS) void this.refreshKeys().catch(() => undefined);
+    const id = verificationKeyId(header.alg, header.kid);
+    const known = this.verificationKeys.get(id);
+    if (known) return known;
     try {
-      return await this.keys!(header, token);
+      return await this.selectKeys(header, id);
     } catch (err) {
       if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
       if (Date.now() - this.jwksAttemptAt < this.refetchCooldownMs) throw err;
       await this.refreshKeys();
-      return this.keys!(header, token);
+      return this.selectKeys(header, id);
     }
-  };
+  }
+
+  private async selectKeys(header: JWTHeaderParameters, id: string): Promise<readonly KeyObject[]> {
+    const resolver = this.keys!;
+    const candidates: CryptoKey[] = [];
+    try {
+      candidates.push((await resolver(header)) as CryptoKey);
+    } catch (err) {
+      // Several keys fit (no `kid`, or a reused one): jose hands them over to be tried in turn.
+      if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
+      for await (const key of err as unknown as AsyncIterable<CryptoKey>) candidates.push(key);
+    }
+    const usable: KeyObject[] = [];
+    for (const candidate of candidates) {
+      const key = KeyObject.from(candidate);
+      const problem = keyProblem(header.alg!, key);
+      if (problem) this.logger.warn({ issuer: this.issuer, kid: header.kid, alg: header.alg, reason: problem }, 'issuer key not usable');
+      else usable.push(key);
+    }
+    if (!usable.length) throw new joseErrors.JWKSNoMatchingKey();
+    // Only keys that exist in the JWKS are remembered, so forged kids cannot grow this map.
+    if (resolver === this.keys) this.verificationKeys.set(id, usable);
+    return usable;
+  }
 
   /** Fetches the JWKS (coalesced); on failure keeps the old keys, and throws 503 only when there are none. */
   refreshKeys(): Promise<void> {
@@ -163,6 +213,7 @@ export class IssuerState {
 
   private adoptKeys(keys: JSONWebKeySet['keys']) {
     this.keys = createLocalJWKSet({ keys });
+    this.verificationKeys = new Map();
     this.keyCount = keys.length;
     this.jwksFetchedAt = Date.now();
   }

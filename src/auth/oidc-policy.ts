@@ -3,7 +3,7 @@ import { Strategy as OidcStrategy, type StrategyOptions, type VerifyFunction } f
 import { Passport } from 'passport';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { canonicalHeaderName } from '../proxy/forwarding-headers.js';
-import { ASYMMETRIC_ALGORITHMS } from './access-token.verifier.js';
+import { ASYMMETRIC_ALGORITHMS, type VerifyOptions } from './access-token.verifier.js';
 import type { IssuerState } from './issuer.registry.js';
 import { compileRequirement, type Requirement } from './requirements.js';
 import { SessionStore, deriveKey } from './session.store.js';
@@ -38,6 +38,8 @@ export class OidcPolicy {
    * under stricter ones.
    */
   readonly verificationProfile: string;
+  /** How this route's bearer JWTs are verified, built once rather than per request. */
+  readonly tokenVerification: VerifyOptions;
   private clientConfig?: client.Configuration;
   readonly passport = new Passport();
 
@@ -71,6 +73,14 @@ export class OidcPolicy {
     withoutAuthorization.delete('authorization');
     this.ownedHeadersKeepingAuthorization = withoutAuthorization;
     this.passportName = `oidc-${id}`;
+    this.tokenVerification = {
+      issuer,
+      algorithms: this.algorithms,
+      leewaySeconds: config.leeway,
+      hmacSecret: this.hmacSecret,
+      audience: config.audience,
+      verifySignature: config.verify_signature,
+    };
     this.verificationProfile = JSON.stringify([config.issuer, config.enable_hs_signatures && config.client_secret?.[0], config.leeway, config.verify_signature, config.extra_jwks_uris, config.audience]);
   }
 

@@ -76,11 +76,18 @@ export class OpenIdConnectService implements OnModuleDestroy {
   authenticateCached(req: IncomingMessage, ctx: RequestContext, config: OpenIdConnectConfig): boolean {
     const policy = this.policy(config);
     if (config.upstream_user_info_header || policy.callbackPaths.has(ctx.path) || this.isLogout(req, ctx, config)) return false;
+    if (!config.run_on_preflight && req.method === 'OPTIONS') return false;
     if (!(policy.methods.has('bearer') || policy.methods.has('session'))) return false;
     if (policy.methods.has('introspection') && config.introspect_jwt_tokens) return false;
     const presented = this.bearerToken(req, ctx, config);
     if (!presented || !isCompactJws(presented.token)) return false;
-    const verified = this.verifierFor(policy).lookup(AccessTokenVerifier.cacheKey(presented.token));
+    // A repeat token is a cache hit; a new one signed by a key already known is verified right here.
+    let verified;
+    try {
+      verified = this.verifierFor(policy).verifyNow(presented.token, policy.tokenVerification, AccessTokenVerifier.cacheKey(presented.token));
+    } catch (err) {
+      throw invalidTokenError(config, err);
+    }
     if (!verified) return false;
     if (config.hide_credentials) this.hideCredential(ctx, presented.from, config);
     this.establish(req, ctx, policy, { via: 'bearer', claims: verified.claims, accessToken: presented.token, memo: verified });
@@ -179,8 +186,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
         return { via: 'introspection', claims, accessToken: token, introspection: claims };
       }
     } catch (err) {
-      if (err instanceof InvalidTokenError) throw new UnauthorizedError(config.unauthorized_error_message, `invalid token: ${err.message}`, true);
-      throw err;
+      throw invalidTokenError(config, err);
     }
     throw new UnauthorizedError(config.unauthorized_error_message, isJwt ? 'bearer tokens not accepted on this route' : 'opaque token and introspection not enabled', true);
   }
@@ -192,14 +198,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
   }
 
   verifyJwt(token: string, policy: OidcPolicy) {
-    return this.verifierFor(policy).verify(token, {
-      issuer: policy.issuer,
-      algorithms: policy.algorithms,
-      leewaySeconds: policy.config.leeway,
-      hmacSecret: policy.hmacSecret,
-      audience: policy.config.audience,
-      verifySignature: policy.config.verify_signature,
-    });
+    return this.verifierFor(policy).verify(token, policy.tokenVerification);
   }
 
   /** RFC 7662, with client authentication; only `active: true` (the boolean) passes. */
@@ -587,6 +586,12 @@ function stripCallbackParams(ctx: RequestContext) {
 }
 
 /** Three dot-separated parts: a JWS (a JWT access token), without allocating the split. */
+/** A token the verifier refused is the caller's problem (401 invalid_token); anything else passes through unchanged. */
+function invalidTokenError(config: OpenIdConnectConfig, err: unknown): unknown {
+  if (err instanceof InvalidTokenError) return new UnauthorizedError(config.unauthorized_error_message, `invalid token: ${err.message}`, true);
+  return err;
+}
+
 function isCompactJws(token: string): boolean {
   const a = token.indexOf('.');
   if (a <= 0) return false;

@@ -1,0 +1,245 @@
+import assert from 'node:assert/strict';
+import { constants, createPublicKey, generateKeyPairSync, KeyObject, sign as nodeSign, type webcrypto } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import type { Logger } from 'pino';
+import { AccessTokenVerifier, ASYMMETRIC_ALGORITHMS, checkClaims, InvalidTokenError, type VerifyOptions } from '../../src/auth/access-token.verifier.js';
+import { IssuerState } from '../../src/auth/issuer.registry.js';
+import { keyProblem, verifySignature } from '../../src/auth/jws-signature.js';
+
+/**
+ * The signature step (node:crypto on KeyObjects) and the claim checks of the
+ * bearer verifier, against tokens signed by jose: every algorithm of the
+ * allow-list, and the ways a token or a key can be wrong.
+ */
+
+const ISSUER = 'https://idp.example';
+const SIGNED_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+async function keyPair(alg: string) {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  return { privateKey, publicKey: KeyObject.from(publicKey as webcrypto.CryptoKey), jwk: await exportJWK(publicKey) };
+}
+
+/** A JWS built by hand, for what jose refuses to produce (unknown crit, PS256 with an RS256 key). */
+function rawJws(header: Record<string, unknown>, claims: Record<string, unknown>, key: webcrypto.CryptoKey, pss = false) {
+  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, exp: Math.floor(Date.now() / 1000) + 300, ...claims })).toString('base64url')}`;
+  const k = KeyObject.from(key);
+  const sig = nodeSign('sha256', Buffer.from(input), pss ? { key: k, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } : k);
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+function parts(token: string) {
+  const last = token.lastIndexOf('.');
+  return { input: Buffer.from(token.slice(0, last)), signature: Buffer.from(token.slice(last + 1), 'base64url') };
+}
+
+async function sign(alg: string, privateKey: webcrypto.CryptoKey | Uint8Array, claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}) {
+  return new SignJWT({ sub: 'alice', ...claims })
+    .setProtectedHeader({ alg, typ: 'at+jwt', ...header })
+    .setIssuer(ISSUER)
+    .setExpirationTime('5m')
+    .sign(privateKey);
+}
+
+describe('verifySignature (RFC 7518 §3 with node:crypto)', () => {
+  for (const alg of SIGNED_ALGS) {
+    it(`${alg}: accepts jose's signature, refuses a changed payload or signature`, async () => {
+      const { privateKey, publicKey } = await keyPair(alg);
+      assert.equal(keyProblem(alg, publicKey), undefined);
+      const token = await sign(alg, privateKey);
+      const { input, signature } = parts(token);
+      assert.equal(verifySignature(alg, publicKey, input, signature), true);
+      const changed = Buffer.from(input);
+      changed[changed.length - 2] ^= 1;
+      assert.equal(verifySignature(alg, publicKey, changed, signature), false);
+      const flipped = Buffer.from(signature);
+      flipped[0] ^= 1;
+      assert.equal(verifySignature(alg, publicKey, input, flipped), false);
+      assert.equal(verifySignature(alg, publicKey, input, Buffer.alloc(0)), false);
+    });
+  }
+
+  it('HS256: the secret verifies, another secret or a public key does not', async () => {
+    const secret = new TextEncoder().encode('a-shared-secret-that-is-long-enough-000');
+    const { input, signature } = parts(await sign('HS256', secret));
+    assert.equal(verifySignature('HS256', secret, input, signature), true);
+    assert.equal(verifySignature('HS256', new TextEncoder().encode('another-secret-that-is-long-enough-0000'), input, signature), false);
+    assert.equal(verifySignature('HS256', (await keyPair('RS256')).publicKey, input, signature), false);
+    assert.equal(verifySignature('HS256', secret, input, signature.subarray(1)), false);
+  });
+
+  it('refuses an ES256 signature in DER form (JWS uses R || S)', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const input = Buffer.from('eyJhbGciOiJFUzI1NiJ9.e30');
+    const der = nodeSign('sha256', input, privateKey);
+    assert.equal(verifySignature('ES256', publicKey, input, der), false);
+    assert.equal(verifySignature('ES256', publicKey, input, nodeSign('sha256', input, { key: privateKey, dsaEncoding: 'ieee-p1363' })), true);
+  });
+
+  it('an unknown algorithm or "none" verifies nothing', async () => {
+    const { publicKey } = await keyPair('RS256');
+    assert.equal(verifySignature('none', publicKey, Buffer.from('a.b'), Buffer.alloc(0)), false);
+    assert.equal(verifySignature('RS1', publicKey, Buffer.from('a.b'), Buffer.alloc(256)), false);
+  });
+});
+
+describe('keyProblem (a key must fit the algorithm)', () => {
+  it('refuses RSA keys shorter than 2048 bits', () => {
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    assert.match(keyProblem('RS256', publicKey)!, /1024 bits/);
+  });
+
+  it('refuses a key of another type or curve', async () => {
+    const rsa = (await keyPair('RS256')).publicKey;
+    const p256 = (await keyPair('ES256')).publicKey;
+    const ed = (await keyPair('EdDSA')).publicKey;
+    assert.ok(keyProblem('ES256', rsa));
+    assert.ok(keyProblem('ES384', p256));
+    assert.ok(keyProblem('RS256', p256));
+    assert.ok(keyProblem('EdDSA', p256));
+    assert.ok(keyProblem('PS256', ed));
+    assert.ok(keyProblem('HS256', rsa));
+    assert.equal(keyProblem('PS256', rsa), undefined, 'an RSA key serves PS* as well as RS*');
+  });
+
+  it('refuses a private key', () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    assert.equal(keyProblem('ES256', privateKey), 'not a public key');
+  });
+});
+
+describe('checkClaims (RFC 7519 §4.1, RFC 9068 §4)', () => {
+  const now = 1_800_000_000;
+  const ok = { iss: ISSUER, exp: now + 60 };
+  const refused: [string, Record<string, unknown>, RegExp][] = [
+    ['another issuer', { ...ok, iss: 'https://idp.example/' }, /iss/],
+    ['no exp', { iss: ISSUER }, /exp/],
+    ['exp as a string', { ...ok, exp: String(now + 60) }, /exp/],
+    ['expired beyond the leeway', { ...ok, exp: now - 11 }, /expired/],
+    ['nbf beyond the leeway', { ...ok, nbf: now + 11 }, /nbf/],
+    ['nbf as a string', { ...ok, nbf: 'soon' }, /nbf/],
+    ['iat as a string', { ...ok, iat: 'yesterday' }, /iat/],
+  ];
+  for (const [name, claims, reason] of refused) {
+    it(`refuses ${name}`, () => assert.throws(() => checkClaims(claims, ISSUER, 10, undefined, now), (e: Error) => e instanceof InvalidTokenError && reason.test(e.message)));
+  }
+
+  it('accepts exp and nbf within the leeway', () => {
+    assert.ok(checkClaims({ ...ok, exp: now - 9, nbf: now + 9, iat: now }, ISSUER, 10, undefined, now));
+  });
+
+  it('requires one of the route\'s audiences when it names any, exactly', () => {
+    assert.ok(checkClaims({ ...ok, aud: ['x', 'https://api'] }, ISSUER, 0, ['https://api'], now));
+    assert.ok(checkClaims({ ...ok, aud: 'https://api' }, ISSUER, 0, ['https://api'], now));
+    for (const aud of [undefined, 'https://api/', ['https://API'], [1]]) {
+      assert.throws(() => checkClaims({ ...ok, aud: aud as string }, ISSUER, 0, ['https://api'], now), /aud/, JSON.stringify(aud));
+    }
+  });
+});
+
+describe('AccessTokenVerifier', () => {
+  const silent = { info() {}, warn() {}, debug() {}, error() {} } as unknown as Logger;
+
+  /** An issuer whose discovery and JWKS are already in hand, as after the first request. */
+  function knownIssuer(keys: object[]): IssuerState {
+    const issuer = new IssuerState(ISSUER, 1000, silent);
+    issuer.metadata = { issuer: ISSUER, jwks_uri: 'https://idp.example/jwks' };
+    (issuer as unknown as { adoptKeys(k: object[]): void }).adoptKeys(keys);
+    // Just fetched: an unknown kid now waits for the refetch cooldown instead of fetching.
+    (issuer as unknown as { jwksAttemptAt: number }).jwksAttemptAt = Date.now();
+    return issuer;
+  }
+
+  async function setup() {
+    const rs = await keyPair('RS256');
+    const es = await keyPair('ES256');
+    const issuer = knownIssuer([{ ...rs.jwk, kid: 'rs', alg: 'RS256', use: 'sig' }, { ...es.jwk, kid: 'es', use: 'sig' }]);
+    const opts: VerifyOptions = { issuer, algorithms: ASYMMETRIC_ALGORITHMS, leewaySeconds: 0, verifySignature: true };
+    return { rs, es, issuer, opts, verifier: new AccessTokenVerifier() };
+  }
+
+  it('verifies a token whose key is known without waiting, once the key has been resolved', async () => {
+    const { rs, opts, verifier } = await setup();
+    const first = await sign('RS256', rs.privateKey, { n: 1 }, { kid: 'rs' });
+    assert.equal(verifier.verifyNow(first, opts, AccessTokenVerifier.cacheKey(first)), undefined, 'the key is not resolved yet');
+    assert.equal((await verifier.verify(first, opts)).claims.n, 1);
+    const second = await sign('RS256', rs.privateKey, { n: 2 }, { kid: 'rs' });
+    assert.equal(verifier.verifyNow(second, opts, AccessTokenVerifier.cacheKey(second))?.claims.n, 2);
+  });
+
+  it('refuses, on the synchronous path too, a token signed by another key under a known kid', async () => {
+    const { rs, opts, verifier } = await setup();
+    await verifier.verify(await sign('RS256', rs.privateKey, {}, { kid: 'rs' }), opts);
+    const forged = await sign('RS256', (await keyPair('RS256')).privateKey, {}, { kid: 'rs' });
+    assert.throws(() => verifier.verifyNow(forged, opts, AccessTokenVerifier.cacheKey(forged)), /signature verification failed/);
+    await assert.rejects(verifier.verify(forged, opts), /signature verification failed/);
+  });
+
+  it('chooses the algorithm from the allow-list, never from the token', async () => {
+    const { rs, es, opts, verifier } = await setup();
+    const secret = new TextEncoder().encode(JSON.stringify(rs.jwk));
+    const confused = await sign('HS256', secret, {}, { kid: 'rs' });
+    await assert.rejects(verifier.verify(confused, opts), /algorithm not allowed/);
+    const esOnly = { ...opts, algorithms: ['ES256'] };
+    await assert.rejects(verifier.verify(await sign('RS256', rs.privateKey, {}, { kid: 'rs' }), esOnly), /algorithm not allowed/);
+    assert.ok(await verifier.verify(await sign('ES256', es.privateKey, {}, { kid: 'es' }), esOnly));
+  });
+
+  it('never uses a key the JWKS binds to another algorithm', async () => {
+    const { rs, opts, verifier } = await setup();
+    // The "rs" JWK says alg RS256: a PS256 token under that kid finds no key.
+    const ps = rawJws({ alg: 'PS256', kid: 'rs' }, {}, rs.privateKey, true);
+    await assert.rejects(verifier.verify(ps, opts), /no key of the issuer matches/);
+  });
+
+  it('tries every key that fits when the token names no kid', async () => {
+    const rs2 = await keyPair('RS256');
+    const rs1 = await keyPair('RS256');
+    const issuer = knownIssuer([{ ...rs1.jwk, kid: 'a' }, { ...rs2.jwk, kid: 'b' }]);
+    const opts: VerifyOptions = { issuer, algorithms: ['RS256'], leewaySeconds: 0, verifySignature: true };
+    const verifier = new AccessTokenVerifier();
+    assert.equal((await verifier.verify(await sign('RS256', rs2.privateKey, { k: 2 }), opts)).claims.k, 2);
+    const again = await sign('RS256', rs2.privateKey, { k: 3 });
+    assert.equal(verifier.verifyNow(again, opts, AccessTokenVerifier.cacheKey(again))?.claims.k, 3);
+  });
+
+  it('refuses malformed tokens, crit headers and ID tokens before or after the signature', async () => {
+    const { rs, opts, verifier } = await setup();
+    const valid = await sign('RS256', rs.privateKey, {}, { kid: 'rs' });
+    const [h, p, s] = valid.split('.');
+    const cases: [string, string, RegExp][] = [
+      ['two parts', `${h}.${p}`, /not a JWS/],
+      ['four parts', `${valid}.x`, /not a JWS/],
+      ['padding in a part', `${h}=.${p}.${s}`, /not a JWS/],
+      ['a header that is not JSON', `${Buffer.from('nope').toString('base64url')}.${p}.${s}`, /not a JWS/],
+      ['alg none', `${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.${s}`, /algorithm not allowed/],
+      ['crit', rawJws({ alg: 'RS256', kid: 'rs', crit: ['urn:x'], 'urn:x': 1 }, {}, rs.privateKey), /crit/],
+      ['a logout token type', await sign('RS256', rs.privateKey, {}, { kid: 'rs', typ: 'logout+jwt' }), /not an access token/],
+      ['an ID token', await sign('RS256', rs.privateKey, { nonce: 'n' }, { kid: 'rs', typ: 'JWT' }), /ID token/],
+      ['a payload that is not an object', await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'rs' }).sign(rs.privateKey).then((t) => {
+        const [th, , ts] = t.split('.');
+        return `${th}.${Buffer.from('[1]').toString('base64url')}.${ts}`;
+      }), /signature verification failed|not a JSON object/],
+    ];
+    for (const [name, token, reason] of cases) await assert.rejects(verifier.verify(token, opts), reason, name);
+  });
+
+  it('checks claims even when verify_signature is off', async () => {
+    const { opts, verifier } = await setup();
+    const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.x`;
+    const lax = { ...opts, verifySignature: false };
+    assert.ok(await verifier.verify(unsigned, lax));
+    const expired = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, exp: 1 })).toString('base64url')}.x`;
+    await assert.rejects(verifier.verify(expired, lax), /expired/);
+  });
+
+  it('remembers resolved keys only until the JWKS changes', async () => {
+    const { rs, issuer } = await setup();
+    await issuer.resolveKeys({ alg: 'RS256', kid: 'rs' });
+    assert.equal(issuer.cachedKeys('RS256', 'rs')?.length, 1);
+    (issuer as unknown as { adoptKeys(k: object[]): void }).adoptKeys([{ ...rs.jwk, kid: 'rs2' }]);
+    assert.equal(issuer.cachedKeys('RS256', 'rs'), undefined);
+    assert.equal(createPublicKey({ key: rs.jwk as never, format: 'jwk' }).asymmetricKeyType, 'rsa');
+  });
+});
