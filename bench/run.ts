@@ -25,6 +25,7 @@ import { runWrk, wrkVersion } from './wrk.js';
  *
  *   node dist/bench/run.js [--quick] [--install] [--rounds N] [--duration S]
  *                          [--only 4,5-rs256] [--cpu-prof] [--json FILE] [--loadgen wrk|node]
+ *                          [--compare OTHER_DIST]
  *
  * Pinning (taskset): the proxy under test on CPU 0; the load generator and the
  * upstream on CPU 1. Case 9 is unpinned on purpose (workers need both cores).
@@ -48,6 +49,8 @@ interface Options {
   warmupS: number;
   only?: string[];
   cpuProf: boolean;
+  /** Another build's dist/ directory: its Gatehouse runs every pinned Gatehouse case too (A/B in one run). */
+  compare?: string;
   json?: string;
   streamBytes: number;
   cycleTokens: number;
@@ -78,6 +81,7 @@ function parseArgs(argv: string[]): Options {
     // More distinct tokens than the gateway's verified-token cache holds (50,000, FIFO): a cycle never hits it.
     cycleTokens: quick ? 2_000 : 60_000,
     loadgen: value('--loadgen') as Options['loadgen'],
+    compare: value('--compare'),
   };
 }
 
@@ -181,12 +185,12 @@ async function main() {
    * "gatehouse started" line (info) is not written, so readiness is the status
    * listener's /health/live answering 200.
    */
-  const startGatehouse = async (key: string, config: object, env: Record<string, string>, cpus?: string, port?: number): Promise<Target> => {
+  const startGatehouse = async (key: string, config: object, env: Record<string, string>, cpus?: string, port?: number, main = MAIN): Promise<Target> => {
     const file = join(tmp, `${key}.yaml`);
     writeFileSync(file, stringify(config));
     const nodeArgs = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', key)] : [];
     const [proxyPort, statusPort] = [port ?? (await freePort()), await freePort()];
-    const { proc } = await startProcess(key, process.execPath, [...nodeArgs, MAIN, '--config', file], {
+    const { proc } = await startProcess(key, process.execPath, [...nodeArgs, main, '--config', file], {
       cpus: pin ? cpus : undefined,
       env: {
         ...process.env,
@@ -252,17 +256,27 @@ async function main() {
       strip_path: false,
       plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['bearer'], scopes_required: [BENCH_SCOPE] } }],
     };
-    const gatewayDefs: [string, () => Promise<Target>][] = [
-      ['gw', () => startGatehouse('gw', service([plainRoute]), {}, PROXY_CPU)],
-      ['gw-info', () => startGatehouse('gw-info', service([plainRoute]), { GATEHOUSE_LOG_LEVEL: 'info' }, PROXY_CPU)],
-      ['gw-jwt', () => startGatehouse('gw-jwt', service([plainRoute, jwtRoute]), {}, PROXY_CPU)],
-      ['gw-jwt-cycle', () => startGatehouse('gw-jwt-cycle', service([plainRoute, jwtRoute]), {}, PROXY_CPU)],
-      ['gw-unpinned', () => startGatehouse('gw-unpinned', service([plainRoute]), {}, undefined)],
-      ['gw-2w', () => startGatehouse('gw-2w', service([plainRoute]), { GATEHOUSE_WORKERS: '2' }, undefined)],
+    type GatewayStart = (main?: string, key?: string) => Promise<Target>;
+    const gatewayDefs: [string, GatewayStart][] = [
+      ['gw', (main, key = 'gw') => startGatehouse(key, service([plainRoute]), {}, PROXY_CPU, undefined, main)],
+      ['gw-info', (main, key = 'gw-info') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_LOG_LEVEL: 'info' }, PROXY_CPU, undefined, main)],
+      ['gw-jwt', (main, key = 'gw-jwt') => startGatehouse(key, service([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
+      ['gw-jwt-cycle', (main, key = 'gw-jwt-cycle') => startGatehouse(key, service([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
+      ['gw-unpinned', (main, key = 'gw-unpinned') => startGatehouse(key, service([plainRoute]), {}, undefined, undefined, main)],
+      ['gw-2w', (main, key = 'gw-2w') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_WORKERS: '2' }, undefined, undefined, main)],
     ];
 
-    const cases = caseList({ rsToken, esToken, cycleFile, session: () => session });
-    const selected = opts.only ? cases.filter((c) => opts.only!.includes(c.id) || opts.only!.includes(String(c.group))) : cases;
+    let cases = caseList({ rsToken, esToken, cycleFile, session: () => session });
+    if (opts.compare) {
+      // A/B: every pinned Gatehouse case once more against another build, interleaved in the same rounds.
+      const otherMain = join(resolve(opts.compare), 'src/main.js');
+      if (!existsSync(otherMain)) throw new Error(`--compare: ${otherMain} does not exist (give a copy of another build's dist/)`);
+      for (const [key, start] of [...gatewayDefs]) {
+        gatewayDefs.push([`${key}@base`, () => start(otherMain, `${key}@base`)]);
+      }
+      cases = cases.flatMap((c) => (c.gatehouse && !c.unpinned && c.target !== 'gw-session' ? [c, { ...c, id: `${c.id}@base`, title: `${c.title} [--compare build]`, target: `${c.target}@base` }] : [c]));
+    }
+    const selected = opts.only ? cases.filter((c) => opts.only!.includes(c.id.replace(/@base$/, '')) || opts.only!.includes(String(c.group))) : cases;
     const wanted = new Set(selected.map((c) => c.target));
     await Promise.all(
       gatewayDefs
@@ -445,7 +459,7 @@ async function main() {
   }
 
   const { markdown, failed } = writeReport(report!, {
-    dir: opts.quick || opts.only || opts.cpuProf ? undefined : RESULTS,
+    dir: opts.quick || opts.only || opts.cpuProf || opts.compare ? undefined : RESULTS,
     json: opts.json,
   });
   process.stdout.write(markdown);
