@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import {
   BadGatewayError,
@@ -23,18 +24,23 @@ const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH',
  */
 export class UpstreamClient {
   private readonly pools = new Map<string, Pool>();
+  /** The pool of each service, found once: a per-request key string and lookup measured on the hot path. */
+  private readonly servicePools = new Map<UpstreamService, Pool>();
 
   constructor(services: readonly UpstreamService[]) {
     for (const s of services) this.pool(s);
   }
 
   private pool(service: UpstreamService): Pool {
-    const key = `${service.origin}#${service.connectTimeoutMs}`;
-    let pool = this.pools.get(key);
+    let pool = this.servicePools.get(service);
+    if (pool) return pool;
+    // Services on one origin share connections when their timeouts agree; the pool's own
+    // headersTimeout/bodyTimeout are the service's read_timeout, so requests need no per-request timers.
+    const key = `${service.origin}#${service.connectTimeoutMs}#${service.readTimeoutMs}`;
+    pool = this.pools.get(key);
     if (!pool) {
       pool = new Pool(service.origin, {
         connectTimeout: service.connectTimeoutMs,
-        // Per-request headersTimeout/bodyTimeout are set in forward(); these are only fallbacks.
         headersTimeout: service.readTimeoutMs,
         bodyTimeout: service.readTimeoutMs,
         keepAliveTimeout: 4_000,
@@ -42,6 +48,7 @@ export class UpstreamClient {
       });
       this.pools.set(key, pool);
     }
+    this.servicePools.set(service, pool);
     return pool;
   }
 
@@ -69,22 +76,14 @@ export class UpstreamClient {
       // An iterator that does not destroy the client request if undici gives up on it,
       // so the gateway can still answer 502 on the same connection.
       body: hasBody ? (req.iterator({ destroyOnReturn: false }) as unknown as AsyncIterable<Buffer> & Dispatcher.DispatchOptions['body']) : null,
-      headersTimeout: service.readTimeoutMs,
-      bodyTimeout: service.readTimeoutMs,
       opaque: ctx,
-      // undici takes an EventEmitter as the abort signal: ~50× cheaper per request than an AbortController.
-      signal: new EventEmitter(),
+      signal: abortSignalOf(req.socket),
     };
     const pool = this.pool(service);
     const retriable = !hasBody && IDEMPOTENT.has(method);
     return new Promise<void>((resolve, reject) => {
       let attempt = 0;
       let responded = false;
-      // A client that goes away before the upstream answered (or a shutdown that closes its
-      // connection) must not leave the upstream request holding a pooled connection until read_timeout.
-      res.once('close', () => {
-        if (!responded) (options.signal as EventEmitter).emit('abort');
-      });
       const factory = ({ statusCode, headers: upstreamHeaders, opaque }: Dispatcher.StreamFactoryData<RequestContext>) => {
         responded = true;
         opaque.upstreamLatencyMs = performance.now() - opaque.upstreamStartedAt;
@@ -119,6 +118,28 @@ export class UpstreamClient {
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close()));
   }
+}
+
+const ABORT_SIGNAL = Symbol('gatehouse.abortSignal');
+
+/**
+ * The abort signal of every upstream request made for one client connection: a
+ * client that goes away (or a shutdown that closes its connection) must not
+ * leave upstream requests holding pooled connections until read_timeout.
+ * undici takes an EventEmitter as the signal (far cheaper than an
+ * AbortController); one per connection, with one `close` listener, instead of
+ * an emitter and a listener per request. undici removes its own listener when
+ * a request completes, so only requests still in flight are aborted.
+ */
+function abortSignalOf(socket: Socket & { [ABORT_SIGNAL]?: EventEmitter }): EventEmitter {
+  let signal = socket[ABORT_SIGNAL];
+  if (!signal) {
+    const emitter = (signal = socket[ABORT_SIGNAL] = new EventEmitter());
+    // Pipelined requests on one connection each listen until they complete.
+    emitter.setMaxListeners(0);
+    socket.once('close', () => emitter.emit('abort'));
+  }
+  return signal;
 }
 
 function toGatewayError(err: Error, code: string | undefined, service: UpstreamService): GatewayError {
