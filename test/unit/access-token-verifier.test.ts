@@ -230,6 +230,10 @@ describe('AccessTokenVerifier', () => {
     const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.x`;
     const lax = { ...opts, verifySignature: false };
     assert.ok(await verifier.verify(unsigned, lax));
+    const noSignature = unsigned.slice(0, unsigned.lastIndexOf('.') + 1);
+    assert.ok(await verifier.verify(noSignature, lax), 'an unsigned token (empty signature) where signatures are not checked');
+    // Another verifier: the gateway never shares a cache between verification profiles (OidcPolicy.verificationProfile).
+    await assert.rejects(new AccessTokenVerifier().verify(noSignature, opts), /not a JWS|algorithm not allowed/);
     const expired = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, exp: 1 })).toString('base64url')}.x`;
     await assert.rejects(verifier.verify(expired, lax), /expired/);
   });
