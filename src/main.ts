@@ -1,3 +1,4 @@
+import './runtime-tuning.js';
 import 'reflect-metadata';
 import { ConfigError, loadDeclarativeConfigFile } from './config/config.loader.js';
 import { GatewayConfig } from './config/gateway-config.js';
