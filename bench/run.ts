@@ -73,7 +73,10 @@ function parseArgs(argv: string[]): Options {
     install: argv.includes('--install'),
     rounds,
     durationS,
-    warmupS: quick ? 0 : 1,
+    // Every process idles for minutes between its rounds; a Node process coming back from idle runs its
+    // first second or so slower (V8 shrank the young generation; see bench/README.md "After idling"),
+    // which is not the steady state a case measures.
+    warmupS: quick ? 0 : 2,
     only: value('--only')?.split(','),
     cpuProf: argv.includes('--cpu-prof'),
     json: value('--json'),
