@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { closeLogs } from './common/logger.js';
 
 /**
  * Multi-worker mode (GATEHOUSE_WORKERS > 1): the primary process serves no
@@ -39,9 +40,9 @@ export function isClusterWorker(): boolean {
 export function reportWorkerStarted(logger: Logger, fields: Record<string, unknown>): void {
   logger.info({ ...fields, worker: cluster.worker?.id, pid: process.pid }, 'gatehouse worker started');
   const message: WorkerStarted = { type: 'gatehouse:worker-started', fields };
-  // The log is buffered (logger.ts): write this worker's line out before the
-  // primary announces the start, so "gatehouse started" is never read before it.
-  logger.flush(() => process.send?.(message));
+  // The log is buffered (logger.ts), so this line may reach stdout after the primary's
+  // "gatehouse started"; its `time` is still earlier, and that is what tells the order.
+  process.send?.(message);
 }
 
 export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: number): Promise<number> {
@@ -70,7 +71,7 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
     const finish = () => {
       if (slots.size > 0 || pendingRestarts.size > 0) return;
       logger.info({ exit_code: exitCode }, 'all workers exited');
-      logger.flush(() => resolveExit(exitCode));
+      void closeLogs(logger).then(() => resolveExit(exitCode));
     };
 
     const stop = (signal: NodeJS.Signals, code: number) => {

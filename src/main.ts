@@ -3,7 +3,7 @@ import 'reflect-metadata';
 import { ConfigError, loadDeclarativeConfigFile } from './config/config.loader.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
-import { createLogger } from './common/logger.js';
+import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
 import { isClusterWorker, reportWorkerStarted, runPrimary } from './cluster.js';
 
@@ -70,11 +70,11 @@ async function main(): Promise<void> {
     gateway.shutdown().then(
       () => {
         logger.info('shutdown complete');
-        logger.flush(() => process.exit(0));
+        void closeLogs(logger).then(() => process.exit(0));
       },
       (err) => {
         logger.error({ err }, 'shutdown failed');
-        logger.flush(() => process.exit(1));
+        void closeLogs(logger).then(() => process.exit(1));
       },
     );
   };

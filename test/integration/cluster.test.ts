@@ -23,12 +23,18 @@ describe('multi-worker mode', () => {
   });
 
   it('announces the start once, after both workers listen on the same ports', async () => {
+    // Each process buffers its log, so a worker's line may arrive after the primary's: wait for both.
+    const seen = new Set<number>();
+    await gw.waitForLog((l) => l.msg === 'gatehouse worker started' && seen.add(l.pid).size === 2);
     const started = gw.logs().filter((l) => l.msg === 'gatehouse started');
     assert.equal(started.length, 1);
     assert.equal(started[0].workers, 2);
     const workers = gw.logs().filter((l) => l.msg === 'gatehouse worker started');
     assert.equal(new Set(workers.map((w) => w.pid)).size, 2, 'two worker processes');
-    for (const w of workers) assert.equal(w.proxy, gw.proxyUrl, 'every worker serves the announced port');
+    for (const w of workers) {
+      assert.equal(w.proxy, gw.proxyUrl, 'every worker serves the announced port');
+      assert.ok(Date.parse(w.time) <= Date.parse(started[0].time), 'the primary announces only after the worker has started');
+    }
   });
 
   it('serves requests and health from the workers', async () => {
