@@ -156,21 +156,28 @@ function connectionTokens(value: string, into?: Set<string>): Set<string> | unde
 }
 
 /**
- * The upstream's response headers, minus hop-by-hop ones and any it nominated
- * in its own Connection header; mutates and returns undici's header object.
+ * The upstream's response headers as Node's flat `[name, value, …]` list, minus
+ * hop-by-hop ones, any the upstream nominated in its own Connection header and
+ * its X-Request-Id (the gateway's own is added). Works on undici's raw header
+ * buffers: one pass, no intermediate object, repeated fields (Set-Cookie) kept
+ * as they came.
  */
-export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string) {
-  // A fresh object rather than `delete` on undici's: deleting turns it into a slow dictionary object,
-  // which measured as the most expensive gateway function on the hot path.
-  const connection = headers.connection;
-  const nominated = connection === undefined ? undefined : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
-  const out: Record<string, string | string[]> = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || nominated?.has(name)) continue;
-    out[name] = value;
+export function clientResponseHeaders(raw: readonly (Buffer | string)[], requestId: string): string[] {
+  let out: string[] = [];
+  let nominated: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') nominated = connectionTokens(raw[i + 1].toString('latin1'), nominated);
+      continue;
+    }
+    if (lower === 'x-request-id') continue;
+    out.push(name, raw[i + 1].toString('latin1'));
   }
-  out['x-request-id'] = requestId;
+  // Names in Connection other than keep-alive/close are rare: filter only then.
+  if (nominated) out = out.filter((_, i, all) => !nominated.has((i % 2 === 0 ? all[i] : all[i - 1]).toLowerCase()));
+  out.push('x-request-id', requestId);
   return out;
 }
 

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
@@ -69,35 +68,24 @@ export class UpstreamClient {
   ): Promise<void> {
     const method = req.method!;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const options: Dispatcher.RequestOptions<RequestContext> = {
+    const options: Dispatcher.DispatchOptions = {
       method: method as Dispatcher.HttpMethod,
       path: path + ctx.query,
       headers,
       // An iterator that does not destroy the client request if undici gives up on it,
       // so the gateway can still answer 502 on the same connection.
       body: hasBody ? (req.iterator({ destroyOnReturn: false }) as unknown as AsyncIterable<Buffer> & Dispatcher.DispatchOptions['body']) : null,
-      opaque: ctx,
-      signal: abortSignalOf(req.socket),
     };
     const pool = this.pool(service);
     const retriable = !hasBody && IDEMPOTENT.has(method);
     return new Promise<void>((resolve, reject) => {
       let attempt = 0;
-      let responded = false;
-      const factory = ({ statusCode, headers: upstreamHeaders, opaque }: Dispatcher.StreamFactoryData<RequestContext>) => {
-        responded = true;
-        opaque.upstreamLatencyMs = performance.now() - opaque.upstreamStartedAt;
-        const headers = clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, opaque.requestId);
-        if (opaque.responseHeaders) mergeResponseHeaders(headers, opaque.responseHeaders);
-        res.writeHead(statusCode, headers);
-        return res;
-      };
-      const done = (err: Error | null) => {
+      const done = (err: Error | null, responded: boolean) => {
         if (!err) return resolve();
         // The client is gone: nobody to answer (the access log records the abort).
-        if (res.destroyed && !responded) return resolve();
+        if ((res.destroyed || req.socket.destroyed) && !responded) return resolve();
         if (responded) {
-          // Already streaming: abort rather than end cleanly (undici destroyed res already).
+          // Already streaming: abort rather than end cleanly, so the client sees a broken response.
           if (!res.destroyed) res.destroy(err);
           return resolve();
         }
@@ -105,13 +93,13 @@ export class UpstreamClient {
         if (retriable && attempt < service.retries && code && CONNECT_FAILURES.has(code) && !res.destroyed) {
           attempt++;
           ctx.upstreamStartedAt = performance.now();
-          pool.stream(options, factory, done);
+          pool.dispatch(options, new UpstreamExchange(req.socket, res, ctx, done));
           return;
         }
         reject(toGatewayError(err, code, service));
       };
       ctx.upstreamStartedAt = performance.now();
-      pool.stream(options, factory, done);
+      pool.dispatch(options, new UpstreamExchange(req.socket, res, ctx, done));
     });
   }
 
@@ -120,26 +108,86 @@ export class UpstreamClient {
   }
 }
 
-const ABORT_SIGNAL = Symbol('gatehouse.abortSignal');
+const IN_FLIGHT = Symbol('gatehouse.upstreamExchanges');
+type ClientSocket = Socket & { [IN_FLIGHT]?: Set<UpstreamExchange> };
 
 /**
- * The abort signal of every upstream request made for one client connection: a
- * client that goes away (or a shutdown that closes its connection) must not
- * leave upstream requests holding pooled connections until read_timeout.
- * undici takes an EventEmitter as the signal (far cheaper than an
- * AbortController); one per connection, with one `close` listener, instead of
- * an emitter and a listener per request. undici removes its own listener when
- * a request completes, so only requests still in flight are aborted.
+ * One upstream exchange as an undici dispatch handler that writes the answer
+ * straight into the client response: status and headers on `onHeaders`, each
+ * chunk on `onData` (returning false pauses the upstream socket until the
+ * client drains), `end()` on `onComplete`. This is what undici's `stream()`
+ * does, without its per-request AsyncResource, `finished()` listeners and
+ * header object (measured in bench/README.md).
+ *
+ * A client that goes away (or a shutdown that closes its connection) must not
+ * leave the upstream request holding a pooled connection until read_timeout:
+ * each client connection keeps the set of its exchanges in flight, and one
+ * `close` listener per connection aborts them.
  */
-function abortSignalOf(socket: Socket & { [ABORT_SIGNAL]?: EventEmitter }): EventEmitter {
-  let signal = socket[ABORT_SIGNAL];
-  if (!signal) {
-    const emitter = (signal = socket[ABORT_SIGNAL] = new EventEmitter());
-    // Pipelined requests on one connection each listen until they complete.
-    emitter.setMaxListeners(0);
-    socket.once('close', () => emitter.emit('abort'));
+class UpstreamExchange implements Dispatcher.DispatchHandler {
+  private abortUpstream: ((err?: Error) => void) | null = null;
+  private responded = false;
+  private settled = false;
+
+  constructor(
+    private readonly socket: ClientSocket,
+    private readonly res: ServerResponse,
+    private readonly ctx: RequestContext,
+    private readonly done: (err: Error | null, responded: boolean) => void,
+  ) {
+    let inFlight = socket[IN_FLIGHT];
+    if (!inFlight) {
+      const set = (inFlight = socket[IN_FLIGHT] = new Set());
+      socket.once('close', () => {
+        for (const exchange of set) exchange.clientGone();
+      });
+    }
+    inFlight.add(this);
   }
-  return signal;
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.socket.destroyed) abort(new undiciErrors.RequestAbortedError());
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx (100 Continue, 103 Early Hints) concern this hop only; the final response follows.
+    if (statusCode < 200) return true;
+    const { ctx, res } = this;
+    ctx.upstreamLatencyMs = performance.now() - ctx.upstreamStartedAt;
+    const headers = clientResponseHeaders(rawHeaders, ctx.requestId);
+    if (ctx.responseHeaders) mergeResponseHeaders(headers, ctx.responseHeaders);
+    res.writeHead(statusCode, headers);
+    this.responded = true;
+    res.on('drain', resume);
+    return !res.writableNeedDrain;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  onComplete(): void {
+    this.res.end();
+    this.settle(null);
+  }
+
+  onError(err: Error): void {
+    this.settle(err);
+  }
+
+  /** The client connection closed: abort the upstream request if it is still running. */
+  clientGone(): void {
+    if (this.settled) return;
+    if (this.abortUpstream) this.abortUpstream(new undiciErrors.RequestAbortedError());
+  }
+
+  private settle(err: Error | null): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.socket[IN_FLIGHT]?.delete(this);
+    this.done(err, this.responded);
+  }
 }
 
 function toGatewayError(err: Error, code: string | undefined, service: UpstreamService): GatewayError {
@@ -156,14 +204,12 @@ function toGatewayError(err: Error, code: string | undefined, service: UpstreamS
   return new BadGatewayError(`${where}: ${code ?? err.message}`, err);
 }
 
-/** Adds the gateway's own response headers; Set-Cookie is appended to the upstream's, others replace. */
-function mergeResponseHeaders(headers: Record<string, string | string[] | undefined>, extra: Record<string, string | string[]>) {
+/** Adds the gateway's own response headers to the flat list; Set-Cookie is appended to the upstream's, others replace. */
+function mergeResponseHeaders(headers: string[], extra: Record<string, string | string[]>) {
   for (const [name, value] of Object.entries(extra)) {
-    if (name === 'set-cookie') {
-      const existing = headers[name];
-      headers[name] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]), ...(Array.isArray(value) ? value : [value])];
-    } else {
-      headers[name] = value;
+    if (name !== 'set-cookie') {
+      for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i].toLowerCase() === name) headers.splice(i, 2);
     }
+    for (const v of Array.isArray(value) ? value : [value]) headers.push(name, v);
   }
 }

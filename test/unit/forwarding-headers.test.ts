@@ -239,32 +239,38 @@ describe('canonicalHeaderName', () => {
 });
 
 describe('clientResponseHeaders', () => {
-  it('drops hop-by-hop and upstream-nominated headers, sets the request id', () => {
-    const headers: Record<string, string | string[] | undefined> = {
-      'content-type': 'text/plain',
-      'content-length': '5',
-      'set-cookie': ['a=1', 'b=2'],
-      connection: 'keep-alive, X-Internal-Trace',
-      'keep-alive': 'timeout=5',
-      'transfer-encoding': 'chunked',
-      upgrade: 'h2c',
-      trailer: 'Expires',
-      'proxy-authenticate': 'Basic',
-      'x-internal-trace': 'abc',
-      'x-request-id': 'upstream-made-this-up',
-    };
-    const out = clientResponseHeaders(headers, 'req-gateway-1');
-    assert.deepEqual(out, {
-      'content-type': 'text/plain',
-      'content-length': '5',
-      'set-cookie': ['a=1', 'b=2'],
-      'x-request-id': 'req-gateway-1',
-    });
+  /** undici hands over the upstream's header fields as raw buffers, in order, repeats included. */
+  const raw = (...pairs: string[]) => pairs.map((p) => Buffer.from(p, 'latin1'));
+
+  it('drops hop-by-hop and upstream-nominated headers, keeps repeats and case, sets the request id', () => {
+    const out = clientResponseHeaders(
+      raw(
+        'Content-Type', 'text/plain',
+        'Content-Length', '5',
+        'Set-Cookie', 'a=1',
+        'Set-Cookie', 'b=2',
+        'Connection', 'keep-alive, X-Internal-Trace',
+        'Keep-Alive', 'timeout=5',
+        'Transfer-Encoding', 'chunked',
+        'Upgrade', 'h2c',
+        'Trailer', 'Expires',
+        'Proxy-Authenticate', 'Basic',
+        'X-Internal-Trace', 'abc',
+        'X-Request-Id', 'upstream-made-this-up',
+      ),
+      'req-gateway-1',
+    );
+    assert.deepEqual(out, ['Content-Type', 'text/plain', 'Content-Length', '5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'x-request-id', 'req-gateway-1']);
   });
 
-  it('a Connection header sent twice (an array) nominates from both', () => {
-    const out = clientResponseHeaders({ connection: ['x-a', 'X-B'], 'x-a': '1', 'x-b': '2', 'x-c': '3' }, 'id');
-    assert.deepEqual(out, { 'x-c': '3', 'x-request-id': 'id' });
+  it('a Connection header sent twice nominates from both', () => {
+    const out = clientResponseHeaders(raw('connection', 'x-a', 'x-a', '1', 'Connection', 'X-B', 'x-b', '2', 'x-c', '3'), 'id');
+    assert.deepEqual(out, ['x-c', '3', 'x-request-id', 'id']);
+  });
+
+  it('keeps header values byte for byte (latin1), as Node would write them', () => {
+    const out = clientResponseHeaders([Buffer.from('X-Name'), Buffer.from([0x63, 0x61, 0x66, 0xe9])], 'id');
+    assert.deepEqual(out, ['X-Name', 'caf\u00e9', 'x-request-id', 'id']);
   });
 });
 
