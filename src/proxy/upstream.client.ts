@@ -18,8 +18,10 @@ const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH',
 
 /**
  * Forwards requests to upstream services through one keep-alive undici Pool per
- * origin. Bodies stream both ways (undici's `stream()` writes straight into the
- * client response, which measured fastest here: see ../shared/PERFORMANCE.md).
+ * origin. Bodies stream both ways: the request body as an async iterator, the
+ * response through a dispatch handler (UpstreamExchange) that writes straight
+ * into the client response, which measured faster than undici's `stream()` and
+ * far faster than `request()` plus a pipe (bench/README.md).
  */
 export class UpstreamClient {
   private readonly pools = new Map<string, Pool>();
