@@ -47,9 +47,8 @@ const ALGORITHMS: Record<string, AlgorithmSpec> = {
 /** RFC 7518 §3.3 and §3.5: RSA keys of at least 2048 bits. */
 const MIN_RSA_BITS = 2048;
 
-export function isSupportedAlgorithm(alg: string): boolean {
-  return Object.hasOwn(ALGORITHMS, alg);
-}
+/** The asymmetric algorithms accepted by default (RFC 8725 §3.1: an allow-list, never the token's own say-so). */
+export const ASYMMETRIC_ALGORITHMS: readonly string[] = Object.keys(ALGORITHMS).filter((alg) => ALGORITHMS[alg].kind !== 'hmac');
 
 export function isHmacAlgorithm(alg: string): boolean {
   return ALGORITHMS[alg]?.kind === 'hmac';

@@ -209,8 +209,8 @@ export function rssBytes(pid: number): number {
 }
 
 /** A declarative config with one service `api` in front of `url`, and the given routes. */
-export function oneService(url: string, routes: object[]): object {
-  return { _format_version: '3.0', services: [{ name: 'api', url, routes }] };
+export function oneService(url: string, routes: object[], name = 'api'): object {
+  return { _format_version: '3.0', services: [{ name, url, routes }] };
 }
 
 /** An openid-connect plugin entry accepting bearer tokens from `issuer`, plus `config`. */

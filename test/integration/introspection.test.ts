@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
-import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { type GatewayProcess, oneService, startGateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /** RFC 7662 introspection against the real OpenID Provider. */
@@ -20,34 +20,25 @@ describe('openid-connect: introspection', () => {
     idp = await startDemoIdp({ clients: [registration] });
     upstream = await startUpstream();
     gw = await startGateway({
-      config: {
-        _format_version: '3.0',
-        services: [
-          {
-            name: 'svc',
-            url: upstream.url,
-            routes: [
-              {
-                name: 'introspected',
-                paths: ['/api'],
-                plugins: [
-                  {
-                    name: 'openid-connect',
-                    config: {
-                      ...client.pluginConfig(idp.issuer),
-                      auth_methods: ['introspection'],
-                      introspect_jwt_tokens: true,
-                      cache_ttl: 1,
-                      scopes_required: ['kong_api_access'],
-                      upstream_introspection_header: 'x-introspection',
-                    },
-                  },
-                ],
+      config: oneService(upstream.url, [
+        {
+          name: 'introspected',
+          paths: ['/api'],
+          plugins: [
+            {
+              name: 'openid-connect',
+              config: {
+                ...client.pluginConfig(idp.issuer),
+                auth_methods: ['introspection'],
+                introspect_jwt_tokens: true,
+                cache_ttl: 1,
+                scopes_required: ['kong_api_access'],
+                upstream_introspection_header: 'x-introspection',
               },
-            ],
-          },
-        ],
-      },
+            },
+          ],
+        },
+      ], 'svc'),
     });
   });
 

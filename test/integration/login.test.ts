@@ -6,7 +6,7 @@ import { request } from 'undici';
 import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
-import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { type GatewayProcess, oneService, startGateway } from '../helpers/gateway.js';
 import { IDP_SUBMIT, loginAtIdp } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -43,60 +43,51 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
     };
     gw = await startGateway({
       env: { GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}` },
-      config: {
-        _format_version: '3.0',
-        services: [
-          {
-            name: 'openidconnect',
-            url: `${upstream.url}/anything`,
-            routes: [
-              {
-                name: 'openidconnectRoute',
-                paths: ['/oidc'],
-                plugins: [{ name: 'openid-connect', config: { ...common, redirect_uri: [`${base}/oidc`], consumer_optional: true, scopes_required: ['kong_api_access'] } }],
+      config: oneService(`${upstream.url}/anything`, [
+        {
+          name: 'openidconnectRoute',
+          paths: ['/oidc'],
+          plugins: [{ name: 'openid-connect', config: { ...common, redirect_uri: [`${base}/oidc`], consumer_optional: true, scopes_required: ['kong_api_access'] } }],
+        },
+        {
+          name: 'app',
+          paths: ['/app'],
+          plugins: [
+            {
+              name: 'openid-connect',
+              config: {
+                ...common,
+                redirect_uri: [`${base}/app/callback`],
+                login_action: 'redirect',
+                session_cookie_name: 'app_session',
+                logout_uri_suffix: '/logout',
+                logout_methods: ['GET', 'POST'],
+                logout_redirect_uri: [`${base}/bye`],
               },
-              {
-                name: 'app',
-                paths: ['/app'],
-                plugins: [
-                  {
-                    name: 'openid-connect',
-                    config: {
-                      ...common,
-                      redirect_uri: [`${base}/app/callback`],
-                      login_action: 'redirect',
-                      session_cookie_name: 'app_session',
-                      logout_uri_suffix: '/logout',
-                      logout_methods: ['GET', 'POST'],
-                      logout_redirect_uri: [`${base}/bye`],
-                    },
-                  },
-                ],
+            },
+          ],
+        },
+        {
+          name: 'tokens',
+          paths: ['/tokens'],
+          plugins: [
+            {
+              name: 'openid-connect',
+              config: {
+                ...common,
+                redirect_uri: [`${base}/tokens/callback`],
+                login_action: 'response',
+                login_tokens: ['tokens'],
+                session_cookie_name: 'tok_session',
+                logout_uri_suffix: '/logout',
+                logout_methods: ['GET'],
+                logout_revoke: true,
               },
-              {
-                name: 'tokens',
-                paths: ['/tokens'],
-                plugins: [
-                  {
-                    name: 'openid-connect',
-                    config: {
-                      ...common,
-                      redirect_uri: [`${base}/tokens/callback`],
-                      login_action: 'response',
-                      login_tokens: ['tokens'],
-                      session_cookie_name: 'tok_session',
-                      logout_uri_suffix: '/logout',
-                      logout_methods: ['GET'],
-                      logout_revoke: true,
-                    },
-                  },
-                ],
-              },
-              { name: 'bye', paths: ['/bye'] },
-            ],
-          },
-        ],
-      },
+            },
+          ],
+        },
+        { name: 'bye', paths: ['/bye'] },
+      ], 'openidconnect'),
     });
     chromium = await launchBrowser();
   });

@@ -10,7 +10,7 @@ import { openIdConnectConfigSchema } from '../../src/config/openid-connect.schem
 import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
-import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { type GatewayProcess, oneService, startGateway } from '../helpers/gateway.js';
 import { sessionCookieAfterLogin } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -219,40 +219,31 @@ describe('openid-connect with Redis sessions: two gateways, one login, revocatio
       resource: baseA,
     });
     // One config for both instances, as behind a load balancer: the redirect_uri names one of them.
-    const config = {
-      _format_version: '3.0',
-      services: [
-        {
-          name: 'openidconnect',
-          url: `${upstream.url}/anything`,
-          routes: [
-            {
-              name: 'openidconnectRoute',
-              paths: ['/oidc'],
-              plugins: [
-                {
-                  name: 'openid-connect',
-                  config: {
-                    ...client.pluginConfig(idp.issuer),
-                    redirect_uri: [`${baseA}/oidc`],
-                    scopes: ['openid', 'profile', 'email', 'offline_access', 'kong_api_access'],
-                    scopes_required: ['kong_api_access'],
-                    auth_methods: ['authorization_code', 'session', 'bearer', 'refresh_token'],
-                    session_secret: randomBytes(32).toString('base64url'),
-                    session_storage: 'redis',
-                    session_redis_port: redis.port,
-                    logout_uri_suffix: '/logout',
-                    logout_methods: ['GET', 'POST'],
-                    upstream_headers_claims: ['sub'],
-                    upstream_headers_names: ['x-user-sub'],
-                  },
-                },
-              ],
+    const config = oneService(`${upstream.url}/anything`, [
+      {
+        name: 'openidconnectRoute',
+        paths: ['/oidc'],
+        plugins: [
+          {
+            name: 'openid-connect',
+            config: {
+              ...client.pluginConfig(idp.issuer),
+              redirect_uri: [`${baseA}/oidc`],
+              scopes: ['openid', 'profile', 'email', 'offline_access', 'kong_api_access'],
+              scopes_required: ['kong_api_access'],
+              auth_methods: ['authorization_code', 'session', 'bearer', 'refresh_token'],
+              session_secret: randomBytes(32).toString('base64url'),
+              session_storage: 'redis',
+              session_redis_port: redis.port,
+              logout_uri_suffix: '/logout',
+              logout_methods: ['GET', 'POST'],
+              upstream_headers_claims: ['sub'],
+              upstream_headers_names: ['x-user-sub'],
             },
-          ],
-        },
-      ],
-    };
+          },
+        ],
+      },
+    ], 'openidconnect');
     const started = await Promise.allSettled([
       startGateway({ env: { GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${portA}` }, config }),
       startGateway({ env: { GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${portB}` }, config }),

@@ -6,7 +6,7 @@ import { startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
 import { LOG_FLUSH_INTERVAL_MS } from '../../src/common/logger.js';
-import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { type GatewayProcess, oneService, startGateway } from '../helpers/gateway.js';
 import { sessionCookieAfterLogin } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -34,33 +34,24 @@ describe('openid-connect: session refresh', () => {
     upstream = await startUpstream();
     gw = await startGateway({
       env: { GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}` },
-      config: {
-        _format_version: '3.0',
-        services: [
-          {
-            name: 'svc',
-            url: upstream.url,
-            routes: [
-              {
-                name: 'app',
-                paths: ['/app'],
-                plugins: [
-                  {
-                    name: 'openid-connect',
-                    config: {
-                      ...client.pluginConfig(idp.issuer),
-                      redirect_uri: [`${base}/app`],
-                      scopes: ['openid', 'profile', 'offline_access'],
-                      session_secret: randomBytes(32).toString('base64url'),
-                      auth_methods: ['authorization_code', 'session', 'refresh_token'],
-                    },
-                  },
-                ],
+      config: oneService(upstream.url, [
+        {
+          name: 'app',
+          paths: ['/app'],
+          plugins: [
+            {
+              name: 'openid-connect',
+              config: {
+                ...client.pluginConfig(idp.issuer),
+                redirect_uri: [`${base}/app`],
+                scopes: ['openid', 'profile', 'offline_access'],
+                session_secret: randomBytes(32).toString('base64url'),
+                auth_methods: ['authorization_code', 'session', 'refresh_token'],
               },
-            ],
-          },
-        ],
-      },
+            },
+          ],
+        },
+      ], 'svc'),
     });
     chromium = await launchBrowser();
   });
