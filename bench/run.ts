@@ -16,6 +16,7 @@ import { summarizeProfile } from './profile-summary.js';
 import { writeReport, type BenchReport, type CaseResult, type Sample, type StreamResult } from './report.js';
 import { startSessionLogin, type SessionLogin } from './session.js';
 import { runWrk, wrkVersion } from './wrk.js';
+import { NODE_FLAGS } from '../src/node-flags.js';
 
 /**
  * The benchmark suite (issue 5). Starts everything itself on 127.0.0.1:
@@ -174,7 +175,8 @@ async function main() {
   const failedTargets = new Map<string, string>();
 
   const nodeJson = async (name: string, script: string, args: string[], cpus?: string): Promise<Target> => {
-    const nodeArgs = opts.cpuProf && name === 'bare' ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', name)] : [];
+    // The bare proxy runs with the gateway's command-line V8 flags: the floor is the same runtime, tuned the same way.
+    const nodeArgs = name === 'bare' ? [...NODE_FLAGS, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', name)] : [])] : [];
     const { proc, line } = await startProcess(name, process.execPath, [...nodeArgs, join(BENCH_DIST, script), ...args], {
       cpus: pin ? cpus : undefined,
       ready: (l) => l.startsWith('{"port"'),
@@ -191,7 +193,8 @@ async function main() {
   const startGatehouse = async (key: string, config: object, env: Record<string, string>, cpus?: string, port?: number, main = MAIN): Promise<Target> => {
     const file = join(tmp, `${key}.yaml`);
     writeFileSync(file, stringify(config));
-    const nodeArgs = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', key)] : [];
+    // Started the way `npm start` and the Dockerfile start it (src/node-flags.ts).
+    const nodeArgs = [...NODE_FLAGS, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', key)] : [])];
     const [proxyPort, statusPort] = [port ?? (await freePort()), await freePort()];
     const { proc } = await startProcess(key, process.execPath, [...nodeArgs, main, '--config', file], {
       cpus: pin ? cpus : undefined,
@@ -431,7 +434,7 @@ async function main() {
       durationS: opts.durationS,
       warmupS: opts.warmupS,
       loadGenerator: wrk ? `${wrk}` : 'built-in (bench/load.ts, undici)',
-      versions: { node: process.version, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed', gatehouse: revision },
+      versions: { node: `${process.version} (${NODE_FLAGS.join(' ')} for Gatehouse and the bare proxy)`, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed', gatehouse: revision },
       machine: { cores, cpu: osCpus()[0]?.model ?? 'unknown', kernel: release() },
       pinning: pin ? `proxy under test on CPU ${PROXY_CPU}; load generator and upstream on CPU ${LOAD_CPU}; case 9 unpinned` : 'none',
       connections: { small: SMALL_CONNECTIONS, large: LARGE_CONNECTIONS },

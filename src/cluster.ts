@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { closeLogs } from './common/logger.js';
+import { withNodeFlags } from './node-flags.js';
 
 /**
  * Multi-worker mode (GATEHOUSE_WORKERS > 1): the primary process serves no
@@ -46,6 +47,8 @@ export function reportWorkerStarted(logger: Logger, fields: Record<string, unkno
 }
 
 export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: number): Promise<number> {
+  // Workers get the command-line V8 flags the gateway needs even when the primary was started without them.
+  cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });
   return new Promise((resolveExit) => {
     const slots = new Map<Worker, { slot: number; forkedAt: number }>();
     const quickDeaths = new Array<number>(workers).fill(0);

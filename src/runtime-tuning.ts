@@ -16,3 +16,4 @@ import { setFlagsFromString } from 'node:v8';
  * 10–15 s of load: the p99 spikes of bench/README.md.
  */
 setFlagsFromString('--no-allocation-site-pretenuring');
+

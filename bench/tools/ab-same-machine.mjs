@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 mkdirSync('.ab', { recursive: true });
 import { startFakeIssuer } from '../../dist/bench/issuer.js';
 import { cpuSeconds } from '../../dist/bench/procstat.js';
+import { NODE_FLAGS } from '../../dist/src/node-flags.js';
 const [A, B, path = '/', rounds = '8', secs = '3'] = process.argv.slice(2);
 const issuer = await startFakeIssuer();
 const up = spawn('taskset', ['-c', '1', process.execPath, 'dist/bench/upstream.js'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -15,7 +16,7 @@ const cfg = { _format_version: '3.0', services: [{ name: 'b', url: `http://127.0
   { name: 'jwt', paths: ['/jwt'], strip_path: false, plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['bearer'], scopes_required: ['bench_scope'] } }] },
 ] }] };
 writeFileSync('.ab/cfg.json', JSON.stringify(cfg));
-const start = (dir, port) => spawn('taskset', ['-c', '0', process.execPath, `${dir}/src/main.js`, '--config', '.ab/cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${port + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } });
+const start = (dir, port) => spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, `${dir}/src/main.js`, '--config', '.ab/cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${port + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } });
 const gws = [[A, start(A, 18600)], [B, start(B, 18610)]];
 await new Promise((r) => setTimeout(r, 3000));
 writeFileSync('.ab/tok.lua', `wrk.headers["Authorization"] = ${JSON.stringify(`Bearer ${await issuer.sign('RS256', 'x')}`)}`);

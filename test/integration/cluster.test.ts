@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 /** GATEHOUSE_WORKERS: one primary, N workers sharing the listeners, orderly shutdown. */
 describe('multi-worker mode', () => {
@@ -34,6 +36,15 @@ describe('multi-worker mode', () => {
     for (const w of workers) {
       assert.equal(w.proxy, gw.proxyUrl, 'every worker serves the announced port');
       assert.ok(Date.parse(w.time) <= Date.parse(started[0].time), 'the primary announces only after the worker has started');
+    }
+  });
+
+  it('starts the workers with the command-line V8 flags, though the primary was started without them', async () => {
+    const workers = gw.logs().filter((l) => l.msg === 'gatehouse worker started');
+    assert.equal(workers.length, 2);
+    for (const w of workers) {
+      const argv = readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of NODE_FLAGS) assert.ok(argv.includes(flag), `worker ${w.pid} runs with ${flag}: ${argv.join(' ')}`);
     }
   });
 

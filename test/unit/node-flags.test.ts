@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { NODE_FLAGS, withNodeFlags } from '../../src/node-flags.js';
+import { PROJECT_ROOT } from '../helpers/gateway.js';
+
+/**
+ * The V8 flags of node-flags.ts work only on node's command line, so every
+ * launcher must spell them out. The cluster workers are checked in
+ * test/integration/cluster.test.ts; the bench imports NODE_FLAGS itself.
+ */
+describe('command-line node flags', () => {
+  it('has at least the memory-reducer flag, each a single --flag', () => {
+    assert.ok(NODE_FLAGS.includes('--no-memory-reducer'));
+    for (const f of NODE_FLAGS) assert.match(f, /^--[a-z0-9-]+(=\S+)?$/);
+  });
+
+  it('npm start and npm run start:dev run node with them, before the script', () => {
+    const scripts = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+    for (const name of ['start', 'start:dev']) {
+      const m = /\bnode((?:\s+--\S+)*)\s+dist\/src\/main\.js/.exec(scripts[name]);
+      assert.ok(m, `${name}: runs node dist/src/main.js (${scripts[name]})`);
+      const flags = m[1].trim().split(/\s+/);
+      for (const f of NODE_FLAGS) assert.ok(flags.includes(f), `${name} passes ${f}: ${scripts[name]}`);
+    }
+  });
+
+  it("the Dockerfile's CMD runs node with them, before the script", () => {
+    const cmd = readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8').split('\n').filter((l) => l.startsWith('CMD '));
+    assert.equal(cmd.length, 1, 'one final CMD');
+    const argv = JSON.parse(cmd[0].slice(4)) as string[];
+    assert.equal(argv[0], 'node');
+    assert.equal(argv.at(-1), 'dist/src/main.js');
+    for (const f of NODE_FLAGS) assert.ok(argv.slice(1, -1).includes(f), `CMD passes ${f}: ${cmd[0]}`);
+  });
+
+  it('adds the missing flags to a child process’s arguments, once', () => {
+    assert.deepEqual(withNodeFlags(['--enable-source-maps']), ['--enable-source-maps', ...NODE_FLAGS]);
+    assert.deepEqual(withNodeFlags([...NODE_FLAGS]), [...NODE_FLAGS]);
+  });
+});
