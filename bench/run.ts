@@ -66,7 +66,7 @@ function parseArgs(argv: string[]): Options {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const durationS = Number(value('--duration') ?? (quick ? 1 : 4));
-  const rounds = Number(value('--rounds') ?? (quick ? 1 : 3));
+  const rounds = Number(value('--rounds') ?? (quick ? 1 : 5));
   if (!Number.isInteger(durationS) || durationS < 1) throw new Error('--duration must be a whole number of seconds ≥ 1');
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be ≥ 1');
   return {
