@@ -36,9 +36,24 @@ export class InvalidTokenError extends Error {}
  * JWT access token verification (RFC 9068, RFC 8725), with a bounded cache of
  * verified tokens keyed by a hash of the token, valid until the token's `exp`:
  * a repeat call costs one hash and one map lookup instead of a signature check.
+ *
+ * A token enters the cache on its second verification, not its first (the
+ * "doorkeeper" of TinyLFU admission). Tokens seen once — a crowd of one-call
+ * clients, or anyone sending many distinct valid tokens — would otherwise
+ * evict the tokens of clients that call again and again, and every insert into
+ * a full cache leaves a ~400-byte entry to die in the old generation, which
+ * only a mark-compact frees: with a full 50,000-entry cache and a new token
+ * every call, that GC cost 53 µs per token against 36 µs with nothing
+ * evicted (bench/README.md, session 3). The doorkeeper is a fixed typed
+ * array (no per-token objects), cleared after every DOORKEEPER_SLOTS misses,
+ * so "seen before" means within the last 16,384 verifications. A repeated token
+ * pays one extra signature check before it is cached; the result of a check
+ * never depends on whether it was cached.
  */
 export class AccessTokenVerifier {
   private readonly cache = new Map<string, VerifiedToken>();
+  private readonly doorkeeper = new Uint32Array(DOORKEEPER_SLOTS);
+  private doorkeeperWrites = 0;
 
   constructor(private readonly maxEntries = 50_000) {}
 
@@ -55,6 +70,25 @@ export class AccessTokenVerifier {
     // Least recently used first out: a hit moves to the end of the Map's insertion order.
     this.cache.set(key, hit);
     return hit;
+  }
+
+  /** Caches a verified token if it was verified before (see the class comment); true when cached. */
+  admit(key: string, entry: VerifiedToken): boolean {
+    // The key is base64url SHA-256: 6 uniformly random bits per character. Characters 0–2 pick the
+    // slot (18 bits, masked to the table), 3–7 make a 30-bit fingerprint; 0 marks an empty slot.
+    const slot = (b64(key, 0) | (b64(key, 1) << 6) | (b64(key, 2) << 12)) & (DOORKEEPER_SLOTS - 1);
+    const fingerprint = (b64(key, 3) | (b64(key, 4) << 6) | (b64(key, 5) << 12) | (b64(key, 6) << 18) | (b64(key, 7) << 24)) + 1;
+    if (this.doorkeeper[slot] === fingerprint) {
+      this.doorkeeper[slot] = 0;
+      this.store(key, entry);
+      return true;
+    }
+    this.doorkeeper[slot] = fingerprint;
+    if (++this.doorkeeperWrites >= DOORKEEPER_SLOTS) {
+      this.doorkeeper.fill(0);
+      this.doorkeeperWrites = 0;
+    }
+    return false;
   }
 
   store(key: string, entry: VerifiedToken) {
@@ -128,7 +162,7 @@ export class AccessTokenVerifier {
       }
     }
     const entry: VerifiedToken = { claims: payload, expiresAt: (payload.exp as number) * 1000 + opts.leewaySeconds * 1000 };
-    this.store(cacheKey, entry);
+    this.admit(cacheKey, entry);
     return entry;
   }
 }
@@ -143,6 +177,16 @@ interface ParsedJws {
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/** Doorkeeper size (a power of two): how many recent cache misses can be remembered. */
+const DOORKEEPER_SLOTS = 16_384;
+
+/** The 6-bit value of a base64url character (any bijection works here: only uniformity matters). */
+function b64(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  // A–Z → 0–25, a–z → 26–51, 0–9 → 52–61, '-' → 62, '_' → 63.
+  return c === 45 ? 62 : c < 58 ? c + 4 : c < 91 ? c - 65 : c < 96 ? 63 : c - 71;
+}
 
 /**
  * RFC 7515 §5.2 steps 1–4 plus RFC 8725's rules, before any key is looked for:

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { constants, createPublicKey, generateKeyPairSync, KeyObject, sign as nodeSign, type webcrypto } from 'node:crypto';
+import { constants, createPublicKey, generateKeyPairSync, KeyObject, randomBytes, sign as nodeSign, type webcrypto } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import type { Logger } from 'pino';
-import { AccessTokenVerifier, ASYMMETRIC_ALGORITHMS, checkClaims, InvalidTokenError, type VerifyOptions } from '../../src/auth/access-token.verifier.js';
+import { AccessTokenVerifier, ASYMMETRIC_ALGORITHMS, checkClaims, InvalidTokenError, type VerifiedToken, type VerifyOptions } from '../../src/auth/access-token.verifier.js';
 import { IssuerState } from '../../src/auth/issuer.registry.js';
 import { keyProblem, verifySignature } from '../../src/auth/jws-signature.js';
 
@@ -166,6 +166,38 @@ describe('AccessTokenVerifier', () => {
     assert.equal((await verifier.verify(first, opts)).claims.n, 1);
     const second = await sign('RS256', rs.privateKey, { n: 2 }, { kid: 'rs' });
     assert.equal(verifier.verifyNow(second, opts, AccessTokenVerifier.cacheKey(second))?.claims.n, 2);
+  });
+
+  it('caches a token from its second verification on, and serves repeats from the cache', async () => {
+    const { rs, opts, verifier } = await setup();
+    const token = await sign('RS256', rs.privateKey, { n: 1 }, { kid: 'rs' });
+    const key = AccessTokenVerifier.cacheKey(token);
+    const first = await verifier.verify(token, opts);
+    const second = verifier.verifyNow(token, opts, key);
+    assert.ok(second && second !== first, 'seen once: verified again, not served from the cache');
+    assert.equal(verifier.verifyNow(token, opts, key), second, 'seen twice: now a cache hit');
+    assert.equal(verifier.lookup(key), second);
+  });
+
+  it('does not let tokens seen once evict the tokens that come back (doorkeeper admission)', () => {
+    const verifier = new AccessTokenVerifier(2);
+    const entry = (): VerifiedToken => ({ claims: {}, expiresAt: Date.now() + 60_000 });
+    const regular = AccessTokenVerifier.cacheKey('a regular client');
+    assert.equal(verifier.admit(regular, entry()), false);
+    const cached = entry();
+    assert.equal(verifier.admit(regular, cached), true);
+    for (let i = 0; i < 1000; i++) assert.equal(verifier.admit(AccessTokenVerifier.cacheKey(`one-off ${i}`), entry()), false);
+    assert.equal(verifier.lookup(regular), cached, 'still cached after 1,000 one-off tokens with room for 2');
+  });
+
+  it('forgets a token seen once after 16,384 other misses', () => {
+    const verifier = new AccessTokenVerifier();
+    const entry = (): VerifiedToken => ({ claims: {}, expiresAt: Date.now() + 60_000 });
+    const key = AccessTokenVerifier.cacheKey('seen long ago');
+    assert.equal(verifier.admit(key, entry()), false);
+    for (let i = 0; i < 16_384; i++) verifier.admit(randomBytes(32).toString('base64url'), entry());
+    assert.equal(verifier.admit(key, entry()), false, 'the doorkeeper was cleared: a first sight again');
+    assert.equal(verifier.admit(key, entry()), true);
   });
 
   it('refuses, on the synchronous path too, a token signed by another key under a known kid', async () => {
