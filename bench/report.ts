@@ -16,6 +16,8 @@ export interface Sample {
   errors: number;
   /** Body throughput for the large-body cases. */
   mibPerS?: number;
+  /** The round (1-based) the sample was taken in: ratios pair samples of the same round. */
+  round?: number;
 }
 
 export interface CaseResult {
@@ -73,22 +75,58 @@ export function baselineOf(id: string): string | undefined {
   return id === '2' || id.startsWith('2-') ? undefined : '2';
 }
 
+/**
+ * The order cases run in within a round: each case right after its baseline (its
+ * `baselineOf`), so the pair is measured seconds apart and a paired ratio sees
+ * the same machine. Otherwise the declared order.
+ */
+export function runOrder<T extends { id: string }>(cases: readonly T[]): T[] {
+  const ids = new Set(cases.map((c) => c.id));
+  const followers = new Map<string, T[]>();
+  const roots: T[] = [];
+  for (const c of cases) {
+    const base = baselineOf(c.id);
+    // Only Gatehouse's own cases are pulled next to their baseline; the others (nginx, the ceiling) stay put.
+    if (base && ids.has(base) && /^[4-8]|^9-gw/.test(c.id) && !c.id.includes('nginx') && !c.id.endsWith('-bare')) {
+      followers.set(base, [...(followers.get(base) ?? []), c]);
+    } else roots.push(c);
+  }
+  return roots.flatMap((c) => [c, ...(followers.get(c.id) ?? [])]);
+}
+
+function median(values: number[]): number | undefined {
+  if (!values.length) return undefined;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/**
+ * The median over rounds of the per-round ratio a/b (for CPU time b/a: higher is
+ * better, as for req/s). Samples pair by round, so slow drift of a shared
+ * machine between rounds cancels out; undefined without a common round.
+ */
+export function pairedRatio(a: CaseResult | undefined, b: CaseResult | undefined, field: 'rps' | 'p99Ms' | 'cpuUsPerReq' | 'mibPerS'): number | undefined {
+  if (!a || !b) return undefined;
+  const byRound = new Map(b.samples.map((s, i) => [s.round ?? i + 1, s]));
+  const ratios: number[] = [];
+  a.samples.forEach((s, i) => {
+    const t = byRound.get(s.round ?? i + 1);
+    const x = s[field];
+    const y = t?.[field];
+    if (x && y) ratios.push(field === 'cpuUsPerReq' ? y / x : x / y);
+  });
+  return median(ratios);
+}
+
 const num = (n: number | undefined, digits = 0) =>
   n === undefined || !Number.isFinite(n) ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 function targets(r: BenchReport): string[][] {
   const by = new Map(r.cases.map((c) => [c.id, c]));
-  const m = (id: string) => by.get(id)?.median;
-  const ratio = (a: string, b: string, field: 'rps' | 'p99Ms' = 'rps') => {
-    const x = m(a)?.[field];
-    const y = m(b)?.[field];
-    return x !== undefined && y ? x / y : undefined;
-  };
-  const cpuRatio = (a: string, b: string) => {
-    const x = m(a)?.cpuUsPerReq;
-    const y = m(b)?.cpuUsPerReq;
-    return x && y ? y / x : undefined;
-  };
+  // Medians of per-round ratios (pairedRatio), not ratios of medians.
+  const ratio = (a: string, b: string, field: 'rps' | 'p99Ms' | 'mibPerS' = 'rps') => pairedRatio(by.get(a), by.get(b), field);
+  const cpuRatio = (a: string, b: string) => pairedRatio(by.get(a), by.get(b), 'cpuUsPerReq');
   const rows: string[][] = [];
   const check = (label: string, value: number | undefined, goal: string, ok: (v: number) => boolean, unit = '×', byCpu?: number) =>
     rows.push([
@@ -131,7 +169,7 @@ export function renderMarkdown(r: BenchReport): string {
     `- machine: ${r.machine.cores} cores (${r.machine.cpu}), Linux ${r.machine.kernel}`,
     `- versions: Gatehouse ${r.versions.gatehouse ?? 'unknown'} (dist/ as built), Node ${r.versions.node}, ${r.versions.nginx}, ${r.versions.wrk}`,
     '',
-    '"ratio": req/s against the case named. "CPU ratio": that case\'s CPU µs/req divided by this one\'s — the throughput ratio to expect on a dedicated core, and the figure that noise on a shared machine disturbs least.',
+    '"ratio": req/s against the case named, as the median over rounds of the ratio within each round (each Gatehouse case runs right after its baseline). "CPU ratio": the same for the baseline\'s CPU µs/req divided by this case\'s — the throughput ratio to expect on a dedicated core, and the figure that noise on a shared machine disturbs least. The other columns are per-case medians.',
     '',
     '| case | req/s | ratio | CPU ratio | p50 ms | p99 ms | CPU µs/req | peak RSS MiB | MiB/s | status |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
@@ -139,9 +177,10 @@ export function renderMarkdown(r: BenchReport): string {
   for (const c of r.cases) {
     const m = c.median;
     const base = baselineOf(c.id);
-    const bm = base ? by.get(base)?.median : undefined;
-    const ratio = m && bm ? `${(m.rps / bm.rps).toFixed(2)}× #${base}` : '';
-    const cpuRatio = m && bm && m.cpuUsPerReq ? `${(bm.cpuUsPerReq / m.cpuUsPerReq).toFixed(2)}×` : '';
+    const rpsRatio = base ? pairedRatio(c, by.get(base), 'rps') : undefined;
+    const cpuPaired = base ? pairedRatio(c, by.get(base), 'cpuUsPerReq') : undefined;
+    const ratio = rpsRatio === undefined ? '' : `${rpsRatio.toFixed(2)}× #${base}`;
+    const cpuRatio = cpuPaired === undefined ? '' : `${cpuPaired.toFixed(2)}×`;
     const status = c.status === 'ok' ? 'ok' : `**${c.status}**${c.reason ? `: ${c.reason.replace(/\|/g, '\\|').replace(/\s+/g, ' ').slice(0, 160)}` : ''}`;
     out.push(
       `| #${c.id} ${c.title} | ${num(m?.rps)} | ${ratio} | ${cpuRatio} | ${num(m?.p50Ms, 2)} | ${num(m?.p99Ms, 2)} | ${num(m?.cpuUsPerReq, 1)} | ${num(m?.peakRssMiB)} | ${m?.mibPerS === undefined ? '' : num(m.mibPerS)} | ${status} |`,

@@ -13,7 +13,7 @@ import { cpuSeconds, peakRssMiB, resetPeakRss, rssMiB } from './procstat.js';
 import { freePort, startProcess, type Proc } from './processes.js';
 import { processTree } from './procstat.js';
 import { summarizeProfile } from './profile-summary.js';
-import { writeReport, type BenchReport, type CaseResult, type Sample, type StreamResult } from './report.js';
+import { runOrder, writeReport, type BenchReport, type CaseResult, type Sample, type StreamResult } from './report.js';
 import { startSessionLogin, type SessionLogin } from './session.js';
 import { runWrk, wrkVersion } from './wrk.js';
 import { NODE_FLAGS } from '../src/node-flags.js';
@@ -326,7 +326,7 @@ async function main() {
       });
     }
     const tokenOffset = { value: 0 };
-    const runnable = selected.filter((c) => results.get(c.id)!.status === 'ok');
+    const runnable = runOrder(selected.filter((c) => results.get(c.id)!.status === 'ok'));
     const perRound = runnable.length * (opts.durationS + opts.warmupS);
     log(`${runnable.length} cases × ${opts.rounds} rounds ≈ ${Math.round((perRound * opts.rounds) / 6) / 10} min of load (${wrk ? 'wrk' : 'built-in load generator'})`);
 
@@ -381,6 +381,7 @@ async function main() {
           requests: r.requests,
           errors: r.socketErrors + r.badStatus,
           mibPerS: c.bodyBytes || c.path.includes('64k') ? ((c.bodyBytes ?? 64 * 1024) * r.requests) / MiB / r.durationS : undefined,
+          round,
         };
         result.samples.push(sample);
         if (sample.errors > 0) {
