@@ -29,6 +29,13 @@ export interface VerifyOptions {
   audience?: readonly string[];
 }
 
+const LAST_VERIFIED = Symbol('gatehouse.lastVerifiedToken');
+interface ConnectionMemo {
+  verifier: AccessTokenVerifier;
+  token: string;
+  entry: VerifiedToken;
+}
+
 /** A token that is not acceptable: 401 invalid_token. */
 export class InvalidTokenError extends Error {}
 
@@ -98,6 +105,24 @@ export class AccessTokenVerifier {
       if (oldest !== undefined) this.cache.delete(oldest);
     }
     this.cache.set(key, entry);
+  }
+
+  /**
+   * verifyNow for a token presented on a client connection. A keep-alive client
+   * sends the same token on request after request, so the last token verified on
+   * each connection is remembered on it and compared in full (string equality,
+   * never a hash): a repeat costs neither the SHA-256 cache key nor the LRU
+   * update. The memo holds what the cache would (the verified claims, until
+   * `exp`), belongs to this verifier (one per verification profile) and lives
+   * as long as the connection.
+   */
+  verifyOnConnection(token: string, opts: VerifyOptions, connection: object): VerifiedToken | undefined {
+    const holder = connection as { [LAST_VERIFIED]?: ConnectionMemo };
+    const memo = holder[LAST_VERIFIED];
+    if (memo !== undefined && memo.verifier === this && memo.token === token && memo.entry.expiresAt > Date.now()) return memo.entry;
+    const entry = this.verifyNow(token, opts, AccessTokenVerifier.cacheKey(token));
+    if (entry) holder[LAST_VERIFIED] = { verifier: this, token, entry };
+    return entry;
   }
 
   /**

@@ -84,7 +84,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
     // A repeat token is a cache hit; a new one signed by a key already known is verified right here.
     let verified;
     try {
-      verified = this.verifierFor(policy).verifyNow(presented.token, policy.tokenVerification, AccessTokenVerifier.cacheKey(presented.token));
+      verified = this.verifierFor(policy).verifyOnConnection(presented.token, policy.tokenVerification, req.socket);
     } catch (err) {
       throw invalidTokenError(config, err);
     }

@@ -7,6 +7,7 @@ import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js
 import { loginAtIdp } from '../helpers/idp-login.js';
 import { tryConnect } from '../helpers/ports.js';
 import { processAlive, sleep, startNpm, type NpmStart, type ProcInfo } from '../helpers/npm-start.js';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 /**
  * Issue 4's end-to-end test: the built-in demo started exactly as the README
@@ -142,6 +143,7 @@ describe('the built-in demo, started as the README says (npm start, no config)',
 
     const gw = app.gatewayProcess();
     assert.ok(gw, `npm started node dist/src/main.js; group: ${JSON.stringify(app.group())}`);
+    for (const flag of NODE_FLAGS) assert.ok(gw.cmdline.includes(flag), `the gateway runs with ${flag}: ${gw.cmdline.join(' ')}`);
     gateway = gw;
     chromium = await launchBrowser();
   });
@@ -157,7 +159,7 @@ describe('the built-in demo, started as the README says (npm start, no config)',
   });
 
   it('ran only the start script (no prestart rebuild) and says it is in demo mode', () => {
-    assert.match(app.output(), /> gatehouse@\S+ start\n> (exec )?node dist\/src\/main\.js/);
+    assert.match(app.output(), /> gatehouse@\S+ start\n> (exec )?node( --\S+)* dist\/src\/main\.js/);
     assert.doesNotMatch(app.output(), /prestart/);
     assert.match(app.output(), /NOT FOR PRODUCTION/);
     const demoLine = app.logs().find((l) => l.demo === true && l.level === 'warn');

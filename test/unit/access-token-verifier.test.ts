@@ -179,6 +179,29 @@ describe('AccessTokenVerifier', () => {
     assert.equal(verifier.lookup(key), second);
   });
 
+  it('remembers the last token verified on a connection, compared in full, until it expires', async () => {
+    const { rs, opts, verifier } = await setup();
+    await verifier.verify(await sign('RS256', rs.privateKey, { n: 0 }, { kid: 'rs' }), opts); // resolves the key
+    const token = await sign('RS256', rs.privateKey, { n: 1 }, { kid: 'rs' });
+    const [a, b] = [{}, {}];
+    // First sight: verified, not admitted to the cache (doorkeeper), remembered on connection a.
+    const first = verifier.verifyOnConnection(token, opts, a);
+    assert.ok(first);
+    assert.equal(verifier.verifyOnConnection(token, opts, a), first, 'the same token on the same connection: the memo');
+    const other = verifier.verifyOnConnection(token, opts, b);
+    assert.ok(other && other !== first, 'connection b has no memo: verified again (second sight, now cached)');
+    // A token that differs only in its last character is another token (and a bad signature).
+    const tampered = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
+    assert.throws(() => verifier.verifyOnConnection(tampered, opts, a), /signature verification failed|not a JWS/);
+    assert.equal(verifier.verifyOnConnection(token, opts, a), first, 'a refused token does not replace the memo');
+    first.expiresAt = Date.now() - 1;
+    const again = verifier.verifyOnConnection(token, opts, a);
+    assert.equal(again, other, 'an expired memo is not used: the cache answers');
+    // Another verifier (another verification profile) never uses this one's memo.
+    const strict = new AccessTokenVerifier();
+    assert.notEqual(strict.verifyOnConnection(token, opts, a), again);
+  });
+
   it('does not let tokens seen once evict the tokens that come back (doorkeeper admission)', () => {
     const verifier = new AccessTokenVerifier(2);
     const entry = (): VerifiedToken => ({ claims: {}, expiresAt: Date.now() + 60_000 });
