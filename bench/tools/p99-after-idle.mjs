@@ -2,7 +2,7 @@
 // Gateways run with exactly the node args given per variant (NODE_FLAGS are not added: that is what it compares).
 // p99 as the bench sees it: each proxy idles while the others run, then gets WARM s of unmeasured load and SECS s measured.
 // Targets: the bare proxy (fed the bearer token; node args from BARE_ARGS), and one gateway per GW_VARIANTS entry ("name=node args", ';'-separated).
-// usage: IDLE=20 ROUNDS=8 GW_VARIANTS="base@.ab/base=;new=;semi16=--min-semi-space-size=16" node bench/tools/p99-after-idle.mjs [/jwt]
+// usage: IDLE=20 ROUNDS=8 GW_VARIANTS="base@.ab/base=;new=;semi16=--min-semi-space-size=16;plain#/=--no-memory-reducer" node bench/tools/p99-after-idle.mjs [/jwt]
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 mkdirSync('.ab', { recursive: true });
@@ -25,15 +25,16 @@ let port = 18800;
 for (const v of (process.env.GW_VARIANTS ?? 'gw=').split(';')) {
   const eq = v.indexOf('=');
   const [label, args] = eq === -1 ? [v, ''] : [v.slice(0, eq), v.slice(eq + 1)];
-  // "name@dir": that variant runs another build's dist (e.g. .ab/base).
-  const [name, dir = 'dist'] = label.split('@');
+  // "name@dir": that variant runs another build's dist (e.g. .ab/base); "name#/path": it is loaded on that path.
+  const [nameDir, ownPath] = label.split('#');
+  const [name, dir = 'dist'] = nameDir.split('@');
   const p = port; port += 10;
   const proc = spawn('taskset', ['-c', '0', process.execPath, ...args.split(' ').filter(Boolean), `${dir}/src/main.js`, '--config', '.ab/p99cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } });
-  targets.push({ name, proc, port: p, gw: true });
+  targets.push({ name, proc, port: p, gw: true, path: ownPath ?? path });
 }
 await new Promise((r) => setTimeout(r, 3000));
 const wrk = (t, s) => {
-  const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${s}s`, '--latency', '-s', '.ab/p99tok.lua', `http://127.0.0.1:${t.port}${t.gw ? path : '/'}`], { encoding: 'utf8' });
+  const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${s}s`, '--latency', '-s', '.ab/p99tok.lua', `http://127.0.0.1:${t.port}${t.gw ? t.path : '/'}`], { encoding: 'utf8' });
   const ms = (v) => (v.endsWith('us') ? parseFloat(v) / 1000 : v.endsWith('ms') ? parseFloat(v) : parseFloat(v) * 1000);
   return { p99: ms(/99%\s+(\S+)/.exec(out)[1]), rps: Number(/Requests\/sec:\s+(\S+)/.exec(out)[1]), reqs: Number(/(\d+) requests in/.exec(out)[1]) };
 };
