@@ -32,6 +32,12 @@ for (const v of (process.env.GW_VARIANTS ?? 'gw=').split(';')) {
   const proc = spawn('taskset', ['-c', '0', process.execPath, ...args.split(' ').filter(Boolean), `${dir}/src/main.js`, '--config', '.ab/p99cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } });
   targets.push({ name, proc, port: p, gw: true, path: ownPath ?? path });
 }
+// EXTRA_IDLE=N: N more gateways on CPU 0 that are never loaded, as the full bench has (its other cases' proxies).
+const idle = [];
+for (let i = 0; i < Number(process.env.EXTRA_IDLE ?? 0); i++) {
+  const p = 19000 + 10 * i;
+  idle.push(spawn('taskset', ['-c', '0', process.execPath, '--no-memory-reducer', 'dist/src/main.js', '--config', '.ab/p99cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } }));
+}
 await new Promise((r) => setTimeout(r, 3000));
 const wrk = (t, s) => {
   const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${s}s`, '--latency', '-s', '.ab/p99tok.lua', `http://127.0.0.1:${t.port}${t.gw ? t.path : '/'}`], { encoding: 'utf8' });
@@ -47,4 +53,4 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const med = (v) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
 for (const t of targets) console.log(`${t.name}: median p99 ${med(res[t.name].map((m) => m.p99)).toFixed(2)} ms, rps ${Math.round(med(res[t.name].map((m) => m.rps)))}, cpu ${med(res[t.name].map((m) => m.cpu)).toFixed(1)} µs/req; p99s ${res[t.name].map((m) => m.p99.toFixed(1)).join(' ')}`);
-for (const t of targets) t.proc.kill(); up.kill(); await issuer.close();
+for (const t of targets) t.proc.kill(); for (const p of idle) p.kill(); up.kill(); await issuer.close();
