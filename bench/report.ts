@@ -76,28 +76,28 @@ export function baselineOf(id: string): string | undefined {
 }
 
 /**
- * The order cases run in within a round: each case right after its baseline (its
- * `baselineOf`), so the pair is measured seconds apart and a paired ratio sees
- * the same machine. Otherwise the declared order.
+ * The order cases run in within a round: each Gatehouse case right after its
+ * baseline (its `baselineOf`), so the pair is measured seconds apart and a
+ * paired ratio sees the same machine. The others (the baselines, nginx, the
+ * ceiling) keep the declared order.
  */
-export function runOrder<T extends { id: string }>(cases: readonly T[]): T[] {
+export function runOrder<T extends { id: string; gatehouse: boolean }>(cases: readonly T[]): T[] {
   const ids = new Set(cases.map((c) => c.id));
   const followers = new Map<string, T[]>();
   const roots: T[] = [];
   for (const c of cases) {
     const base = baselineOf(c.id);
-    // Only Gatehouse's own cases are pulled next to their baseline; the others (nginx, the ceiling) stay put.
-    if (base && ids.has(base) && /^[4-8]|^9-gw/.test(c.id) && !c.id.includes('nginx') && !c.id.endsWith('-bare')) {
-      followers.set(base, [...(followers.get(base) ?? []), c]);
-    } else roots.push(c);
+    if (c.gatehouse && base && ids.has(base)) followers.set(base, [...(followers.get(base) ?? []), c]);
+    else roots.push(c);
   }
   return roots.flatMap((c) => [c, ...(followers.get(c.id) ?? [])]);
 }
 
-function median(values: number[]): number | undefined {
+/** The median (the mean of the middle two for an even count); undefined for no values. */
+export function median(values: readonly number[]): number | undefined {
   if (!values.length) return undefined;
   const v = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
+  const mid = v.length >> 1;
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 

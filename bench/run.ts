@@ -13,7 +13,7 @@ import { cpuSeconds, peakRssMiB, resetPeakRss, rssMiB } from './procstat.js';
 import { freePort, startProcess, type Proc } from './processes.js';
 import { processTree } from './procstat.js';
 import { summarizeProfile } from './profile-summary.js';
-import { runOrder, writeReport, type BenchReport, type CaseResult, type Sample, type StreamResult } from './report.js';
+import { median, runOrder, writeReport, type BenchReport, type CaseResult, type Sample, type StreamResult } from './report.js';
 import { startSessionLogin, type SessionLogin } from './session.js';
 import { runWrk, wrkVersion } from './wrk.js';
 import { NODE_FLAGS } from '../src/node-flags.js';
@@ -116,12 +116,6 @@ interface CaseDef {
 
 function log(msg: string) {
   process.stderr.write(`[bench] ${msg}\n`);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 async function main() {
@@ -432,10 +426,10 @@ async function main() {
     for (const r of results.values()) {
       if (r.samples.length) {
         r.median = {
-          rps: median(r.samples.map((s) => s.rps)),
-          p50Ms: median(r.samples.map((s) => s.p50Ms)),
-          p99Ms: median(r.samples.map((s) => s.p99Ms)),
-          cpuUsPerReq: median(r.samples.map((s) => s.cpuUsPerReq)),
+          rps: median(r.samples.map((s) => s.rps))!,
+          p50Ms: median(r.samples.map((s) => s.p50Ms))!,
+          p99Ms: median(r.samples.map((s) => s.p99Ms))!,
+          cpuUsPerReq: median(r.samples.map((s) => s.cpuUsPerReq))!,
           peakRssMiB: Math.max(...r.samples.map((s) => s.peakRssMiB)),
           mibPerS: r.samples[0].mibPerS === undefined ? undefined : median(r.samples.map((s) => s.mibPerS!)),
         };
