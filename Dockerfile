@@ -31,5 +31,5 @@ EXPOSE 8000 8100
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8100/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-# --no-memory-reducer: see src/node-flags.ts (a V8 flag node accepts only on its command line).
-CMD ["node", "--no-memory-reducer", "dist/src/main.js"]
+# --no-memory-reducer, --initial-old-space-size: see src/node-flags.ts (V8 flags node accepts only on its command line).
+CMD ["node", "--no-memory-reducer", "--initial-old-space-size=128", "dist/src/main.js"]

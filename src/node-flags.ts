@@ -16,8 +16,27 @@
  * without the flag, 8.2 ms with it (the bare proxy: 7.5 ms). The cost is that an
  * idle gateway keeps the heap its last burst needed instead of returning it to
  * the OS, which a container sized for its busiest minute has anyway.
+ *
+ * `--initial-old-space-size=128` (MiB): V8 starts incremental marking whenever
+ * the room left below its old-generation limit is smaller than the young
+ * generation's capacity (up to 32 MiB here), and it sets that limit after each
+ * mark-compact from the live size times a growing factor that is close to 1
+ * when the old generation hardly grows — which is what a proxy's heap does: its
+ * objects die young. The gateway's live heap is ≈ 27 MiB (Nest, the
+ * openid-connect stack, the route table), so after a mark-compact taken while
+ * the young generation was small (after a quiet spell) the limit lands within
+ * reach and V8 marks the whole 27 MiB again and again, every 60–100 ms, while the
+ * old generation does not grow at all (`--trace-incremental-marking`: "Start
+ * (task)", size 27 MB, limit 39–56 MB; "overshoot 0 MB"). On one shared core
+ * that is the p99 spikes and the lost throughput of bench cases 4, 5 and 8.
+ * A 128 MiB starting size keeps the limit out of reach (measured with
+ * bench/tools/gc-after-idle.mjs, 64 KiB responses after 45–60 s idle: 6–9k
+ * req/s and p99 16–26 ms without it, 10–11k req/s and p99 2.6–3 ms with it;
+ * 64 MiB was not enough, 96 was). The bare proxy, whose live heap is a few MiB,
+ * never marks under the same load. The cost: up to ≈ 100 MiB of old-generation
+ * garbage may gather before the first full GC.
  */
-export const NODE_FLAGS: readonly string[] = ['--no-memory-reducer'];
+export const NODE_FLAGS: readonly string[] = ['--no-memory-reducer', '--initial-old-space-size=128'];
 
 /** The arguments for a child node process (a cluster worker): its parent's, plus any of NODE_FLAGS missing. */
 export function withNodeFlags(execArgv: readonly string[]): string[] {

@@ -11,8 +11,9 @@ import { PROJECT_ROOT } from '../helpers/gateway.js';
  * test/integration/cluster.test.ts; the bench imports NODE_FLAGS itself.
  */
 describe('command-line node flags', () => {
-  it('has at least the memory-reducer flag, each a single --flag', () => {
+  it('has the memory-reducer and old-space flags, each a single --flag', () => {
     assert.ok(NODE_FLAGS.includes('--no-memory-reducer'));
+    assert.ok(NODE_FLAGS.some((f) => /^--initial-old-space-size=\d+$/.test(f)));
     for (const f of NODE_FLAGS) assert.match(f, /^--[a-z0-9-]+(=\S+)?$/);
   });
 
