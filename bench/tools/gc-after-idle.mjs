@@ -2,6 +2,7 @@
 // The bare proxy against one or more gateways on PATH with C connections, all pinned to CPU 0 (wrk and the
 // upstream on CPU 1), every process with NODE_FLAGS; IDLE s of idle before each round, as the full bench's
 // processes have between their turns. GWS="name@distdir@--extra,--node,--args;...", GWARGS/BAREARGS for all.
+// EXTRA_IDLE=N adds N idle gateways on CPU 0, as the full bench has.
 // usage: IDLE=60 GWS="gw@dist;init96@dist@--initial-old-space-size=96" node bench/tools/gc-after-idle.mjs /64k 4 4 16
 // A variant without a flag of NODE_FLAGS: pass its default again, e.g. --initial-old-space-size=0.
 // (add --trace-gc --trace-gc-ignore-scavenger to GWARGS to see the mark-compacts of each round)
@@ -25,6 +26,12 @@ for (const g of GWS) {
   const [name, dir, extra = ''] = g.split('@'); const p = port; port += 10;
   t.push({ name, port: p, proc: spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, ...(process.env.GWARGS ?? '').split(' ').filter(Boolean), ...extra.split(',').filter(Boolean), `${dir}/src/main.js`, '--config', '.ab/paircfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } }) });
 }
+// EXTRA_IDLE=N: N more gateways on CPU 0 that are never loaded, as the full bench has (its other cases' proxies).
+const idle = [];
+for (let i = 0; i < Number(process.env.EXTRA_IDLE ?? 0); i++) {
+  const p = 19100 + 10 * i;
+  idle.push(spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, 'dist/src/main.js', '--config', '.ab/paircfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } }));
+}
 await new Promise((r) => setTimeout(r, 3000));
 const wrk = (x, s) => {
   const c0 = cpuSeconds(x.proc.pid);
@@ -41,4 +48,4 @@ for (let r = 0; r < Number(rounds); r++) {
 }
 const med = (v) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
 for (const x of t) console.log(`${x.name}: rps ${Math.round(med(res[x.name].map((m) => m.rps)))} p99 ${med(res[x.name].map((m) => m.p99)).toFixed(2)} cpu ${med(res[x.name].map((m) => m.cpu)).toFixed(1)}`);
-for (const x of t) x.proc.kill(); up.kill();
+for (const x of t) x.proc.kill(); for (const p of idle) p.kill(); up.kill();

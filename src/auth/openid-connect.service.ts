@@ -248,17 +248,18 @@ export class OpenIdConnectService implements OnModuleDestroy {
 
     const now = epoch();
     let write = store.touch(session, now);
+    let refreshed = false;
     const expiring = session.expires_at !== undefined && now >= session.expires_at - REFRESH_SKEW_S;
     if (expiring) {
       const expired = now >= session.expires_at!;
       if (session.refresh_token && policy.config.refresh_tokens && policy.methods.has('refresh_token')) {
-        const refreshed = await this.refresh(session, policy, expired, req);
-        if (!refreshed) {
+        const next = await this.refresh(session, policy, expired, req);
+        if (!next) {
           setResponseCookies(ctx, await store.destroy(req, session));
           return undefined;
         }
-        session = refreshed;
-        write = true;
+        session = next;
+        write = refreshed = true;
       } else if (expired) {
         setResponseCookies(ctx, await store.destroy(req, session));
         return undefined;
@@ -274,7 +275,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
       }
       throw err;
     }
-    if (write) setResponseCookies(ctx, await store.write(session, req));
+    if (write) setResponseCookies(ctx, await (refreshed ? store.write(session, req) : store.writeTouched(session, req)));
     return { via: 'session', claims, accessToken: session.access_token, idToken: session.id_token };
   }
 

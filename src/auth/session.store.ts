@@ -29,6 +29,9 @@ const CHUNK_COUNT = /^(\d{1,2})~/;
 /** Decrypted cookie payloads kept this long, at most this many (see openCached). */
 const OPENED_CACHE_MS = 60_000;
 const OPENED_CACHE_MAX = 10_000;
+/** A touch-only rewrite is handed again, for this long, to requests presenting the same sealed session (see writeTouched). */
+const TOUCHED_REUSE_MS = 10_000;
+const TOUCHED_REUSE_MAX = 2_000;
 
 /** A session that cannot be read (tampered, foreign, expired) is no session, never an error. */
 export class SessionStore {
@@ -76,21 +79,28 @@ export class SessionStore {
 
   /** Reads and validates the session; undefined when absent, unreadable or timed out. */
   async read(req: IncomingMessage, now = epoch()): Promise<SessionData | undefined> {
-    const payload = await this.cookiePayload(req);
+    const sealed = this.cookieValue(req);
+    const payload = sealed === undefined ? undefined : await this.openCached(sealed);
     if (!payload) return undefined;
     let data: SessionData | undefined;
+    let source = sealed!;
     if (this.redis) {
       if (typeof payload.sid !== 'string') return undefined;
       const stored = await this.redisCall(() => this.redis!.get(this.redisKey(payload.sid as string)));
       if (!stored) return undefined;
       data = (await this.openCached(stored)) as SessionData | undefined;
       if (data?.sid !== payload.sid) return undefined;
+      source = stored;
     } else {
       data = payload as unknown as SessionData;
     }
     if (!isSessionData(data) || !this.alive(data, now)) return undefined;
+    this.readFrom.set(data, source);
     return data;
   }
+
+  /** The sealed value each session object handed out by read() was opened from (the cookie's, or Redis's). */
+  private readonly readFrom = new WeakMap<SessionData, string>();
 
   alive(s: SessionData, now = epoch()): boolean {
     const c = this.config;
@@ -152,6 +162,33 @@ export class SessionStore {
     return out;
   }
 
+  /**
+   * write() for a session changed only by touch(). Every request that presents
+   * the same sealed session finds it equally stale: a page's parallel requests
+   * sent before the browser saw the first rewrite, or a client that ignores
+   * Set-Cookie. Each would otherwise pay a JWE (and, with Redis, a SET) and get
+   * a different cookie. The first rewrite is handed to the others for
+   * TOUCHED_REUSE_MS, keyed by the sealed value the session was read from (the
+   * exact content, never just its sid); that only delays `seen` by at most the
+   * window, and touch() advances it in steps anyway.
+   */
+  async writeTouched(s: SessionData, req: IncomingMessage): Promise<string[]> {
+    const from = this.readFrom.get(s);
+    const now = Date.now();
+    if (from !== undefined) {
+      const hit = this.touched.get(from);
+      if (hit && hit.until > now) return hit.cookies;
+    }
+    const cookies = await this.write(s, req);
+    if (from !== undefined) {
+      if (this.touched.size >= TOUCHED_REUSE_MAX) this.touched.delete(this.touched.keys().next().value!);
+      this.touched.set(from, { cookies, until: now + TOUCHED_REUSE_MS });
+    }
+    return cookies;
+  }
+
+  private readonly touched = new Map<string, { cookies: string[]; until: number }>();
+
   /** Set-Cookie headers deleting every chunk of the session, with the same attributes it was set with. */
   async destroy(req: IncomingMessage, s?: SessionData): Promise<string[]> {
     if (this.redis) {
@@ -166,6 +203,12 @@ export class SessionStore {
 
   /** The decrypted content of the session cookie (all chunks reassembled), or undefined. */
   private async cookiePayload(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
+    const value = this.cookieValue(req);
+    return value === undefined ? undefined : this.openCached(value);
+  }
+
+  /** The sealed session cookie as sent (all chunks reassembled), or undefined when absent or incomplete. */
+  private cookieValue(req: IncomingMessage): string | undefined {
     const cookies = parseCookies(req.headers.cookie);
     const first = cookies.get(this.cookieName);
     if (!first) return undefined;
@@ -180,7 +223,7 @@ export class SessionStore {
         value += part;
       }
     }
-    return this.openCached(value);
+    return value;
   }
 
   /**

@@ -332,6 +332,45 @@ describe('SessionStore (cookie storage)', () => {
     });
   });
 
+  describe('touch-only rewrites', () => {
+    const config = { session_idling_timeout: 900, session_rolling_timeout: 0, session_absolute_timeout: 0 };
+
+    it('hands the same rewrite to every request presenting the same sealed session, for a while', async (t) => {
+      t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+      const s = store(config);
+      const t0 = epoch();
+      const jar = new Jar().apply(await s.write(session(s, {}, t0), request()));
+      // Two requests of one page, sent with the same cookie before either answer arrived.
+      const [a, b] = [(await s.read(jar.req(), t0 + 300))!, (await s.read(jar.req(), t0 + 300))!];
+      assert.ok(s.touch(a, t0 + 300) && s.touch(b, t0 + 300));
+      const first = await s.writeTouched(a, jar.req());
+      assert.deepEqual(await s.writeTouched(b, jar.req()), first);
+      assert.notDeepEqual(first, await s.write(b, jar.req()), 'control: a plain write seals anew (random IV)');
+      // The handed-out cookie carries the touched session.
+      assert.equal((await s.read(new Jar().apply(first).req(), t0 + 300))!.seen, t0 + 300);
+      t.mock.timers.tick(10_001);
+      const later = (await s.read(jar.req(), t0 + 300))!;
+      s.touch(later, t0 + 300);
+      assert.notDeepEqual(await s.writeTouched(later, jar.req()), first, 'after the window it is sealed anew');
+    });
+
+    it('never hands one session’s rewrite to another session', async () => {
+      const s = store(config);
+      const t0 = epoch();
+      const jars = [new Jar(), new Jar()];
+      for (const j of jars) j.apply(await s.write(session(s, {}, t0), request()));
+      const out: string[][] = [];
+      for (const j of jars) {
+        const r = (await s.read(j.req(), t0 + 300))!;
+        s.touch(r, t0 + 300);
+        out.push(await s.writeTouched(r, j.req()));
+      }
+      assert.notDeepEqual(out[0], out[1]);
+      const subs = await Promise.all(out.map(async (c) => (await s.read(new Jar().apply(c).req(), t0 + 300))!.sid));
+      assert.notEqual(subs[0], subs[1]);
+    });
+  });
+
   describe('timeouts', () => {
     async function jarFor(s: SessionStore, data: SessionData) {
       return new Jar().apply(await s.write(data, request()));
