@@ -38,6 +38,24 @@
  */
 export const NODE_FLAGS: readonly string[] = ['--no-memory-reducer', '--initial-old-space-size=128'];
 
+/**
+ * glibc's malloc returns the top of its heap to the kernel whenever more than
+ * the trim threshold (128 KiB, or less than 64 MiB when raised dynamically) is
+ * free there. Socket reads and the chunks of large bodies are 64 KiB buffers
+ * from malloc; in some rounds of the bench the gateway's heap settled where
+ * every few of them trimmed and re-grew it, so each response paid page faults
+ * and page zeroing (`perf record`: exc_page_fault, clear_page_erms,
+ * unmap_page_range ≈ 9 % of busy time in a bad round, none in a good one):
+ * 64 KiB responses at 114–136 against 83 µs/request for the bare proxy in
+ * rounds 1–2 of 4. With a 64 MiB trim threshold, 4 of 4 rounds were good
+ * (86.9–88.4 against 80–98 µs/request). It is environment, read by glibc at
+ * exec (musl ignores it), so the launchers set it: `npm start` unless the
+ * operator set GLIBC_TUNABLES, the Dockerfile's ENV, the bench for every
+ * proxy, and cluster workers inherit it. Cost: up to 64 MiB of freed malloc
+ * memory may stay mapped.
+ */
+export const MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=67108864';
+
 /** The arguments for a child node process (a cluster worker): its parent's, plus any of NODE_FLAGS missing. */
 export function withNodeFlags(execArgv: readonly string[]): string[] {
   return [...execArgv, ...NODE_FLAGS.filter((f) => !execArgv.includes(f))];

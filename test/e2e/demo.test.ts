@@ -7,7 +7,8 @@ import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js
 import { loginAtIdp } from '../helpers/idp-login.js';
 import { tryConnect } from '../helpers/ports.js';
 import { processAlive, sleep, startNpm, type NpmStart, type ProcInfo } from '../helpers/npm-start.js';
-import { NODE_FLAGS } from '../../src/node-flags.js';
+import { readFileSync } from 'node:fs';
+import { MALLOC_TUNABLES, NODE_FLAGS } from '../../src/node-flags.js';
 
 /**
  * Issue 4's end-to-end test: the built-in demo started exactly as the README
@@ -144,6 +145,8 @@ describe('the built-in demo, started as the README says (npm start, no config)',
     const gw = app.gatewayProcess();
     assert.ok(gw, `npm started node dist/src/main.js; group: ${JSON.stringify(app.group())}`);
     for (const flag of NODE_FLAGS) assert.ok(gw.cmdline.includes(flag), `the gateway runs with ${flag}: ${gw.cmdline.join(' ')}`);
+    const environ = readFileSync(`/proc/${gw.pid}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES}`), 'npm start sets the malloc trim threshold');
     gateway = gw;
     chromium = await launchBrowser();
   });
@@ -159,7 +162,7 @@ describe('the built-in demo, started as the README says (npm start, no config)',
   });
 
   it('ran only the start script (no prestart rebuild) and says it is in demo mode', () => {
-    assert.match(app.output(), /> gatehouse@\S+ start\n> (exec )?node( --\S+)* dist\/src\/main\.js/);
+    assert.match(app.output(), /> gatehouse@\S+ start\n> (GLIBC_TUNABLES=\S+ )?(exec )?node( --\S+)* dist\/src\/main\.js/);
     assert.doesNotMatch(app.output(), /prestart/);
     assert.match(app.output(), /NOT FOR PRODUCTION/);
     const demoLine = app.logs().find((l) => l.demo === true && l.level === 'warn');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { NODE_FLAGS, withNodeFlags } from '../../src/node-flags.js';
+import { MALLOC_TUNABLES, NODE_FLAGS, withNodeFlags } from '../../src/node-flags.js';
 import { PROJECT_ROOT } from '../helpers/gateway.js';
 
 /**
@@ -34,6 +34,15 @@ describe('command-line node flags', () => {
     assert.equal(argv[0], 'node');
     assert.equal(argv.at(-1), 'dist/src/main.js');
     for (const f of NODE_FLAGS) assert.ok(argv.slice(1, -1).includes(f), `CMD passes ${f}: ${cmd[0]}`);
+  });
+
+  it('npm start, start:dev and the Dockerfile set the malloc trim threshold unless the operator set GLIBC_TUNABLES', () => {
+    const scripts = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+    for (const name of ['start', 'start:dev']) {
+      assert.ok(scripts[name].includes(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}} exec node `), `${name}: ${scripts[name]}`);
+    }
+    const env = readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8').split('\n').filter((l) => l.startsWith('ENV GLIBC_TUNABLES='));
+    assert.deepEqual(env, [`ENV GLIBC_TUNABLES=${MALLOC_TUNABLES}`]);
   });
 
   it('adds the missing flags to a child process’s arguments, once', () => {
