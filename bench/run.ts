@@ -16,7 +16,7 @@ import { summarizeProfile } from './profile-summary.js';
 import { median, runOrder, writeReport, type BenchReport, type CaseResult, type Sample, type StreamResult } from './report.js';
 import { startSessionLogin, type SessionLogin } from './session.js';
 import { runWrk, wrkVersion } from './wrk.js';
-import { MALLOC_TUNABLES, NODE_FLAGS } from '../src/node-flags.js';
+import { mallocTunables, NODE_FLAGS } from '../src/node-flags.js';
 
 /**
  * The benchmark suite (issue 5). Starts everything itself on 127.0.0.1:
@@ -173,12 +173,12 @@ async function main() {
   const failedTargets = new Map<string, string>();
 
   const nodeJson = async (name: string, script: string, args: string[], cpus?: string): Promise<Target> => {
-    // The bare proxy runs with the gateway's command-line V8 flags: the floor is the same runtime, tuned the same way.
-    const nodeArgs = name === 'bare' ? [...NODE_FLAGS, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', name)] : [])] : [];
+    // The bare proxy runs with the gateway's launcher tuning (V8 flags, malloc): the floor is the same runtime, tuned the same way.
+    const tuned = name === 'bare';
+    const nodeArgs = tuned ? [...NODE_FLAGS, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', name)] : [])] : [];
     const { proc, line } = await startProcess(name, process.execPath, [...nodeArgs, join(BENCH_DIST, script), ...args], {
       cpus: pin ? cpus : undefined,
-      // The bare proxy also gets the gateway's malloc tuning (src/node-flags.ts), as `npm start` sets it.
-      env: name === 'bare' ? { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES } : undefined,
+      env: tuned ? { ...process.env, GLIBC_TUNABLES: mallocTunables() } : undefined,
       ready: (l) => l.startsWith('{"port"'),
       onSpawn: (p) => procs.push(p),
     });
@@ -203,7 +203,7 @@ async function main() {
         GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
         GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${statusPort}`,
         GATEHOUSE_LOG_LEVEL: 'warn',
-        GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES,
+        GLIBC_TUNABLES: mallocTunables(),
         ...env,
       },
       logFile: join(logDir, `${key}.log`),
@@ -446,7 +446,7 @@ async function main() {
       durationS: opts.durationS,
       warmupS: opts.warmupS,
       loadGenerator: wrk ? `${wrk}` : 'built-in (bench/load.ts, undici)',
-      versions: { node: `${process.version} (${NODE_FLAGS.join(' ')}, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES} for Gatehouse and the bare proxy)`, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed', gatehouse: revision },
+      versions: { node: `${process.version} (${NODE_FLAGS.join(' ')}, GLIBC_TUNABLES=${mallocTunables()} for Gatehouse and the bare proxy)`, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed', gatehouse: revision },
       machine: { cores, cpu: osCpus()[0]?.model ?? 'unknown', kernel: release() },
       pinning: pin ? `proxy under test on CPU ${PROXY_CPU}; load generator, upstream${runnerPinned ? ' and this runner' : ''} on CPU ${LOAD_CPU}; case 9 unpinned` : 'none',
       connections: { small: SMALL_CONNECTIONS, large: LARGE_CONNECTIONS },

@@ -56,6 +56,11 @@ export const NODE_FLAGS: readonly string[] = ['--no-memory-reducer', '--initial-
  */
 export const MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=67108864';
 
+/** The GLIBC_TUNABLES `npm start` runs the gateway with: the operator's if set and not empty (the shell's `${VAR:-default}`), else ours. */
+export function mallocTunables(env: NodeJS.ProcessEnv = process.env): string {
+  return env.GLIBC_TUNABLES || MALLOC_TUNABLES;
+}
+
 /** The arguments for a child node process (a cluster worker): its parent's, plus any of NODE_FLAGS missing. */
 export function withNodeFlags(execArgv: readonly string[]): string[] {
   return [...execArgv, ...NODE_FLAGS.filter((f) => !execArgv.includes(f))];

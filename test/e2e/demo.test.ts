@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { request } from 'undici';
@@ -7,8 +8,7 @@ import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js
 import { loginAtIdp } from '../helpers/idp-login.js';
 import { tryConnect } from '../helpers/ports.js';
 import { processAlive, sleep, startNpm, type NpmStart, type ProcInfo } from '../helpers/npm-start.js';
-import { readFileSync } from 'node:fs';
-import { MALLOC_TUNABLES, NODE_FLAGS } from '../../src/node-flags.js';
+import { mallocTunables, NODE_FLAGS } from '../../src/node-flags.js';
 
 /**
  * Issue 4's end-to-end test: the built-in demo started exactly as the README
@@ -146,7 +146,7 @@ describe('the built-in demo, started as the README says (npm start, no config)',
     assert.ok(gw, `npm started node dist/src/main.js; group: ${JSON.stringify(app.group())}`);
     for (const flag of NODE_FLAGS) assert.ok(gw.cmdline.includes(flag), `the gateway runs with ${flag}: ${gw.cmdline.join(' ')}`);
     const environ = readFileSync(`/proc/${gw.pid}/environ`, 'utf8').split('\0');
-    assert.ok(environ.includes(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES}`), 'npm start sets the malloc trim threshold');
+    assert.ok(environ.includes(`GLIBC_TUNABLES=${mallocTunables()}`), 'npm start sets the malloc trim threshold');
     gateway = gw;
     chromium = await launchBrowser();
   });

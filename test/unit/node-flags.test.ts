@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { MALLOC_TUNABLES, NODE_FLAGS, withNodeFlags } from '../../src/node-flags.js';
+import { MALLOC_TUNABLES, mallocTunables, NODE_FLAGS, withNodeFlags } from '../../src/node-flags.js';
 import { PROJECT_ROOT } from '../helpers/gateway.js';
 
 /**
@@ -43,6 +43,12 @@ describe('command-line node flags', () => {
     }
     const env = readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8').split('\n').filter((l) => l.startsWith('ENV GLIBC_TUNABLES='));
     assert.deepEqual(env, [`ENV GLIBC_TUNABLES=${MALLOC_TUNABLES}`]);
+  });
+
+  it('takes the operator’s GLIBC_TUNABLES when set and not empty, as the start script’s ${VAR:-default} does', () => {
+    assert.equal(mallocTunables({}), MALLOC_TUNABLES);
+    assert.equal(mallocTunables({ GLIBC_TUNABLES: '' }), MALLOC_TUNABLES);
+    assert.equal(mallocTunables({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }), 'glibc.malloc.arena_max=2');
   });
 
   it('adds the missing flags to a child process’s arguments, once', () => {
