@@ -24,6 +24,16 @@ export class UnauthorizedError extends GatewayError {
   }
 }
 
+/** RFC 6750 §3.1 `invalid_request`: a malformed request, e.g. a token presented in more than one way. */
+export class InvalidRequestError extends GatewayError {
+  constructor(reason: string) {
+    super(400, 'Bad request', {
+      reason,
+      headers: { 'www-authenticate': challenge({ error: 'invalid_request', error_description: reason }) },
+    });
+  }
+}
+
 export class ForbiddenError extends GatewayError {
   constructor(message: string, reason: string, scope?: string) {
     super(403, message, {

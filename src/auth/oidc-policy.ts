@@ -1,10 +1,12 @@
 import * as client from 'openid-client';
-import { Strategy as OidcStrategy, type StrategyOptions, type VerifyFunction } from 'openid-client/passport';
+import type { StrategyOptions, VerifyFunction } from 'openid-client/passport';
 import { Passport } from 'passport';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
-import { canonicalHeaderName } from '../proxy/forwarding-headers.js';
+import { canonicalHeaderName, identityStripRule, type HeaderStripRule } from '../proxy/forwarding-headers.js';
 import { ASYMMETRIC_ALGORITHMS, type VerifyOptions } from './access-token.verifier.js';
 import type { IssuerState } from './issuer.registry.js';
+import { GatehouseStrategy } from './oidc.strategy.js';
+import type { OwnedCookies } from './owned-cookies.js';
 import { compileRequirement, type Requirement } from './requirements.js';
 import { SessionStore, deriveKey } from './session.store.js';
 
@@ -23,10 +25,17 @@ export class OidcPolicy {
   /** Path of each redirect_uri: a request there carrying `code`/`error` and `state` is a login callback. */
   readonly callbackPaths: ReadonlySet<string>;
   readonly redirectUri?: URL;
-  /** Canonical names of every header the plugin sets upstream; client copies are removed. */
-  readonly ownedHeaders: ReadonlySet<string>;
-  /** The same, for a request whose own Authorization header is exactly what the upstream should get. */
-  readonly ownedHeadersKeepingAuthorization: ReadonlySet<string>;
+  /**
+   * Client headers dropped on every request to the route: the identity headers
+   * of IDENTITY_HEADERS and every header this plugin sets upstream, except
+   * Authorization, which is decided per request (a caller's own `Bearer` header
+   * is kept when it is exactly what the upstream would be sent).
+   */
+  readonly stripHeaders: HeaderStripRule;
+  /** True when the plugin sends the access token upstream in Authorization. */
+  readonly setsAuthorization: boolean;
+  /** The gateway's cookies plus this route's bearer-token cookie: what the upstream must not see when credentials are hidden. */
+  readonly cookiesHidingCredential?: OwnedCookies;
   readonly secure: boolean;
   /** Key for the short-lived login transaction cookies. */
   readonly transactionKey?: Uint8Array;
@@ -47,6 +56,7 @@ export class OidcPolicy {
     readonly config: OpenIdConnectConfig,
     readonly issuer: IssuerState,
     readonly id: number,
+    ownedCookies?: OwnedCookies,
   ) {
     this.methods = new Set(config.auth_methods);
     this.requirements = [
@@ -62,16 +72,17 @@ export class OidcPolicy {
     this.secure = config.session_cookie_secure ?? this.redirectUri?.protocol === 'https:';
     if (config.session_secret && (this.methods.has('session') || this.methods.has('authorization_code'))) {
       this.sessions = new SessionStore(config, this.secure);
-      this.transactionKey = deriveKey(config.session_secret, 'gatehouse login transaction');
+      // Bound to the issuer and client as well as the secret: a login started for one IdP configuration
+      // cannot be completed at another's callback even when both share a session_secret (mix-up, RFC 9700 §4.4).
+      this.transactionKey = deriveKey(config.session_secret, `gatehouse login transaction\n${config.issuer}\n${config.client_id?.[0] ?? ''}\n${this.redirectUri?.href ?? ''}`);
     }
     const owned = new Set<string>();
     for (const h of [config.upstream_access_token_header, config.upstream_id_token_header, config.upstream_user_info_header, config.upstream_introspection_header, ...config.upstream_headers_names]) {
       if (h) owned.add(canonicalHeaderName(h.split(':')[0]));
     }
-    this.ownedHeaders = owned;
-    const withoutAuthorization = new Set(owned);
-    withoutAuthorization.delete('authorization');
-    this.ownedHeadersKeepingAuthorization = withoutAuthorization;
+    this.setsAuthorization = owned.delete('authorization');
+    this.stripHeaders = identityStripRule(owned);
+    if (config.hide_credentials && config.bearer_token_cookie_name && ownedCookies) this.cookiesHidingCredential = ownedCookies.with([config.bearer_token_cookie_name]);
     this.passportName = `oidc-${id}`;
     this.tokenVerification = {
       issuer,
@@ -96,13 +107,16 @@ export class OidcPolicy {
         : c.client_auth[0] === 'none'
           ? client.None()
           : client.ClientSecretBasic(secret);
-    const config = new client.Configuration(metadata as client.ServerMetadata, c.client_id![0], { client_secret: secret }, auth);
+    // A configured introspection_endpoint wins over (or stands in for) the discovered one. openid-client reads
+    // endpoints from the metadata the Configuration was built with (serverMetadata() hands out a copy).
+    const server = { ...metadata, ...(c.introspection_endpoint ? { introspection_endpoint: c.introspection_endpoint } : {}) } as client.ServerMetadata;
+    const config = new client.Configuration(server, c.client_id?.[0] ?? '', { client_secret: secret }, auth);
     config.timeout = Math.ceil(c.timeout / 1000);
     if (metadata.issuer.startsWith('http:') || Object.values(metadata).some((v) => typeof v === 'string' && v.startsWith('http:'))) {
       client.allowInsecureRequests(config);
     }
-    // openid-client 6 skips the ID token signature when the token comes straight from
-    // the token endpoint over TLS; the brief asks for it to be verified every time.
+    // openid-client 6 skips the ID token signature when the token comes straight from the token endpoint
+    // over TLS; it is verified every time here (RFC 8725 §3.3: never skip a check on the channel's word).
     client.enableNonRepudiationChecks(config);
     this.clientConfig = config;
     if (this.methods.has('authorization_code') && this.redirectUri) {
@@ -118,26 +132,5 @@ export class OidcPolicy {
       this.passport.use(this.passportName, new GatehouseStrategy(options, verify) as unknown as import('passport').Strategy);
     }
     return config;
-  }
-}
-
-/**
- * openid-client's Passport strategy with the gateway's choices:
- * - `state` and `nonce` on every authorization request (the stock strategy adds
- *   state only when PKCE is not advertised; RFC 9700 §2.1 wants CSRF protection
- *   regardless, and the nonce binds the ID token to this browser);
- * - the current URL comes from the gateway's own view of the request, not
- *   Express's `req.protocol`/`req.host` (there is no Express here).
- */
-class GatehouseStrategy extends OidcStrategy {
-  override authorizationRequestParams(req: Parameters<OidcStrategy['authorizationRequestParams']>[0], options: Parameters<OidcStrategy['authorizationRequestParams']>[1]) {
-    const params = super.authorizationRequestParams(req, options) as URLSearchParams;
-    params.set('state', client.randomState());
-    params.set('nonce', client.randomNonce());
-    return params;
-  }
-
-  override currentUrl(req: Parameters<OidcStrategy['currentUrl']>[0]): URL {
-    return new URL((req as unknown as { gatehouseUrl: string }).gatehouseUrl);
   }
 }

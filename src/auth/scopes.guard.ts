@@ -4,9 +4,8 @@ import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { LOGGER } from '../common/logger.js';
 import type { RequestContext } from '../common/request-context.js';
-import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { ForbiddenError, UnauthorizedError } from './auth.errors.js';
-import { OpenIdConnectService } from './openid-connect.service.js';
+import type { OidcPolicy } from './oidc-policy.js';
 import { REQUIREMENTS_KEY } from './require-scopes.decorator.js';
 import { challengeScope, describeFailure, evaluateRequirements, type Requirement, type RequirementFailure } from './requirements.js';
 
@@ -20,7 +19,6 @@ import { challengeScope, describeFailure, evaluateRequirements, type Requirement
 export class ScopesGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
-    private readonly oidc: OpenIdConnectService,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -35,10 +33,10 @@ export class ScopesGuard implements CanActivate {
     return true;
   }
 
-  /** The proxy's entry: requirements from the matched route's openid-connect config. */
-  authorizeRoute(ctx: RequestContext, config: OpenIdConnectConfig, method: string): void {
-    const policy = this.oidc.policy(config);
+  /** The proxy's entry: requirements of the matched route's compiled openid-connect policy. */
+  authorizeRoute(ctx: RequestContext, policy: OidcPolicy, method: string): void {
     if (!policy.requirements.length) return;
+    const config = policy.config;
     if (!ctx.principal) {
       // Only a CORS preflight passes authentication without a principal (run_on_preflight: false).
       if (!config.run_on_preflight && method === 'OPTIONS') return;

@@ -39,9 +39,12 @@ export function writeErrorResponse(req: IncomingMessage | undefined, res: Server
     return;
   }
   const payload = JSON.stringify(body);
+  let decided = ctx?.responseHeaders;
+  // A 401 says the caller is not authenticated: it never carries a new session, only deletions of old ones.
+  if (status === 401 && decided?.['set-cookie']) decided = { ...decided, 'set-cookie': [decided['set-cookie']].flat().filter((c) => /;\s*Max-Age=0(;|$)/i.test(c)) };
   res.writeHead(status, {
     // Headers the gateway decided on before the error (e.g. deleting a dead session cookie) still apply.
-    ...ctx?.responseHeaders,
+    ...decided,
     ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(payload),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../auth/principal.js';
-import type { HeaderEdits } from '../proxy/forwarding-headers.js';
+import type { CookieFilter, HeaderEdits } from '../proxy/forwarding-headers.js';
 import type { RouteMatch } from '../proxy/route-table.js';
 
 /**
@@ -18,6 +18,8 @@ export class RequestContext {
   upstreamLatencyMs?: number;
   /** Header changes the route's plugins ask for (identity headers set, client copies removed). */
   headerEdits?: HeaderEdits;
+  /** Replaces the gateway-wide filter of its own cookies for this request (hide_credentials with a bearer-token cookie). */
+  cookieFilter?: CookieFilter;
   /** Headers the gateway adds to the client response (session cookies, no-store on login callbacks). */
   responseHeaders?: Record<string, string | string[]>;
   /** The authenticated caller, set by the openid-connect guard. */

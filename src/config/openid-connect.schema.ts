@@ -121,6 +121,12 @@ export const openIdConnectConfigSchema = z
     extra_jwks_uris: z.array(httpUrl).default([]),
     rediscovery_lifetime: z.number().int().nonnegative().default(30),
     cache_ttl: z.number().int().positive().default(3600),
+    /**
+     * Seconds an `active: false` introspection answer is remembered (Kong's name). Short, so a token the IdP
+     * has only just issued is not refused for long, yet a client replaying a bogus token cannot make every
+     * request an IdP call. 0: never remembered.
+     */
+    cache_ttl_neg: z.number().int().nonnegative().default(10),
     timeout: z.number().int().positive().default(10000),
 
     run_on_preflight: z.boolean().default(true),

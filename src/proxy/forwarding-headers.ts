@@ -40,6 +40,68 @@ export function canonicalHeaderName(name: string): string {
   return name.toLowerCase().replace(/_/g, '-');
 }
 
+/**
+ * Headers through which an upstream could be told who the caller is, by the
+ * gateway or by something in front of it: Kong's (`X-Consumer-*`,
+ * `X-Credential-Identifier`, `X-Userinfo`, …), oauth2-proxy's and nginx
+ * auth_request's (`X-Auth-Request-*`, `X-Forwarded-User`, …), Kubernetes'
+ * authenticating-proxy headers (`X-Remote-*`), and the method and URL
+ * overrides some frameworks honour (a client could turn an authorized GET into
+ * a DELETE, or a checked path into another). On a route the gateway
+ * authenticates, no client copy of any of them reaches the upstream, whichever
+ * headers the route's plugin itself sets.
+ */
+export const IDENTITY_HEADERS: HeaderStripRule = {
+  names: new Set([
+    'x-userinfo',
+    'x-id-token',
+    'x-access-token',
+    'x-credential-identifier',
+    'x-credential-username',
+    'x-anonymous-consumer',
+    'x-forwarded-user',
+    'x-forwarded-email',
+    'x-forwarded-groups',
+    'x-forwarded-preferred-username',
+    'x-forwarded-access-token',
+    'x-http-method-override',
+    'x-http-method',
+    'x-method-override',
+    'x-original-url',
+    'x-original-uri',
+    'x-original-method',
+    'x-rewrite-url',
+  ]),
+  prefixes: ['x-consumer-', 'x-authenticated-', 'x-auth-request-', 'x-remote-'],
+};
+
+/** Canonical header names (see canonicalHeaderName) and name prefixes a route drops from what the client sent. */
+export interface HeaderStripRule {
+  names: ReadonlySet<string>;
+  prefixes: readonly string[];
+}
+
+/** IDENTITY_HEADERS plus the names a route's plugin sets itself. */
+export function identityStripRule(pluginHeaders: Iterable<string>): HeaderStripRule {
+  const names = new Set(IDENTITY_HEADERS.names);
+  for (const h of pluginHeaders) names.add(canonicalHeaderName(h));
+  return { names, prefixes: IDENTITY_HEADERS.prefixes };
+}
+
+function stripped(rule: HeaderStripRule, canonical: string): boolean {
+  if (rule.names.has(canonical)) return true;
+  // Every prefix starts with "x-": most headers are decided by their first character.
+  if (canonical.charCodeAt(0) !== 120 /* x */) return false;
+  for (const p of rule.prefixes) if (canonical.startsWith(p)) return true;
+  return false;
+}
+
+/** Filters the gateway's own cookies out of a Cookie header value (see OwnedCookies). */
+export interface CookieFilter {
+  /** The value without the gateway's cookies; undefined when nothing is left. */
+  filter(value: string): string | undefined;
+}
+
 export interface ConnectionFacts {
   /** The TCP peer (the client, or the proxy in front of us). */
   peer: string;
@@ -52,6 +114,10 @@ export interface ConnectionFacts {
   requestId: string;
   /** Value of the upstream Host header. */
   upstreamHost: string;
+  /** The matched route's rule for identity headers (routes the gateway authenticates). */
+  stripHeaders?: HeaderStripRule;
+  /** The gateway's own cookies (sessions, login transactions), removed on every route. */
+  ownedCookies?: CookieFilter;
 }
 
 export interface HeaderEdits {
@@ -114,7 +180,13 @@ export function upstreamRequestHeaders(
       }
       continue;
     }
-    if (edits?.remove && (edits.remove.has(name) || (name.includes('_') && edits.remove.has(canonicalHeaderName(name))))) continue;
+    if (facts.stripHeaders && stripped(facts.stripHeaders, canonical)) continue;
+    if (edits?.remove && edits.remove.has(canonical)) continue;
+    if (name === 'cookie' && facts.ownedCookies) {
+      const rest = facts.ownedCookies.filter(value);
+      if (rest !== undefined) out.push(raw, rest);
+      continue;
+    }
     if (name === 'authorization') {
       // A singleton field (RFC 9110 §11.6.2): only the first, the one the gateway read and verified,
       // may reach the upstream; a second one could carry other credentials past the check.

@@ -54,10 +54,10 @@ export class ProxyHandler {
     let pending: Promise<void>;
     try {
       this.routes.resolve(req, ctx);
-      const plugin = ctx.match!.route.plugins['openid-connect'];
-      if (!plugin) pending = this.forward(req, res, ctx);
-      else if (this.oidc.authenticateCached(req, ctx, plugin)) {
-        this.scopes.authorizeRoute(ctx, plugin, req.method!);
+      const auth = ctx.match!.route.auth;
+      if (!auth) pending = this.forward(req, res, ctx);
+      else if (this.oidc.authenticateCached(req, ctx, auth)) {
+        this.scopes.authorizeRoute(ctx, auth, req.method!);
         pending = this.forward(req, res, ctx);
       } else pending = this.authenticated(req, res, ctx);
     } catch (err) {
@@ -68,9 +68,9 @@ export class ProxyHandler {
   };
 
   private async authenticated(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
-    const plugin = ctx.match!.route.plugins['openid-connect']!;
-    if ((await this.oidc.authenticate(req, res, ctx, plugin)) === 'responded') return;
-    this.scopes.authorizeRoute(ctx, plugin, req.method!);
+    const auth = ctx.match!.route.auth!;
+    if ((await this.oidc.authenticate(req, res, ctx, auth)) === 'responded') return;
+    this.scopes.authorizeRoute(ctx, auth, req.method!);
     return this.forward(req, res, ctx);
   }
 
@@ -88,6 +88,8 @@ export class ProxyHandler {
         path: ctx.path,
         requestId: ctx.requestId,
         upstreamHost: route.preserveHost && req.headers.host ? req.headers.host : service.hostHeader,
+        stripHeaders: route.auth?.stripHeaders,
+        ownedCookies: ctx.cookieFilter ?? this.oidc.ownedCookies,
       },
       ctx.headerEdits,
       req.headers.connection,

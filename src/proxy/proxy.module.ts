@@ -1,6 +1,7 @@
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { GatewayConfig } from '../config/gateway-config.js';
 import { AuthModule } from '../auth/auth.module.js';
+import { OpenIdConnectService } from '../auth/openid-connect.service.js';
 import { ProxyHandler } from './proxy.handler.js';
 import { RouteMatcher } from './route-matcher.js';
 import { RouteTable } from './route-table.js';
@@ -10,7 +11,19 @@ import { UpstreamClient } from './upstream.client.js';
 @Module({
   imports: [AuthModule],
   providers: [
-    { provide: RouteTable, inject: [GatewayConfig], useFactory: (c: GatewayConfig) => RouteTable.compile(c.declarative) },
+    {
+      provide: RouteTable,
+      inject: [GatewayConfig, OpenIdConnectService],
+      // Every route's plugin policy is compiled here, at load: nothing is built on a first request.
+      useFactory: (c: GatewayConfig, oidc: OpenIdConnectService) => {
+        const table = RouteTable.compile(c.declarative);
+        for (const route of table.routes) {
+          const plugin = route.plugins['openid-connect'];
+          if (plugin) route.auth = oidc.policy(plugin);
+        }
+        return table;
+      },
+    },
     { provide: UpstreamClient, inject: [RouteTable], useFactory: (t: RouteTable) => new UpstreamClient(t.services) },
     RouteMatcher,
     ProxyHandler,

@@ -1,4 +1,5 @@
 import type { DeclarativeConfig, PluginEntry, PluginName } from '../config/declarative.schema.js';
+import type { OidcPolicy } from '../auth/oidc-policy.js';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 
 /**
@@ -43,6 +44,8 @@ export interface CompiledRoute {
   stripPath: boolean;
   preserveHost: boolean;
   plugins: EffectivePlugins;
+  /** The openid-connect plugin's compiled policy, attached once at load (see ProxyModule). */
+  auth?: OidcPolicy;
 }
 
 export interface RouteMatch {

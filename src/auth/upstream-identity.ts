@@ -1,0 +1,114 @@
+import { Injectable } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
+import * as client from 'openid-client';
+import type { RequestContext } from '../common/request-context.js';
+import { AccessTokenVerifier } from './access-token.verifier.js';
+import { IdentityProviderUnavailableError, UnauthorizedError } from './auth.errors.js';
+import { AUTHORIZATION_ONLY } from './bearer-token.js';
+import { BoundedCache } from './bounded-cache.js';
+import { idpFailed } from './oidc.strategy.js';
+import type { OidcPolicy } from './oidc-policy.js';
+import type { Principal } from './principal.js';
+import { claimValues } from './requirements.js';
+
+/** Userinfo responses are kept this long per access token: the IdP is asked again at least once a minute. */
+const USERINFO_CACHE_MS = 60_000;
+const USERINFO_CACHE_MAX = 10_000;
+
+/**
+ * Who the caller is, recorded on the request, and what the upstream is told:
+ * the access token, ID token, userinfo, introspection response and claims, in
+ * the headers the plugin names. Client copies of those headers (and of every
+ * identity header) are dropped by the route's strip rule before these are added,
+ * so nothing a client sends can pass as the gateway's word.
+ */
+@Injectable()
+export class UpstreamIdentity {
+  private readonly userinfoCache = new BoundedCache<string, string>(USERINFO_CACHE_MAX);
+
+  /** A promise only when userinfo must be fetched. */
+  establish(req: IncomingMessage, ctx: RequestContext, policy: OidcPolicy, principal: Principal): void | Promise<void> {
+    ctx.principal = principal;
+    const caller = claimValues(principal.claims, policy.config.credential_claim)[0];
+    ctx.caller = caller ?? (typeof principal.claims.sub === 'string' ? principal.claims.sub : undefined);
+
+    const c = policy.config;
+    const add: (readonly [string, string])[] = ctx.headerEdits?.add ? [...ctx.headerEdits.add] : [];
+    const set = (spec: string | null | undefined, value: string | undefined) => {
+      if (!spec || value === undefined) return;
+      const colon = spec.indexOf(':');
+      if (colon === -1) add.push([spec, value]);
+      else add.push([spec.slice(0, colon), spec.slice(colon + 1) === 'bearer' ? `Bearer ${value}` : value]);
+    };
+    let remove = ctx.headerEdits?.remove;
+    if (policy.setsAuthorization) {
+      // The default (`authorization:bearer`) with the token from the caller's own `Bearer` header: that
+      // header already says exactly this, so it is kept instead of being removed and rebuilt (a KB-sized
+      // copy per request).
+      const auth = req.headers.authorization;
+      const keep =
+        remove === undefined &&
+        auth !== undefined &&
+        auth.length === principal.accessToken.length + 7 &&
+        auth.startsWith('Bearer ') &&
+        auth.endsWith(principal.accessToken);
+      if (!keep) {
+        remove = AUTHORIZATION_ONLY;
+        set(c.upstream_access_token_header, principal.accessToken);
+      }
+    } else {
+      set(c.upstream_access_token_header, principal.accessToken);
+    }
+    set(c.upstream_id_token_header, principal.idToken);
+    if (c.upstream_introspection_header && principal.introspection) {
+      set(c.upstream_introspection_header, Buffer.from(JSON.stringify(principal.introspection)).toString('base64'));
+    }
+    for (let i = 0; i < c.upstream_headers_claims.length; i++) {
+      const value = claimAt(principal.claims, c.upstream_headers_claims[i]);
+      if (value !== undefined) add.push([c.upstream_headers_names[i], headerSafe(value)]);
+    }
+    ctx.headerEdits = add.length || remove ? { remove, add } : undefined;
+    if (c.upstream_user_info_header) {
+      return this.userinfo(principal, policy).then((info) => set(c.upstream_user_info_header, info));
+    }
+  }
+
+  /**
+   * The userinfo response (base64 JSON), cached per access token; its `sub`
+   * must be the token's (OIDC Core §5.3.2). The IdP refusing the token (401,
+   * 403, an OAuth error, a `sub` that does not match) is the caller's problem:
+   * 401 invalid_token. The IdP failing (network error, timeout, 5xx) is a 503.
+   */
+  private async userinfo(principal: Principal, policy: OidcPolicy): Promise<string> {
+    const key = AccessTokenVerifier.cacheKey(principal.accessToken);
+    const hit = this.userinfoCache.get(key);
+    if (hit !== undefined) return hit;
+    const cfg = await policy.client();
+    const sub = typeof principal.claims.sub === 'string' ? principal.claims.sub : client.skipSubjectCheck;
+    try {
+      const info = await client.fetchUserInfo(cfg, principal.accessToken, sub);
+      const value = Buffer.from(JSON.stringify(info)).toString('base64');
+      this.userinfoCache.set(key, value, USERINFO_CACHE_MS);
+      return value;
+    } catch (err) {
+      if (idpFailed(err)) throw new IdentityProviderUnavailableError('userinfo request failed', err);
+      throw new UnauthorizedError(policy.config.unauthorized_error_message, `userinfo rejected: ${err instanceof Error ? err.message : String(err)}`, true);
+    }
+  }
+}
+
+function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unknown {
+  let v: unknown = claims;
+  for (const k of path.split('.')) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[k];
+  }
+  return v;
+}
+
+/** Claim values become header text that cannot inject: visible ASCII as is, anything else percent-encoded. */
+export function headerSafe(value: unknown): string {
+  const text = typeof value === 'string' ? value : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value.join(',') : JSON.stringify(value);
+  // toWellFormed: a lone surrogate in a claim must be encoded, not throw (URIError) into a 500.
+  return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text.toWellFormed());
+}
