@@ -67,10 +67,14 @@ export class UpstreamIdentity {
       const value = claimAt(principal.claims, c.upstream_headers_claims[i]);
       if (value !== undefined) add.push([c.upstream_headers_names[i], headerSafe(value)]);
     }
-    ctx.headerEdits = add.length || remove ? { remove, add } : undefined;
     if (c.upstream_user_info_header) {
-      return this.userinfo(principal, policy).then((info) => set(c.upstream_user_info_header, info));
+      return this.userinfo(principal, policy).then((info) => {
+        set(c.upstream_user_info_header, info);
+        ctx.headerEdits = { remove, add };
+      });
     }
+    // The common case (the caller's own Authorization kept, nothing added) needs no edits object at all.
+    ctx.headerEdits = add.length || remove ? { remove, add } : undefined;
   }
 
   /**

@@ -22,6 +22,10 @@ export interface FakeIssuerOptions {
   claimedIssuer?: string;
   /** Publish a JWKS without any key. */
   emptyJwks?: boolean;
+  /** More discovery metadata (endpoints the test serves through `handlers`). */
+  metadata?: Record<string, unknown>;
+  /** Extra endpoints by path (under the issuer's path), e.g. `/userinfo` or `/introspect`. */
+  handlers?: Record<string, (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, body: string) => void>;
 }
 
 /**
@@ -59,11 +63,19 @@ export class FakeIssuer {
       if (req.url === `${path}/.well-known/openid-configuration`) {
         this.discoveryFetches++;
         const issuer = this.options.claimedIssuer ?? this.issuer;
-        return json(res, { issuer, jwks_uri: `${this.issuer}/jwks`, token_endpoint: `${this.issuer}/token`, authorization_endpoint: `${this.issuer}/auth` });
+        return json(res, { issuer, jwks_uri: `${this.issuer}/jwks`, token_endpoint: `${this.issuer}/token`, authorization_endpoint: `${this.issuer}/auth`, ...this.options.metadata });
       }
       if (req.url === `${path}/jwks`) {
         this.jwksFetches++;
         return json(res, { keys: this.options.emptyJwks ? [] : this.keys.map((k) => k.publicJwk) });
+      }
+      const handler = this.options.handlers?.[req.url!.slice(path.length).split('?')[0]];
+      if (handler) {
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (c: string) => (body += c));
+        req.on('end', () => handler(req, res, body));
+        return;
       }
       res.writeHead(404).end();
     });
@@ -91,8 +103,8 @@ export class FakeIssuer {
   }
 }
 
-function json(res: import('node:http').ServerResponse, body: unknown) {
+export function json(res: import('node:http').ServerResponse, body: unknown, status = 200) {
   const text = JSON.stringify(body);
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
