@@ -29,7 +29,7 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     idp = await startDemoIdp({
-      clients: [client.registration([`${base}/oidc`, `${base}/app/callback`, `${base}/tokens/callback`], [`${base}/bye`])],
+      clients: [client.registration([`${base}/oidc`, `${base}/app/callback`, `${base}/tokens/callback`, `${base}/deep`, `${base}/info`, `${base}/other/callback`], [`${base}/bye`])],
       resource: base,
     });
     upstream = await startUpstream();
@@ -85,6 +85,23 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
               },
             },
           ],
+        },
+        {
+          name: 'deep',
+          paths: ['/deep'],
+          plugins: [{ name: 'openid-connect', config: { ...common, redirect_uri: [`${base}/deep`], session_cookie_name: 'deep_session' } }],
+        },
+        {
+          // The demo IdP refuses resource-bound access tokens at userinfo: every login here fails after the code exchange.
+          name: 'info',
+          paths: ['/info'],
+          plugins: [{ name: 'openid-connect', config: { ...common, redirect_uri: [`${base}/info`], session_cookie_name: 'info_session', upstream_user_info_header: 'x-userinfo' } }],
+        },
+        {
+          // Same session_secret as /app, another IdP configuration (another redirect_uri).
+          name: 'other',
+          paths: ['/other'],
+          plugins: [{ name: 'openid-connect', config: { ...common, redirect_uri: [`${base}/other/callback`], session_cookie_name: 'other_session' } }],
         },
         { name: 'bye', paths: ['/bye'] },
       ], 'openidconnect'),
@@ -229,6 +246,61 @@ describe('openid-connect: browser login against a real OpenID Provider', () => {
     } finally {
       await context.close();
     }
+  });
+
+  it('brings a deep link back after login, path and query, when redirect_uri is the route\'s base', async () => {
+    const context = await chromium.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/deep/page/two?x=1&y=%20z`);
+      assert.ok(page.url().startsWith(idp.issuer));
+      await login(page, 'Blog_with_scope');
+      const url = new URL(page.url());
+      assert.equal(url.pathname + url.search, '/deep/page/two?x=1&y=%20z');
+      assert.equal((await pageJson(page)).url, '/anything/page/two?x=1&y=%20z');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('sets no session cookie when the login fails after the code exchange (userinfo refused)', async () => {
+    const context = await chromium.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/info`);
+      const [response] = await Promise.all([page.waitForResponse((r) => r.url().startsWith(`${base}/info?`)), login(page, 'Blog_with_scope')]);
+      assert.equal(response.status(), 401);
+      const setCookies = (await response.headersArray()).filter((h) => h.name.toLowerCase() === 'set-cookie').map((h) => h.value);
+      assert.ok(setCookies.length > 0, 'the transaction cookie is deleted');
+      for (const c of setCookies) assert.match(c, /Max-Age=0/, `only deletions on a failed login, got ${c}`);
+      assert.ok(!(await context.cookies(base)).some((c) => c.name.startsWith('info_session')), 'no session cookie');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('completes a login only at the callback of the IdP configuration that started it', async () => {
+    const start = await request(`${base}/app/somewhere`, { headers: { accept: 'text/html' } });
+    assert.equal(start.statusCode, 302);
+    await start.body.dump();
+    const state = new URL(String(start.headers.location)).searchParams.get('state')!;
+    const txnCookie = [start.headers['set-cookie']].flat().map((c) => String(c).split(';')[0]).find((c) => c.startsWith('gatehouse_auth_'))!;
+    assert.ok(state && txnCookie);
+    const res = await request(`${base}/other/callback?code=stolen-code&state=${encodeURIComponent(state)}`, { headers: { cookie: txnCookie, accept: 'text/html' } });
+    assert.equal(res.statusCode, 401);
+    await res.body.dump();
+    const line = await gw.waitForLog((l) => l.msg === 'request' && l.path === '/other/callback');
+    assert.match(String(line.reason), /without a matching transaction/);
+  });
+
+  it('bounds the login transactions a browser may hold', async () => {
+    const pending = ['a', 'b', 'c', 'd'].map((n) => `gatehouse_auth_${n}=x`).join('; ');
+    const res = await request(`${base}/app/x`, { headers: { accept: 'text/html', cookie: pending } });
+    assert.equal(res.statusCode, 302);
+    await res.body.dump();
+    const setCookies = [res.headers['set-cookie']].flat().map(String);
+    for (const n of ['a', 'b', 'c', 'd']) assert.ok(setCookies.some((c) => c.startsWith(`gatehouse_auth_${n}=;`) && /Max-Age=0/.test(c)), `gatehouse_auth_${n} deleted`);
+    assert.equal(setCookies.filter((c) => !/Max-Age=0/.test(c)).length, 1, 'one new transaction');
   });
 
   it('gives API clients a 401, never a login redirect', async () => {
