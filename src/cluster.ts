@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { closeLogs } from './common/logger.js';
 import { withNodeFlags } from './node-flags.js';
+import { RefreshBroker } from './auth/refresh-coordinator.js';
 
 /**
  * Multi-worker mode (GATEHOUSE_WORKERS > 1): the primary process serves no
@@ -58,9 +59,11 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
     let stopping = false;
     let exitCode = 0;
 
+    const refreshes = new RefreshBroker();
     const fork = (slot: number) => {
       const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot) });
       slots.set(worker, { slot, forkedAt: Date.now() });
+      refreshes.attach(worker);
       worker.on('message', (msg: WorkerStarted) => {
         if (msg?.type !== 'gatehouse:worker-started' || started) return;
         startedSlots.add(slot);
@@ -96,6 +99,7 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
     cluster.on('exit', (worker, code, signal) => {
       const info = slots.get(worker);
       slots.delete(worker);
+      refreshes.detach(worker);
       if (!info) return;
       if (stopping) {
         if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGINT') exitCode = 1;

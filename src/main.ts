@@ -1,6 +1,7 @@
 import './runtime-tuning.js';
 import 'reflect-metadata';
 import { ConfigError, loadDeclarativeConfigFile } from './config/config.loader.js';
+import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
 import { closeLogs, createLogger } from './common/logger.js';
@@ -44,6 +45,9 @@ async function main(): Promise<void> {
       throw err;
     }
   }
+
+  // Once, where the file was loaded: not per worker, not on a first request.
+  if (!isClusterWorker()) for (const w of configWarnings(config.declarative)) logger.warn({ config: config.source, path: w.path }, w.message);
 
   // The file is validated once, here, before any worker is forked.
   if (settings.workers > 1 && !isClusterWorker()) {

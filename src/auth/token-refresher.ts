@@ -7,6 +7,7 @@ import { decodeClaims } from './auth-http.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
 import { BoundedCache } from './bounded-cache.js';
 import { idpFailed } from './oidc.strategy.js';
+import { refreshCoordinator } from './refresh-coordinator.js';
 import type { OidcPolicy } from './oidc-policy.js';
 import { epoch, type SessionData } from './session.store.js';
 
@@ -31,6 +32,8 @@ const LOCK_POLL_MS = 100;
 export class TokenRefresher {
   private readonly refreshing = new Map<string, Promise<SessionData | undefined>>();
   private readonly refreshed = new BoundedCache<string, SessionData>(REFRESHED_MAX);
+  /** Across the workers of this gateway (cookie sessions); Redis sessions use a Redis lock instead. */
+  private readonly workers = refreshCoordinator();
 
   constructor(@Inject(LOGGER) private readonly logger: Logger) {}
 
@@ -51,7 +54,11 @@ export class TokenRefresher {
     const store = policy.sessions!;
     let next: SessionData | undefined;
     if (!store.shared) {
-      next = await this.refreshWithIdp(session, policy, expired);
+      next = await this.workers.once(
+        `${policy.id}\n${refreshKey(session)}`,
+        () => this.refreshWithIdp(session, policy, expired),
+        (result) => result !== session,
+      );
     } else if (await store.acquireRefreshLock(session.sid, REFRESH_LOCK_MS)) {
       try {
         const current = await store.reload(req);

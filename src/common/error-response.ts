@@ -19,6 +19,8 @@ export function writeErrorResponse(req: IncomingMessage | undefined, res: Server
   if (exception instanceof GatewayError) {
     status = exception.status;
     body = { message: exception.publicMessage, ...exception.body };
+    // Kong's display_errors: the route's operator chose to tell clients why they were refused.
+    if (status < 500 && ctx?.match?.route.auth?.config.display_errors) body.error_description = exception.message;
     headers = exception.headers;
     if (ctx) ctx.denial ??= exception.message;
     if (status >= 500) {

@@ -1,3 +1,4 @@
+import { pluginInstances } from './config-warnings.js';
 import type { DeclarativeConfig } from './declarative.schema.js';
 import type { GatewaySettings } from './gateway-settings.js';
 import type { OpenIdConnectConfig } from './openid-connect.schema.js';
@@ -12,23 +13,13 @@ export class GatewayConfig {
     readonly declarative: DeclarativeConfig,
     /** Where the declarative config came from (a path), for logs and readiness. */
     readonly source: string,
-    /** True when the built-in demo is running (issue: `npm start` with no config). */
+    /** True when the built-in demo is running (`npm start` with no config). */
     readonly demo = false,
   ) {}
 
   /** Every enabled openid-connect plugin config, wherever it is attached. */
   get openIdConnectConfigs(): OpenIdConnectConfig[] {
-    const found: OpenIdConnectConfig[] = [];
-    const visit = (plugins: DeclarativeConfig['plugins'] | DeclarativeConfig['services'][number]['plugins']) => {
-      for (const p of plugins) if (p.enabled && p.name === 'openid-connect') found.push(p.config);
-    };
-    visit(this.declarative.plugins);
-    for (const s of this.declarative.services) {
-      visit(s.plugins);
-      for (const r of s.routes) visit(r.plugins);
-    }
-    for (const r of this.declarative.routes) visit(r.plugins);
-    return found;
+    return pluginInstances(this.declarative).flatMap(({ plugin }) => (plugin.name === 'openid-connect' ? [plugin.config] : []));
   }
 
   /** Every distinct issuer named by an enabled openid-connect plugin. */

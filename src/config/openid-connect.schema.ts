@@ -115,8 +115,9 @@ export const openIdConnectConfigSchema = z
 
     leeway: z.number().int().nonnegative().default(0),
     verify_signature: z.boolean().default(true),
-    verify_claims: z.boolean().default(true),
-    verify_nonce: z.boolean().default(true),
+    // Gatehouse always verifies claims and the ID token's nonce: only `true` (Kong's default) is accepted.
+    verify_claims: z.literal(true, { error: 'Gatehouse always verifies token claims; false is not supported' }).default(true),
+    verify_nonce: z.literal(true, { error: 'Gatehouse always verifies the ID token nonce; false is not supported' }).default(true),
     enable_hs_signatures: z.boolean().default(false),
     extra_jwks_uris: z.array(httpUrl).default([]),
     rediscovery_lifetime: z.number().int().nonnegative().default(30),

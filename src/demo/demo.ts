@@ -23,7 +23,8 @@ import { freePort } from '../common/free-port.js';
  *                                   URL as the browser sees it; the redirect URI is <it>/oidc
  * Variables the demo sets for config/demo.yaml (overwritten at every start):
  *   GATEHOUSE_DEMO_ISSUER, GATEHOUSE_DEMO_UPSTREAM_URL, GATEHOUSE_DEMO_CLIENT_SECRET,
- *   GATEHOUSE_DEMO_SESSION_SECRET, GATEHOUSE_DEMO_REDIRECT_URI, GATEHOUSE_DEMO_LOGOUT_REDIRECT_URI
+ *   GATEHOUSE_DEMO_SESSION_SECRET, GATEHOUSE_DEMO_REDIRECT_URI, GATEHOUSE_DEMO_LOGOUT_REDIRECT_URI,
+ *   GATEHOUSE_DEMO_AUDIENCE
  */
 
 export const DEMO_DEFAULTS = {
@@ -122,6 +123,7 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
     GATEHOUSE_DEMO_CLIENT_SECRET: clientSecret,
     GATEHOUSE_DEMO_SESSION_SECRET: sessionSecret,
     GATEHOUSE_DEMO_REDIRECT_URI: routeUrl,
+    GATEHOUSE_DEMO_AUDIENCE: publicUrl,
     GATEHOUSE_DEMO_LOGOUT_REDIRECT_URI: routeUrl,
   });
 

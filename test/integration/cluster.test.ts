@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { FakeIssuer } from '../helpers/fake-issuer.js';
+import { bearerPlugin, oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { NODE_FLAGS } from '../../src/node-flags.js';
 
 /** GATEHOUSE_WORKERS: one primary, N workers sharing the listeners, orderly shutdown. */
 describe('multi-worker mode', () => {
   let upstream: Upstream;
+  let issuer: FakeIssuer;
   let gw: GatewayProcess;
 
   before(async () => {
@@ -16,12 +18,18 @@ describe('multi-worker mode', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok: true }));
     });
-    gw = await startGateway({ env: { GATEHOUSE_WORKERS: '2' }, config: oneService(upstream.url, [{ name: 'r', paths: ['/'] }]) });
+    issuer = await FakeIssuer.start();
+    gw = await startGateway({
+      env: { GATEHOUSE_WORKERS: '2' },
+      // A bearer route without an audience: warned about once, by the primary that loaded the file.
+      config: oneService(upstream.url, [{ name: 'r', paths: ['/'] }, { name: 'p', paths: ['/p'], plugins: [bearerPlugin(issuer.issuer)] }]),
+    });
   });
 
   after(async () => {
     await gw?.stop('SIGKILL');
     await upstream?.close();
+    await issuer?.stop();
   });
 
   it('announces the start once, after both workers listen on the same ports', async () => {
@@ -37,6 +45,14 @@ describe('multi-worker mode', () => {
       assert.equal(w.proxy, gw.proxyUrl, 'every worker serves the announced port');
       assert.ok(Date.parse(w.time) <= Date.parse(started[0].time), 'the primary announces only after the worker has started');
     }
+  });
+
+  it('warns about the config once, before the workers start, not once per worker', async () => {
+    const warnings = gw.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('SECURITY: no audience configured'));
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0].path, 'services[0].routes[1].plugins[0].config.audience');
+    const started = gw.logs().find((l) => l.msg === 'gatehouse started')!;
+    assert.ok(Date.parse(warnings[0].time) <= Date.parse(started.time));
   });
 
   it('starts the workers with the command-line V8 flags, though the primary was started without them', async () => {

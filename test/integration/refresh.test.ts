@@ -104,3 +104,69 @@ describe('openid-connect: session refresh', () => {
     await gw.waitForLog((l) => l.msg === 'refresh refused by the identity provider: session ended');
   });
 });
+
+/**
+ * Cookie sessions with GATEHOUSE_WORKERS=2: a browser's parallel requests land
+ * on both workers, and the session must still be refreshed once (a second use
+ * of a rotated refresh token ends the grant at the IdP).
+ */
+describe('openid-connect: session refresh across worker processes', () => {
+  let idp: DemoIdp;
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+  let chromium: TestBrowser;
+  let base: string;
+  const client = gatehouseClient();
+
+  before(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    idp = await startDemoIdp({ clients: [client.registration([`${base}/app`])], resource: base, accessTokenTtl: 33 });
+    upstream = await startUpstream();
+    gw = await startGateway({
+      env: { GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_WORKERS: '2' },
+      config: oneService(upstream.url, [
+        {
+          name: 'app',
+          paths: ['/app'],
+          plugins: [
+            {
+              name: 'openid-connect',
+              config: {
+                ...client.pluginConfig(idp.issuer),
+                redirect_uri: [`${base}/app`],
+                scopes: ['openid', 'profile', 'offline_access'],
+                session_secret: randomBytes(32).toString('base64url'),
+                auth_methods: ['authorization_code', 'session', 'refresh_token'],
+              },
+            },
+          ],
+        },
+      ], 'svc'),
+    });
+    chromium = await launchBrowser();
+  });
+
+  after(async () => {
+    await chromium?.close();
+    await gw?.stop();
+    await upstream?.close();
+    await idp?.stop();
+  });
+
+  it('refreshes once for a burst spread over both workers, and every request is served', async () => {
+    const cookie = (await sessionCookieAfterLogin(chromium.browser, `${base}/app`, 'Blog_with_scope')).header;
+    await new Promise((r) => setTimeout(r, 4_000)); // into the refresh window (33 s token, 30 s skew)
+    // One connection per request: the cluster spreads new connections over the workers.
+    const responses = await Promise.all(
+      Array.from({ length: 16 }, () => request(`${base}/app/data`, { headers: { cookie, accept: 'application/json', connection: 'close' }, reset: true })),
+    );
+    for (const r of responses) {
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+    }
+    await new Promise((r) => setTimeout(r, LOG_FLUSH_INTERVAL_MS * 3));
+    assert.equal(gw.logs().filter((l) => l.msg === 'session tokens refreshed').length, 1, 'one refresh for the whole burst, across workers');
+    assert.equal(gw.logs().filter((l) => l.msg === 'refresh refused by the identity provider: session ended').length, 0);
+  });
+});

@@ -17,6 +17,7 @@ const demoEnv = (): NodeJS.ProcessEnv => ({
   GATEHOUSE_DEMO_SESSION_SECRET: 'session-secret-value-at-least-32-characters-long',
   GATEHOUSE_DEMO_REDIRECT_URI: 'http://localhost:8000/oidc',
   GATEHOUSE_DEMO_LOGOUT_REDIRECT_URI: 'http://localhost:8000/oidc',
+  GATEHOUSE_DEMO_AUDIENCE: 'http://localhost:8000',
 });
 
 const keycloakEnv = (): NodeJS.ProcessEnv => ({
