@@ -5,7 +5,9 @@ import type { RequestContext } from './request-context.js';
 /**
  * One JSON line per proxied request, written when the response is finished or
  * aborted. Only what is needed to trace and measure: never headers, never the
- * query string (it may carry tokens or codes), never bodies.
+ * query string (it may carry tokens or codes), never bodies. `service` is the
+ * Kong service; the logger's own fields (`level`, `time`, `name`, `msg`) are
+ * not repeated here (logger.ts).
  */
 export class AccessLog {
   constructor(private readonly logger: Logger) {}

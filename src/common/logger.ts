@@ -6,13 +6,21 @@ import { pino, type Logger } from 'pino';
  * level is off). Code never passes tokens, headers or secrets to the logger
  * (tests assert it); pino's wildcard redaction was dropped as a safety net
  * because it tripled the cost of every access-log line (~15 µs vs ~5 µs).
+ *
+ * Every line starts with `level`, `time` and `name` (pino's field for the
+ * application) and ends with `msg`. pino writes the fields of a call after
+ * these without looking for duplicates, and a line with a key twice is read
+ * differently by different log pipelines (RFC 8259 §4: behaviour is
+ * unpredictable), so no call may use these four names; `service` is the Kong
+ * service of a request (access log). No `pid`/`hostname`: one process per
+ * container, and multi-worker lines carry their own `pid`.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   const stdout = destination ? undefined : bufferedStdout();
   const logger = pino(
     {
       level,
-      base: { service: 'gatehouse' },
+      base: { name: 'gatehouse' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },

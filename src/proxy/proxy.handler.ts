@@ -94,6 +94,7 @@ export class ProxyHandler {
       ctx.headerEdits,
       req.headers.connection,
     );
-    return this.upstream.forward(req, res, ctx, service, upstreamPath, headers);
+    // RouteMatcher refuses a match without an upstream path before any step runs.
+    return this.upstream.forward(req, res, ctx, service, upstreamPath!, headers);
   }
 }

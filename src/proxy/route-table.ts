@@ -1,6 +1,7 @@
 import type { DeclarativeConfig, PluginEntry, PluginName } from '../config/declarative.schema.js';
 import type { OidcPolicy } from '../auth/oidc-policy.js';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
+import { unsafeSegment } from './path-normalizer.js';
 
 /**
  * The route table, compiled once from the declarative config. Matching follows
@@ -50,8 +51,13 @@ export interface CompiledRoute {
 
 export interface RouteMatch {
   route: CompiledRoute;
-  /** The path to send upstream (service path joined with what remains after stripping). */
-  upstreamPath: string;
+  /**
+   * The path to send upstream (service path joined with what remains after
+   * stripping), built from the normalised request path. Undefined when what
+   * remains would become a dot segment upstream (see upstreamPathV0): the
+   * request must be refused, not forwarded.
+   */
+  upstreamPath: string | undefined;
 }
 
 interface PathMatcher {
@@ -256,15 +262,29 @@ function wildcardToRegex(host: string): RegExp {
  * in `/` either (`/s/` for `/tv0` is `/s`). (`v1` would give `/sreq`; the schema
  * refuses it.)
  *
+ * A route path that ends inside a segment leaves the rest of that segment as a
+ * segment of its own (`/tv0req` gives `req`). The request path has no dot
+ * segments, but this rest can be one: `/tv0..` would give `/s/..`, which the
+ * upstream resolves to `/`, out of the service path (RFC 3986 §5.2.4); `..;`
+ * or `;x` would be resolved the same way by Tomcat, Jetty and Spring. Such a
+ * join gives `undefined` rather than a path the upstream reads as another
+ * resource than the one the route was chosen for.
+ *
+ * @param requestPath the normalised request path (normalizePath)
  * @param matchedLength how much of `requestPath` the route's path matched
  */
-export function upstreamPathV0(servicePath: string, requestPath: string, stripPath: boolean, matchedLength: number): string {
+export function upstreamPathV0(servicePath: string, requestPath: string, stripPath: boolean, matchedLength: number): string | undefined {
   const base = servicePath || '/';
   if (!stripPath) {
     if (base.endsWith('/')) return base + requestPath.slice(1);
     return requestPath === '/' ? base : base + requestPath;
   }
   const rest = requestPath.slice(matchedLength);
+  // Only a rest that does not start with "/" makes a new segment; the check stays off the common path.
+  if (rest !== '' && rest.charCodeAt(0) !== 47 /* / */) {
+    const slash = rest.indexOf('/');
+    if (unsafeSegment(slash === -1 ? rest : rest.slice(0, slash))) return undefined;
+  }
   if (base.endsWith('/')) {
     if (rest === '') return base === '/' || requestPath.endsWith('/') ? base : base.slice(0, -1);
     return rest.startsWith('/') ? base.slice(0, -1) + rest : base + rest;

@@ -415,6 +415,62 @@ describe('upstream path: strip_path and the service path (Kong path_handling v0)
   });
 });
 
+/**
+ * strip_path with a route path that ends inside a segment (`/api/x` matching
+ * `/api/x..`) turns what is left into a segment of its own upstream. The request
+ * path has no dot segments (the normaliser removed them), but the remainder can
+ * become one: `/s` + `..` would be `/s/..`, which the upstream resolves out of
+ * the service path. Such a match has no upstream path (the request is refused).
+ */
+describe('upstream path: a remainder that would become a dot segment upstream', () => {
+  // [service path, route path, request path]
+  const refused: [string, string, string][] = [
+    ['/s', '/api/x', '/api/x..'],
+    ['/s', '/api/x', '/api/x../admin'],
+    ['/s/', '/api/x', '/api/x../admin'],
+    ['/', '/api/x', '/api/x../admin'],
+    ['/s', '/api/x', '/api/x.'],
+    ['/s', '/api/x', '/api/x./y'],
+    ['/s', '/api/x', '/api/x..;/admin'],
+    ['/s', '/api/x', '/api/x.;y'],
+    ['/s', '/api/x', '/api/x..%3B/admin'],
+    ['/s', '/api/x', '/api/x;y/admin'],
+  ];
+  for (const [servicePath, routePath, requestPath] of refused) {
+    it(`service ${servicePath} + route ${routePath} (strip_path true) + ${requestPath} → no upstream path`, () => {
+      assert.equal(upstreamPathV0(servicePath, requestPath, true, routePath.length), undefined);
+      const t = compile({
+        services: [{ name: 'svc', url: `http://svc.internal${servicePath}`, routes: [{ name: 'r', paths: [routePath] }] }],
+      });
+      const m = t.match('GET', 'h', requestPath);
+      assert.ok(m, 'the route still matches');
+      assert.equal(m.route.name, 'r');
+      assert.equal(m.upstreamPath, undefined);
+    });
+  }
+
+  // [service path, route path, request path, strip_path, upstream path]
+  const kept: [string, string, string, boolean, string][] = [
+    ['/s', '/api/x', '/api/x.y', true, '/s/.y'],
+    ['/s', '/api/x', '/api/x..y', true, '/s/..y'],
+    ['/s', '/api/x', '/api/x...', true, '/s/...'],
+    ['/s', '/api/x', '/api/x../admin', false, '/s/api/x../admin'],
+    ['/s', '/api/x', '/api/x;y/admin', false, '/s/api/x;y/admin'],
+    ['/s', '/api/', '/api/x;y', true, '/s/x;y'],
+  ];
+  for (const [servicePath, routePath, requestPath, stripPath, upstream] of kept) {
+    it(`service ${servicePath} + route ${routePath} (strip_path ${stripPath}) + ${requestPath} → ${upstream}`, () => {
+      assert.equal(upstreamPathV0(servicePath, requestPath, stripPath, stripPath ? routePath.length : 0), upstream);
+    });
+  }
+
+  it('a regex path that ends inside a segment is checked the same way', () => {
+    const t = compile({ services: [{ name: 'svc', url: 'http://svc.internal/api', routes: [{ name: 'v', paths: ['~/v\\d'] }] }] });
+    assert.equal(t.match('GET', 'h', '/v1../admin')?.upstreamPath, undefined);
+    assert.equal(t.match('GET', 'h', '/v1/admin')?.upstreamPath, '/api/admin');
+  });
+});
+
 describe('upstream services', () => {
   it('origin, Host header, timeouts and retries come from the service', () => {
     const t = compile({
