@@ -27,6 +27,12 @@ export interface VerifyOptions {
   verifySignature: boolean;
   /** When set, `aud` must contain one of these (RFC 9068 §4). */
   audience?: readonly string[];
+  /**
+   * The route's own client_id: a token without scope whose `aud` names it was
+   * issued to this gateway as an ID token (OpenID Connect Core §2: an ID
+   * token's `aud` is the client it was issued to), not to call an API.
+   */
+  clientId?: string;
 }
 
 const LAST_VERIFIED = Symbol('gatehouse.lastVerifiedToken');
@@ -180,11 +186,11 @@ export class AccessTokenVerifier {
     const payload = checkClaims(decodePayload(jws.payload), issuer, opts.leewaySeconds, opts.audience);
 
     // An ID token or a logout token is not an access token (RFC 9068 §4, RFC 8725 §3.11),
-    // even when signed by the same issuer with the same key.
+    // even when signed by the same issuer with the same key. `typ: at+jwt` says which it is;
+    // without it, the claims must.
     if (!jws.accessTokenTyp) {
-      if (payload.typ === 'ID' || payload.typ === 'Logout' || 'nonce' in payload || 'at_hash' in payload || 'c_hash' in payload || 'events' in payload) {
-        throw new InvalidTokenError('an ID token or logout token cannot be used as an access token');
-      }
+      const other = otherTokenKind(payload, opts.clientId);
+      if (other) throw new InvalidTokenError(`${other} cannot be used as an access token`);
     }
     const entry: VerifiedToken = { claims: payload, expiresAt: (payload.exp as number) * 1000 + opts.leewaySeconds * 1000 };
     this.admit(cacheKey, entry);
@@ -258,6 +264,51 @@ function decodePayload(segment: string): JWTPayload & Record<string, unknown> {
   return payload as JWTPayload & Record<string, unknown>;
 }
 
+/** Keycloak's `typ` claim (compared case-insensitively) of JWTs that are not access tokens; its access tokens say "Bearer". */
+const NOT_ACCESS_TOKEN_CLAIM_TYP: Record<string, string> = {
+  id: 'an ID token',
+  'serialized-id': 'an ID token',
+  logout: 'a logout token',
+  refresh: 'a refresh token',
+  offline: 'a refresh token',
+};
+/** Claims only ID tokens carry (OpenID Connect Core §2, §3.3.2.11; FAPI's `s_hash`). */
+const ID_TOKEN_ONLY_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash'] as const;
+/** Claims of the user's authentication session, which ID tokens carry (OpenID Connect Core §2, Front-/Back-Channel Logout `sid`). */
+const AUTHENTICATION_SESSION_CLAIMS = ['auth_time', 'sid'] as const;
+
+/**
+ * What a JWT without `typ: at+jwt` is when it is not an access token, with the
+ * claim that gives it away; undefined for an access token. IdPs that predate
+ * RFC 9068 sign ID tokens and access tokens with the same keys, so a client
+ * holding an ID token for its own login could otherwise call APIs with it
+ * (RFC 8725 §3.11, §2.8: cross-JWT confusion).
+ *
+ * - Keycloak's `typ` claim (`ID`, `Logout`, `Refresh`, ...).
+ * - Claims no access token has: `nonce`, `at_hash`, `c_hash`, `s_hash`, and
+ *   `events` (a logout token, OpenID Connect Back-Channel Logout §2.4).
+ * - With no `scope`/`scp` (every access token of Keycloak, Okta, Entra
+ *   delegated, Auth0 and RFC 9068 §2.2.3 carries its scope): the user's
+ *   authentication session (`auth_time`, `sid`); an `aud` that is exactly its
+ *   `azp` (an ID token's authorized party is its audience, OpenID Connect Core
+ *   §2, where an access token's audience is the API); or an `aud` naming the
+ *   route's own client_id.
+ */
+export function otherTokenKind(payload: Readonly<Record<string, unknown>>, clientId?: string): string | undefined {
+  if (typeof payload.typ === 'string') {
+    const kind = NOT_ACCESS_TOKEN_CLAIM_TYP[payload.typ.toLowerCase()];
+    if (kind) return `${kind} (typ "${payload.typ}")`;
+  }
+  if ('events' in payload) return 'a logout token (events)';
+  for (const claim of ID_TOKEN_ONLY_CLAIMS) if (claim in payload) return `an ID token (${claim})`;
+  if ('scope' in payload || 'scp' in payload) return undefined;
+  for (const claim of AUTHENTICATION_SESSION_CLAIMS) if (claim in payload) return `an ID token (${claim} without scope)`;
+  const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud === undefined ? [] : [payload.aud];
+  if (aud.length === 1 && typeof payload.azp === 'string' && aud[0] === payload.azp) return 'an ID token (aud is its azp, without scope)';
+  if (clientId !== undefined && aud.includes(clientId)) return 'an ID token (issued to this route\'s client_id, without scope)';
+  return undefined;
+}
+
 function describeJoseError(err: InstanceType<typeof joseErrors.JOSEError>): string {
   if (err instanceof joseErrors.JWTExpired) return 'token expired';
   if (err instanceof joseErrors.JWTClaimValidationFailed) return `claim check failed: ${err.claim} (${err.reason})`;
@@ -269,8 +320,11 @@ function describeJoseError(err: InstanceType<typeof joseErrors.JOSEError>): stri
 
 /**
  * RFC 7519 §4.1 and RFC 9068 §4: the exact issuer, a numeric `exp` in the future,
- * `nbf` and `iat` numeric when present, `nbf` passed, each with the leeway; and,
- * when the route names audiences, an `aud` containing one of them.
+ * `nbf` and `iat` numeric when present, `nbf` passed and `iat` not in the future,
+ * each with the leeway; and, when the route names audiences, an `aud` containing
+ * one of them. A token issued "later" is either forged with a far-off `exp` in
+ * mind or comes from an IdP whose clock is off by more than the leeway allows
+ * (RFC 8725 §3.10 asks for the claims to be checked, not just parsed).
  */
 export function checkClaims(payload: JWTPayload & Record<string, unknown>, issuer: string, leewaySeconds: number, audience?: readonly string[], nowSeconds = Math.floor(Date.now() / 1000)): JWTPayload & Record<string, unknown> {
   if (payload.iss !== issuer) throw new InvalidTokenError('claim check failed: iss (unexpected value)');
@@ -279,6 +333,7 @@ export function checkClaims(payload: JWTPayload & Record<string, unknown>, issue
   if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || !Number.isFinite(payload.nbf))) throw new InvalidTokenError('claim check failed: nbf (not a number)');
   if (typeof payload.nbf === 'number' && payload.nbf - leewaySeconds > nowSeconds) throw new InvalidTokenError('claim check failed: nbf (not yet valid)');
   if (payload.iat !== undefined && (typeof payload.iat !== 'number' || !Number.isFinite(payload.iat))) throw new InvalidTokenError('claim check failed: iat (not a number)');
+  if (typeof payload.iat === 'number' && payload.iat - leewaySeconds > nowSeconds) throw new InvalidTokenError('claim check failed: iat (in the future)');
   if (audience?.length) {
     const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
     if (!aud.some((a) => typeof a === 'string' && audience.includes(a))) throw new InvalidTokenError('claim check failed: aud (unexpected value)');

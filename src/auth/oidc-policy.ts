@@ -1,10 +1,11 @@
 import * as client from 'openid-client';
 import type { StrategyOptions, VerifyFunction } from 'openid-client/passport';
 import { Passport } from 'passport';
+import { boundedFetch } from '../common/bounded.fetch.js';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { canonicalHeaderName, identityStripRule, type HeaderStripRule } from '../proxy/forwarding-headers.js';
 import { ASYMMETRIC_ALGORITHMS, type VerifyOptions } from './access-token.verifier.js';
-import type { IssuerState } from './issuer.registry.js';
+import { plainHttpEndpoints, type IssuerState } from './issuer.registry.js';
 import { GatehouseStrategy } from './oidc.strategy.js';
 import type { OwnedCookies } from './owned-cookies.js';
 import { compileRequirement, type Requirement } from './requirements.js';
@@ -90,9 +91,21 @@ export class OidcPolicy {
       leewaySeconds: config.leeway,
       hmacSecret: this.hmacSecret,
       audience: config.audience,
+      clientId: config.client_id?.[0],
       verifySignature: config.verify_signature,
     };
-    this.verificationProfile = JSON.stringify([config.issuer, config.enable_hs_signatures && config.client_secret?.[0], config.leeway, config.verify_signature, config.extra_jwks_uris, config.audience]);
+    // Each value that can turn a verdict around: which keys are trusted (issuer, extra JWKS, the HS
+    // secret), the clock leeway, whether signatures count, the audiences, and the client_id that
+    // marks this gateway's own ID tokens.
+    this.verificationProfile = JSON.stringify([
+      config.issuer,
+      config.enable_hs_signatures && config.client_secret?.[0],
+      config.leeway,
+      config.verify_signature,
+      [...new Set(config.extra_jwks_uris)].sort(),
+      config.audience,
+      config.client_id?.[0],
+    ]);
   }
 
   /** The openid-client Configuration for this client, built from the issuer's discovered metadata. */
@@ -112,7 +125,13 @@ export class OidcPolicy {
     const server = { ...metadata, ...(c.introspection_endpoint ? { introspection_endpoint: c.introspection_endpoint } : {}) } as client.ServerMetadata;
     const config = new client.Configuration(server, c.client_id?.[0] ?? '', { client_secret: secret }, auth);
     config.timeout = Math.ceil(c.timeout / 1000);
-    if (metadata.issuer.startsWith('http:') || Object.values(metadata).some((v) => typeof v === 'string' && v.startsWith('http:'))) {
+    // Token, introspection, userinfo and revocation responses: bounded in size and in total time.
+    config[client.customFetch] = boundedFetch(c.timeout) as client.CustomFetch;
+    // openid-client refuses http endpoints unless told otherwise. A plain-http issuer has only http
+    // endpoints (warned about at start unless on loopback). An https issuer's discovery was refused
+    // if it named an http back-channel endpoint, and the config loader refuses http ones in the
+    // plugin config, so what is left are browser-facing endpoints, warned about once per issuer.
+    if (metadata.issuer.startsWith('http:') || plainHttpEndpoints(metadata).warned.length) {
       client.allowInsecureRequests(config);
     }
     // openid-client 6 skips the ID token signature when the token comes straight from the token endpoint

@@ -56,7 +56,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
   policy(config: OpenIdConnectConfig): OidcPolicy {
     let p = this.policies.get(config);
     if (!p) {
-      p = new OidcPolicy(config, this.issuers.get(config.issuer, config.timeout, config.extra_jwks_uris, config.rediscovery_lifetime * 1000), this.policies.size + 1, this.ownedCookies);
+      p = new OidcPolicy(config, this.issuers.get(config), this.policies.size + 1, this.ownedCookies);
       this.policies.set(config, p);
     }
     return p;

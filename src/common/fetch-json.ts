@@ -1,10 +1,13 @@
 import { request } from 'undici';
+import { declaredTooLarge, MAX_IDP_RESPONSE_BYTES, readCapped, responseTooLarge } from './bounded.fetch.js';
 
 /**
- * GET a JSON object from an IdP endpoint (discovery, JWKS) with a hard timeout.
+ * GET a JSON object from an IdP endpoint (discovery, JWKS) with a hard timeout
+ * for the whole exchange and a cap on the body (MAX_IDP_RESPONSE_BYTES): a
+ * larger body is cut off where it crosses the cap, never buffered whole.
  * No redirects: a discovery document or key set must be served where it is named.
  */
-export async function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal): Promise<Record<string, unknown>> {
+export async function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal, maxBytes = MAX_IDP_RESPONSE_BYTES): Promise<Record<string, unknown>> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const res = await request(url, {
     headers: { accept: 'application/json' },
@@ -13,10 +16,21 @@ export async function fetchJson(url: string, timeoutMs: number, signal?: AbortSi
     signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
   });
   if (res.statusCode !== 200) {
+    // dump() reads at most 128 KiB to keep the connection, then gives up on it.
     await res.body.dump();
     throw new Error(`${url} answered ${res.statusCode}`);
   }
-  const body = (await res.body.json()) as unknown;
+  if (declaredTooLarge(res.headers['content-length'], maxBytes)) {
+    res.body.destroy();
+    throw responseTooLarge(url, maxBytes);
+  }
+  const text = (await readCapped(res.body, url, maxBytes)).toString('utf8');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(`${url} did not answer JSON`);
+  }
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error(`${url} did not answer a JSON object`);
   return body as Record<string, unknown>;
 }

@@ -177,6 +177,16 @@ export const openIdConnectConfigSchema = z
         message: `must have one name per entry of upstream_headers_claims (${c.upstream_headers_claims.length} claims, ${c.upstream_headers_names.length} names)`,
       });
     }
+    // Keys and tokens for an https issuer must not travel over plain http (RFC 8725 §3.10: keys only
+    // from where they can be trusted; RFC 7662 §4: introspection over TLS).
+    if (c.issuer.startsWith('https:')) {
+      c.extra_jwks_uris.forEach((u, i) => {
+        if (u.startsWith('http:')) ctx.addIssue({ code: 'custom', path: ['extra_jwks_uris', i], message: 'must be an https URL when the issuer is https (keys fetched over http can be swapped in transit)' });
+      });
+      if (c.introspection_endpoint?.startsWith('http:')) {
+        ctx.addIssue({ code: 'custom', path: ['introspection_endpoint'], message: 'must be an https URL when the issuer is https (tokens sent over http can be read in transit)' });
+      }
+    }
     if (c.session_cookie_same_site === 'None' && c.session_cookie_secure === false) {
       ctx.addIssue({ code: 'custom', path: ['session_cookie_secure'], message: 'must not be false when session_cookie_same_site is None (browsers reject such cookies)' });
     }

@@ -26,7 +26,8 @@ describe('openid-connect: what clients must not get past the gateway', () => {
 
   before(async () => {
     issuer = await FakeIssuer.start(undefined, 0, {
-      metadata: {},
+      // Discovery advertises userinfo but no introspection endpoint: the configured one must be used.
+      metadata: (iss) => ({ userinfo_endpoint: `${iss}/userinfo`, introspection_endpoint: undefined }),
       handlers: {
         '/userinfo': (req, res) => {
           if (userinfoStatus === 200) return json(res, { sub: 'user-1', email: 'u@example.com' });
@@ -43,8 +44,6 @@ describe('openid-connect: what clients must not get past the gateway', () => {
         },
       },
     });
-    // Discovery advertises userinfo but no introspection endpoint: the configured one must be used.
-    issuer.options.metadata = { userinfo_endpoint: `${issuer.issuer}/userinfo` };
     upstream = await startUpstream();
     const bearer = (config: Record<string, unknown> = {}) => bearerPlugin(issuer.issuer, { client_id: ['gw'], ...config });
     gw = await startGateway({

@@ -28,6 +28,9 @@ describe('openid-connect: bearer tokens and requirements', () => {
         { name: 'for-us', paths: ['/for-us'], plugins: [plugin({ audience: ['https://gateway.example'] })] },
         { name: 'groups', paths: ['/groups'], plugins: [plugin({ groups_required: ['staff'], forbidden_error_message: 'Staff only' })] },
         { name: 'hs', paths: ['/hs'], plugins: [plugin({ enable_hs_signatures: true, client_id: ['c'], client_secret: ['a-shared-secret-that-is-long-enough-000'] })] },
+        { name: 'plain', paths: ['/plain'], plugins: [plugin({})] },
+        { name: 'lenient', paths: ['/lenient'], plugins: [plugin({ leeway: 60 })] },
+        { name: 'client', paths: ['/client'], plugins: [plugin({ client_id: ['gatehouse'] })] },
         { name: 'open', paths: ['/open'] },
       ]),
     });
@@ -133,6 +136,37 @@ describe('openid-connect: bearer tokens and requirements', () => {
       assert.match(String(r.headers['www-authenticate']), /error="invalid_token"/, name);
       assert.deepEqual(r.body, { message: 'Unauthorized' }, name);
     }
+  });
+
+  it('refuses a token issued in the future beyond the leeway (RFC 7519 §4.1.6)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const r = await call('/plain', await issuer.token({ iat: now + 600 }));
+    assert.equal(r.status, 401);
+    assert.match(String(r.headers['www-authenticate']), /error="invalid_token"/);
+    const line = await gw.waitForLog((l) => typeof l.reason === 'string' && l.reason.includes('iat (in the future)'));
+    assert.equal(line.reason, 'invalid token: claim check failed: iat (in the future)');
+    assert.equal((await call('/plain', await issuer.token({ iat: now + 30 }))).status, 401);
+    assert.equal((await call('/lenient', await issuer.token({ iat: now + 30 }))).status, 200, 'within the route\'s leeway');
+    assert.equal((await call('/lenient', await issuer.token({ iat: now + 600 }))).status, 401);
+  });
+
+  it('refuses ID tokens without nonce or at_hash, and keeps accepting access tokens that look alike (RFC 9068 §4, RFC 8725 §3.11)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const idTokens: [string, string, Record<string, unknown>][] = [
+      ['/plain', 'Keycloak (typ ID)', { typ: 'ID', aud: 'gatehouse', azp: 'gatehouse', sid: 's1', email: 'a@example.com' }],
+      ['/plain', 'Okta (auth_time, no scp)', { aud: '0oa1client', amr: ['pwd'], auth_time: now - 60 }],
+      ['/plain', 'Auth0 (sid, no scope)', { aud: 'spa-client', sid: 's1', nickname: 'alice' }],
+      ['/plain', 'Google-style (aud is azp)', { aud: 'c.apps.example', azp: 'c.apps.example', email: 'a@example.com' }],
+      ['/client', 'issued to this route\'s client_id', { aud: 'gatehouse', email: 'a@example.com' }],
+    ];
+    for (const [path, name, claims] of idTokens) {
+      const r = await call(path, await issuer.token(claims, { typ: 'JWT' }));
+      assert.equal(r.status, 401, name);
+      assert.match(String(r.headers['www-authenticate']), /error="invalid_token"/, name);
+    }
+    const keycloakAccessToken = { typ: 'Bearer', aud: 'account', azp: 'gatehouse', scope: 'openid profile', sid: 's1', auth_time: now - 60 };
+    for (const path of ['/plain', '/client']) assert.equal((await call(path, await issuer.token(keycloakAccessToken, { typ: 'JWT' }))).status, 200, path);
+    assert.equal((await call('/client', await issuer.token({ aud: 'gatehouse' }, { typ: 'at+jwt' }))).status, 200, 'an RFC 9068 access token for the gateway itself');
   });
 
   it('rejects a token for another audience with 401 invalid_token where the route names its audience (RFC 9068 §4)', async () => {

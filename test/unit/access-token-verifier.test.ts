@@ -120,13 +120,16 @@ describe('checkClaims (RFC 7519 §4.1, RFC 9068 §4)', () => {
     ['nbf beyond the leeway', { ...ok, nbf: now + 11 }, /nbf/],
     ['nbf as a string', { ...ok, nbf: 'soon' }, /nbf/],
     ['iat as a string', { ...ok, iat: 'yesterday' }, /iat/],
+    ['iat in the future beyond the leeway', { ...ok, iat: now + 11 }, /^claim check failed: iat \(in the future\)$/],
   ];
   for (const [name, claims, reason] of refused) {
     it(`refuses ${name}`, () => assert.throws(() => checkClaims(claims, ISSUER, 10, undefined, now), (e: Error) => e instanceof InvalidTokenError && reason.test(e.message)));
   }
 
-  it('accepts exp and nbf within the leeway', () => {
+  it('accepts exp, nbf and iat within the leeway', () => {
     assert.ok(checkClaims({ ...ok, exp: now - 9, nbf: now + 9, iat: now }, ISSUER, 10, undefined, now));
+    assert.ok(checkClaims({ ...ok, iat: now + 10 }, ISSUER, 10, undefined, now));
+    assert.throws(() => checkClaims({ ...ok, iat: now + 1 }, ISSUER, 0, undefined, now), /iat \(in the future\)/);
   });
 
   it('requires one of the route\'s audiences when it names any, exactly', () => {
@@ -303,5 +306,116 @@ describe('AccessTokenVerifier', () => {
     (issuer as unknown as { adoptKeys(k: object[]): void }).adoptKeys([{ ...rs.jwk, kid: 'rs2' }]);
     assert.equal(issuer.cachedKeys('RS256', 'rs'), undefined);
     assert.equal(createPublicKey({ key: rs.jwk as never, format: 'jwk' }).asymmetricKeyType, 'rsa');
+  });
+});
+
+/**
+ * Access tokens and ID tokens as real IdPs issue them (claim sets trimmed to
+ * what matters, `iss`/`exp`/`sub` added by sign()), all signed by the same key
+ * and without `typ: at+jwt` unless noted: the claims alone must tell them apart
+ * (RFC 9068 §4, RFC 8725 §3.11).
+ */
+describe('ID tokens are not access tokens', () => {
+  const now = Math.floor(Date.now() / 1000);
+  const CLIENT = 'gatehouse';
+  type Case = { claims: Record<string, unknown>; typ?: string; clientId?: string };
+
+  const accepted: Record<string, Case> = {
+    'Keycloak access token (aud account, azp, scope, sid, auth_time, typ Bearer)': {
+      claims: { typ: 'Bearer', aud: 'account', azp: CLIENT, scope: 'openid profile email', sid: 'f1c2', session_state: 'f1c2', auth_time: now - 60, realm_access: { roles: ['user'] }, preferred_username: 'alice' },
+      clientId: CLIENT,
+    },
+    'Keycloak access token with the gateway in aud (audience mapper)': {
+      claims: { typ: 'Bearer', aud: [CLIENT, 'account'], azp: CLIENT, scope: 'openid', sid: 'f1c2' },
+      clientId: CLIENT,
+    },
+    'Keycloak access token without aud': { claims: { typ: 'Bearer', azp: CLIENT, scope: 'openid email', auth_time: now - 60 }, clientId: CLIENT },
+    'Okta access token (scp, cid)': {
+      claims: { ver: 1, jti: 'AT.x', aud: 'api://default', cid: '0oa1client', uid: '00u1user', scp: ['openid', 'email'], auth_time: now - 60 },
+      clientId: '0oa1client',
+    },
+    'Entra delegated access token (scp, azp)': {
+      claims: { aud: '6e74172b-be56-4843-9ff4-e66a39bb12e3', azp: 'c1f2a3b4-client', azpacr: '1', scp: 'access_as_user', ver: '2.0', tid: 't', oid: 'o', name: 'Alice' },
+      clientId: 'c1f2a3b4-client',
+    },
+    'Entra app-only access token (roles, azp, no scp)': {
+      claims: { aud: 'api://orders', azp: 'd4e5-daemon', azpacr: '1', roles: ['Orders.Read.All'], ver: '2.0', tid: 't', oid: 'o' },
+    },
+    'Auth0 access token (scope, azp, aud array)': {
+      claims: { aud: ['https://api.example', 'https://tenant.auth0.com/userinfo'], azp: 'spa-client', scope: 'openid profile read:orders' },
+      clientId: 'spa-client',
+    },
+    'Auth0 machine-to-machine access token without permissions (no scope)': {
+      claims: { aud: 'https://api.example', azp: 'm2m-client', gty: 'client-credentials', sub: 'm2m-client@clients' },
+    },
+    'oidc-provider RFC 9068 access token (typ at+jwt)': {
+      claims: { client_id: CLIENT, aud: 'http://localhost:8000', scope: 'openid kong_api_access', jti: 'j' },
+      typ: 'at+jwt',
+      clientId: CLIENT,
+    },
+    'an at+jwt token for the gateway\'s own client_id, without scope': { claims: { client_id: CLIENT, aud: CLIENT }, typ: 'application/at+jwt', clientId: CLIENT },
+  };
+
+  const refused: Record<string, Case & { reason: RegExp }> = {
+    'Keycloak ID token (typ ID, no nonce or at_hash)': { claims: { typ: 'ID', aud: CLIENT, azp: CLIENT, sid: 'f1c2', email: 'a@x' }, reason: /ID token \(typ "ID"\)/ },
+    'typ claim compared case-insensitively': { claims: { typ: 'id', aud: 'x', scope: 'openid' }, reason: /ID token \(typ "id"\)/ },
+    'Keycloak logout token (typ Logout)': { claims: { typ: 'Logout', aud: CLIENT, sid: 'f1c2' }, reason: /logout token/ },
+    'Keycloak refresh token (typ Refresh)': { claims: { typ: 'Refresh', aud: ISSUER, azp: CLIENT, scope: 'openid', sid: 'f1c2' }, reason: /refresh token/ },
+    'back-channel logout token (events)': { claims: { aud: CLIENT, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } }, reason: /logout token \(events\)/ },
+    'ID token with nonce': { claims: { aud: CLIENT, nonce: 'n' }, reason: /ID token \(nonce\)/ },
+    'ID token with at_hash': { claims: { aud: CLIENT, at_hash: 'h' }, reason: /ID token \(at_hash\)/ },
+    'ID token with c_hash': { claims: { aud: CLIENT, c_hash: 'h' }, reason: /ID token \(c_hash\)/ },
+    'ID token with s_hash (FAPI)': { claims: { aud: CLIENT, s_hash: 'h' }, reason: /ID token \(s_hash\)/ },
+    'Okta ID token without nonce (auth_time, no scp)': { claims: { ver: 1, aud: '0oa1client', amr: ['pwd'], idp: '00o1', auth_time: now - 60 }, reason: /auth_time without scope/ },
+    'Entra ID token without nonce (sid, no scp)': { claims: { aud: 'c1f2a3b4-client', ver: '2.0', tid: 't', oid: 'o', sid: 's', preferred_username: 'alice', rh: 'r' }, reason: /sid without scope/ },
+    'Entra ID token without nonce or sid, to this route\'s client_id': {
+      claims: { aud: 'c1f2a3b4-client', ver: '2.0', tid: 't', oid: 'o', name: 'Alice' },
+      clientId: 'c1f2a3b4-client',
+      reason: /client_id/,
+    },
+    'Auth0 ID token without nonce (sid, no scope)': { claims: { aud: 'spa-client', nickname: 'alice', name: 'Alice', sid: 's', updated_at: '2024-01-01' }, reason: /sid without scope/ },
+    'Google-style ID token (aud is azp, no scope)': { claims: { aud: 'c.apps.example', azp: 'c.apps.example', email: 'a@x', email_verified: true }, reason: /aud is its azp/ },
+    'oidc-provider ID token from the password grant, to this route\'s client_id': {
+      claims: { aud: CLIENT, email: 'a@x', groups: ['g'] },
+      clientId: CLIENT,
+      reason: /client_id/,
+    },
+  };
+
+  async function setupFor(clientId?: string) {
+    const rs = await keyPair('RS256');
+    const silent = { info() {}, warn() {}, debug() {}, error() {} } as unknown as Logger;
+    const issuer = new IssuerState(ISSUER, 1000, silent);
+    issuer.metadata = { issuer: ISSUER, jwks_uri: 'https://idp.example/jwks' };
+    (issuer as unknown as { adoptKeys(k: object[]): void }).adoptKeys([{ ...rs.jwk, kid: 'rs', alg: 'RS256' }]);
+    const opts: VerifyOptions = { issuer, algorithms: ASYMMETRIC_ALGORITHMS, leewaySeconds: 0, verifySignature: true, clientId };
+    return { rs, opts };
+  }
+
+  for (const [name, c] of Object.entries(accepted)) {
+    it(`accepts: ${name}`, async () => {
+      const { rs, opts } = await setupFor(c.clientId);
+      const token = await sign('RS256', rs.privateKey, c.claims, { kid: 'rs', typ: c.typ ?? 'JWT' });
+      const verified = await new AccessTokenVerifier().verify(token, opts);
+      assert.equal(verified.claims.iss, ISSUER);
+    });
+  }
+
+  for (const [name, c] of Object.entries(refused)) {
+    it(`refuses: ${name}`, async () => {
+      const { rs, opts } = await setupFor(c.clientId);
+      const token = await sign('RS256', rs.privateKey, c.claims, { kid: 'rs', typ: 'JWT' });
+      await assert.rejects(new AccessTokenVerifier().verify(token, opts), (e: Error) => e instanceof InvalidTokenError && /cannot be used as an access token/.test(e.message) && c.reason.test(e.message));
+    });
+  }
+
+  it('a header typ of at+jwt decides: the same ID-token-like claims pass only when typed as an access token', async () => {
+    const { rs, opts } = await setupFor(CLIENT);
+    const claims = { aud: CLIENT, sid: 's', auth_time: now - 60 };
+    const typed = await sign('RS256', rs.privateKey, claims, { kid: 'rs', typ: 'at+jwt' });
+    assert.ok(await new AccessTokenVerifier().verify(typed, opts));
+    await assert.rejects(new AccessTokenVerifier().verify(await sign('RS256', rs.privateKey, claims, { kid: 'rs', typ: 'JWT' }), opts), /ID token/);
+    const untyped = await new SignJWT({ sub: 'alice', ...claims }).setProtectedHeader({ alg: 'RS256', kid: 'rs' }).setIssuer(ISSUER).setExpirationTime('5m').sign(rs.privateKey);
+    await assert.rejects(new AccessTokenVerifier().verify(untyped, opts), /ID token/);
   });
 });
