@@ -6,7 +6,7 @@ import { canonicalHeaderName } from '../proxy/forwarding-headers.js';
 import { ASYMMETRIC_ALGORITHMS, type VerifyOptions } from './access-token.verifier.js';
 import type { IssuerState } from './issuer.registry.js';
 import { compileRequirement, type Requirement } from './requirements.js';
-import { SessionStore, deriveKey } from './session.store.js';
+import { createSessionStore, deriveKey, type SessionStore, type SessionStoreOptions } from './session.store.js';
 
 /**
  * Everything derived from one openid-connect plugin instance, compiled once:
@@ -47,6 +47,8 @@ export class OidcPolicy {
     readonly config: OpenIdConnectConfig,
     readonly issuer: IssuerState,
     readonly id: number,
+    /** How the session store must size its cookies (the gateway's header limit). */
+    sessionOptions: SessionStoreOptions = {},
   ) {
     this.methods = new Set(config.auth_methods);
     this.requirements = [
@@ -61,7 +63,7 @@ export class OidcPolicy {
     this.callbackPaths = new Set((config.redirect_uri ?? []).map((u) => new URL(u).pathname));
     this.secure = config.session_cookie_secure ?? this.redirectUri?.protocol === 'https:';
     if (config.session_secret && (this.methods.has('session') || this.methods.has('authorization_code'))) {
-      this.sessions = new SessionStore(config, this.secure);
+      this.sessions = createSessionStore(config, this.secure, sessionOptions);
       this.transactionKey = deriveKey(config.session_secret, 'gatehouse login transaction');
     }
     const owned = new Set<string>();
