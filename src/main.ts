@@ -7,6 +7,7 @@ import { readGatewaySettings, SettingsError } from './config/gateway-settings.js
 import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
 import { isClusterWorker, reportWorkerStarted, runPrimary } from './cluster.js';
+import { sessionCapacityWarning } from './auth/session.store.js';
 
 /**
  * Start-up order matters: settings and the declarative config are read and
@@ -47,7 +48,15 @@ async function main(): Promise<void> {
   }
 
   // Once, where the file was loaded: not per worker, not on a first request.
-  if (!isClusterWorker()) for (const w of configWarnings(config.declarative)) logger.warn({ config: config.source, path: w.path }, w.message);
+  if (!isClusterWorker()) {
+    for (const w of configWarnings(config.declarative)) logger.warn({ config: config.source, path: w.path }, w.message);
+    // Otherwise a header limit too small for cookie sessions shows only as failed logins.
+    for (const plugin of config.openIdConnectConfigs) {
+      const sessions = plugin.session_secret && (plugin.auth_methods.includes('session') || plugin.auth_methods.includes('authorization_code'));
+      const warning = sessions ? sessionCapacityWarning(plugin, settings.maxHeaderSize) : undefined;
+      if (warning) logger.warn({ issuer: plugin.issuer, session_storage: plugin.session_storage }, warning);
+    }
+  }
 
   // The file is validated once, here, before any worker is forked.
   if (settings.workers > 1 && !isClusterWorker()) {

@@ -56,3 +56,21 @@ export class SessionStoreUnavailableError extends ServiceUnavailableError {
     super('The session store is unavailable', reason, cause);
   }
 }
+
+/**
+ * A cookie session would not fit the gateway's own request-header limit: the
+ * browser would send it back and get 431 on every request, a loop the user
+ * cannot leave. An operator's problem (storage or limit), so a 500, not a 4xx.
+ */
+export class SessionTooLargeError extends GatewayError {
+  constructor(
+    /** Bytes the session's cookies would add to a request's Cookie header. */
+    readonly cookieBytes: number,
+    /** Bytes the store may use (see sessionCookieBudget). */
+    readonly maxCookieBytes: number,
+  ) {
+    super(500, 'An unexpected error occurred', {
+      reason: `session too large for cookies; use session_storage: redis or raise GATEHOUSE_MAX_HEADER_SIZE (${cookieBytes} bytes of cookies, ${maxCookieBytes} allowed)`,
+    });
+  }
+}

@@ -129,7 +129,7 @@ export class LoginFlow {
     if (pending) await pending;
 
     // Later Set-Cookie wins in browsers: the fresh session overrides the deletion of the old one.
-    const cookies = [clearTxn, ...(await store.destroy(req)), ...(await store.write(session, req))];
+    const cookies = [clearTxn, ...(await store.destroy(req)), ...(await store.write(session, req, { create: true }))];
     this.logger.info({ request_id: ctx.requestId, sub: idClaims.sub, route: ctx.match?.route.name }, 'login succeeded');
 
     const original = safeReturnPath(txn.return_to);

@@ -9,7 +9,7 @@ import { plainHttpEndpoints, type IssuerState } from './issuer.registry.js';
 import { GatehouseStrategy } from './oidc.strategy.js';
 import type { OwnedCookies } from './owned-cookies.js';
 import { compileRequirement, type Requirement } from './requirements.js';
-import { SessionStore, deriveKey } from './session.store.js';
+import { createSessionStore, deriveKey, type SessionStore, type SessionStoreOptions } from './session.store.js';
 
 /**
  * Everything derived from one openid-connect plugin instance, compiled once:
@@ -58,6 +58,8 @@ export class OidcPolicy {
     readonly issuer: IssuerState,
     readonly id: number,
     ownedCookies?: OwnedCookies,
+    /** How the session store must size its cookies (the gateway's header limit). */
+    sessionOptions: SessionStoreOptions = {},
   ) {
     this.methods = new Set(config.auth_methods);
     this.requirements = [
@@ -72,7 +74,7 @@ export class OidcPolicy {
     this.callbackPaths = new Set((config.redirect_uri ?? []).map((u) => new URL(u).pathname));
     this.secure = config.session_cookie_secure ?? this.redirectUri?.protocol === 'https:';
     if (config.session_secret && (this.methods.has('session') || this.methods.has('authorization_code'))) {
-      this.sessions = new SessionStore(config, this.secure);
+      this.sessions = createSessionStore(config, this.secure, sessionOptions);
       // Bound to the issuer and client as well as the secret: a login started for one IdP configuration
       // cannot be completed at another's callback even when both share a session_secret (mix-up, RFC 9700 §4.4).
       this.transactionKey = deriveKey(config.session_secret, `gatehouse login transaction\n${config.issuer}\n${config.client_id?.[0] ?? ''}\n${this.redirectUri?.href ?? ''}`);

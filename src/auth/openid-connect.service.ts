@@ -13,6 +13,7 @@ import { OidcPolicy } from './oidc-policy.js';
 import { OwnedCookies } from './owned-cookies.js';
 import type { Principal } from './principal.js';
 import { SessionAuthenticator } from './session.authenticator.js';
+import { sessionCookieBudget, type SessionStoreOptions } from './session.store.js';
 import { TokenAuthenticator } from './token.authenticator.js';
 import { UpstreamIdentity } from './upstream-identity.js';
 
@@ -39,6 +40,7 @@ export class OpenIdConnectService implements OnModuleDestroy {
   private readonly policies = new Map<OpenIdConnectConfig, OidcPolicy>();
   /** Every cookie the gateway sets, whatever route set it: none ever reaches an upstream. */
   readonly ownedCookies: OwnedCookies;
+  private readonly sessionOptions: SessionStoreOptions;
 
   constructor(
     private readonly issuers: IssuerRegistry,
@@ -50,13 +52,15 @@ export class OpenIdConnectService implements OnModuleDestroy {
     config: GatewayConfig,
   ) {
     this.ownedCookies = new OwnedCookies(config.openIdConnectConfigs.filter((c) => c.session_secret).map((c) => c.session_cookie_name));
+    // Cookie sessions must fit under the gateway's own request-header limit, or their browser gets 431 forever.
+    this.sessionOptions = { maxCookieBytes: sessionCookieBudget(config.settings.maxHeaderSize) };
   }
 
   /** The compiled policy of a plugin instance: built once, at load, when the route table is compiled. */
   policy(config: OpenIdConnectConfig): OidcPolicy {
     let p = this.policies.get(config);
     if (!p) {
-      p = new OidcPolicy(config, this.issuers.get(config), this.policies.size + 1, this.ownedCookies);
+      p = new OidcPolicy(config, this.issuers.get(config), this.policies.size + 1, this.ownedCookies, this.sessionOptions);
       this.policies.set(config, p);
     }
     return p;

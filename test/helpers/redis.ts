@@ -12,6 +12,14 @@ export interface RedisServer {
   lines: string[];
   /** Stops the server (SIGTERM) and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>;
+  /**
+   * Freezes the server (SIGSTOP): its port still accepts connections (the
+   * kernel completes the handshake) but nothing is answered, like a hung or
+   * partitioned Redis rather than one that refuses.
+   */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
   /** Starts a fresh, empty server on the same port (after stop()). */
   restart(): Promise<void>;
   /** Stops the server and removes its directory. */
@@ -43,7 +51,14 @@ export async function startRedis(): Promise<RedisServer> {
           if (child.exitCode !== null || child.signalCode !== null) return;
           const exited = new Promise<void>((r) => child.once('exit', () => r()));
           child.kill('SIGTERM');
+          child.kill('SIGCONT'); // a paused server handles SIGTERM only once it runs
           await exited;
+        },
+        pause() {
+          server.child.kill('SIGSTOP');
+        },
+        resume() {
+          server.child.kill('SIGCONT');
         },
         async restart() {
           await server.stop();

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { SessionStoreUnavailableError } from '../../src/auth/auth.errors.js';
-import { SessionStore, type SessionData } from '../../src/auth/session.store.js';
+import { createSessionStore, type SessionData, type SessionStore } from '../../src/auth/session.store.js';
 import { openIdConnectConfigSchema } from '../../src/config/openid-connect.schema.js';
 import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
@@ -13,6 +13,7 @@ import { gatehouseClient } from '../helpers/demo-client.js';
 import { type GatewayProcess, oneService, startGateway } from '../helpers/gateway.js';
 import { sessionCookieAfterLogin } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
+import { sessionStoreContract } from '../helpers/session-store.contract.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -41,20 +42,22 @@ async function sessionKeys(redis: Redis): Promise<string[]> {
   return redis.keys(`${PREFIX}*`);
 }
 
-describe('SessionStore with session_storage: redis', () => {
+describe('session_storage: redis', () => {
   let server: RedisServer;
   let probe: Redis;
   const stores: SessionStore[] = [];
 
-  const store = () => {
-    const config = openIdConnectConfigSchema.parse({
+  const config = (overrides: Record<string, unknown> = {}) =>
+    openIdConnectConfigSchema.parse({
       issuer: 'https://idp.example',
       auth_methods: ['session'],
       session_secret: 'a-test-secret-that-is-long-enough-0123456789',
       session_storage: 'redis',
       session_redis_port: server.port,
+      ...overrides,
     });
-    const s = new SessionStore(config, false);
+  const store = (overrides: Record<string, unknown> = {}, secure = false) => {
+    const s = createSessionStore(config(overrides), secure);
     stores.push(s);
     return s;
   };
@@ -76,6 +79,8 @@ describe('SessionStore with session_storage: redis', () => {
     await server?.close();
   });
 
+  sessionStoreContract('redis', store);
+
   it('keeps the session in Redis and only a small sealed reference in one cookie', async () => {
     const s = store();
     const data = session(s);
@@ -92,14 +97,6 @@ describe('SessionStore with session_storage: redis', () => {
     assert.ok(ttl > 0 && ttl <= 900, `expires with the session (TTL ${ttl})`);
 
     assert.deepEqual(await s.read(cookieRequest(cookieHeader(set))), data);
-  });
-
-  it('is shared by every store (instance) using the same Redis and secret', async () => {
-    const a = store();
-    const b = store();
-    const data = session(a);
-    const cookie = cookieHeader(await a.write(data, cookieRequest()));
-    assert.deepEqual(await b.read(cookieRequest(cookie)), data);
   });
 
   it('destroy() deletes the session in Redis, so a copy of the old cookie is refused everywhere', async () => {
@@ -139,10 +136,137 @@ describe('SessionStore with session_storage: redis', () => {
     assert.equal(await s.read(cookieRequest(cookie)), undefined);
   });
 
-  it('refuses a sealed reference to a session Redis does not hold, and a full cookie-mode session', async () => {
+  it('refuses a stored session with a time field of the wrong type', async () => {
     const s = store();
-    assert.equal(await s.read(cookieRequest(`session=${await s.seal({ sid: 'never-stored' })}`)), undefined);
-    assert.equal(await s.read(cookieRequest(`session=${await s.seal({ ...session(s) })}`)), undefined);
+    const data = session(s);
+    const cookie = cookieHeader(await s.write(data, cookieRequest()));
+    assert.ok(await s.read(cookieRequest(cookie)), 'control: as written, it reads');
+    await probe.set(`${PREFIX}${data.sid}`, await s.seal({ ...data, seen: 'recently' }));
+    assert.equal(await s.read(cookieRequest(cookie)), undefined);
+  });
+
+  describe('a logout stays a logout', () => {
+    it('a copy read before the logout and written after it does not bring the session back', async () => {
+      const s = store();
+      const data = session(s);
+      const cookie = cookieHeader(await s.write(data, cookieRequest()));
+      // A request reads the session, is refreshed or touched, and writes it after another request logged out.
+      const read = (await s.read(cookieRequest(cookie)))!;
+      const concurrentRead = (await s.read(cookieRequest(cookie)))!;
+      await s.destroy(cookieRequest(cookie), data);
+      assert.deepEqual(await s.write({ ...read, access_token: 'refreshed' }, cookieRequest(cookie)), [], 'no cookie for a session that is gone');
+      assert.ok(s.touch(concurrentRead, concurrentRead.seen + 600));
+      assert.deepEqual(await s.writeTouched(concurrentRead, cookieRequest(cookie)), []);
+      assert.equal(await probe.exists(`${PREFIX}${data.sid}`), 0);
+      assert.equal(await s.read(cookieRequest(cookie)), undefined);
+      assert.equal(await store().read(cookieRequest(cookie)), undefined, 'nor at another instance');
+    });
+
+    it('a session that expired in Redis is not stored again by a late write', async () => {
+      const s = store();
+      const data = session(s);
+      const cookie = cookieHeader(await s.write(data, cookieRequest()));
+      const read = (await s.read(cookieRequest(cookie)))!;
+      await probe.del(`${PREFIX}${data.sid}`);
+      assert.deepEqual(await s.write(read, cookieRequest(cookie)), []);
+      assert.equal(await probe.exists(`${PREFIX}${data.sid}`), 0);
+    });
+
+    it('only a login creates a session: its first write, even of a copy; an explicit create works for any session', async () => {
+      const s = store();
+      const fresh = { ...s.create({ iss: 'https://idp.example', sub: 'bob', access_token: 'at' }) };
+      const set = await s.write(fresh, cookieRequest());
+      assert.equal(set.length, 1);
+      assert.deepEqual(await s.read(cookieRequest(cookieHeader(set))), fresh);
+      // A session this store never created (say, built from a payload) is not created by a plain write.
+      const foreign = { ...fresh, sid: randomBytes(24).toString('base64url') };
+      assert.deepEqual(await s.write(foreign, cookieRequest()), []);
+      assert.equal(await probe.exists(`${PREFIX}${foreign.sid}`), 0);
+      assert.equal((await s.write(foreign, cookieRequest(), { create: true })).length, 1);
+      assert.equal(await probe.exists(`${PREFIX}${foreign.sid}`), 1);
+      // A created session is created once: the same id again is a bug, not a silent overwrite.
+      await assert.rejects(s.write(foreign, cookieRequest(), { create: true }), /already stored/);
+    });
+
+    it('a late touch does not overwrite tokens a refresh stored meanwhile', async () => {
+      const s = store();
+      const data = session(s);
+      const cookie = cookieHeader(await s.write(data, cookieRequest()));
+      const touched = (await s.read(cookieRequest(cookie)))!;
+      const refreshing = (await s.read(cookieRequest(cookie)))!;
+      const refreshed = { ...refreshing, access_token: 'new-access-token', refresh_token: 'new-refresh-token' };
+      assert.equal((await s.write(refreshed, cookieRequest(cookie))).length, 1);
+      assert.ok(s.touch(touched, touched.seen + 600));
+      assert.deepEqual(await s.writeTouched(touched, cookieRequest(cookie)), [], 'the touch is dropped');
+      const now = (await s.read(cookieRequest(cookie)))!;
+      assert.equal(now.access_token, 'new-access-token');
+      assert.equal(now.refresh_token, 'new-refresh-token');
+    });
+
+    it('a touch of an unchanged session is written', async () => {
+      const s = store();
+      const data = session(s);
+      const cookie = cookieHeader(await s.write(data, cookieRequest()));
+      const read = (await s.read(cookieRequest(cookie)))!;
+      assert.ok(s.touch(read, read.seen + 600));
+      assert.equal((await s.writeTouched(read, cookieRequest(cookie))).length, 1);
+      assert.equal((await store().read(cookieRequest(cookie), read.seen))!.seen, read.seen);
+    });
+  });
+
+  it('shares one connection among every store naming the same server, database and credentials, and closes it with the last', async () => {
+    const clients = async (db: number) => String(await probe.client('LIST')).split('\n').filter((l: string) => new RegExp(`\\bdb=${db}\\b`).test(l)).length;
+    const onDb5 = [store({ session_redis_database: 5 }), store({ session_redis_database: 5, session_cookie_name: 'other' }), store({ session_redis_database: 5, session_redis_prefix: 'x:' })];
+    const onDb6 = store({ session_redis_database: 6 });
+    for (const s of [...onDb5, onDb6]) {
+      const data = session(s);
+      assert.deepEqual(await s.read(cookieRequest(cookieHeader(await s.write(data, cookieRequest())))), data);
+    }
+    assert.equal(await clients(5), 1, 'one connection for three stores');
+    assert.equal(await clients(6), 1, 'another database, another connection');
+    await onDb5[0].close();
+    await onDb5[0].close(); // twice: still one release
+    await onDb5[1].close();
+    const last = onDb5[2];
+    const data = session(last);
+    assert.deepEqual(await last.read(cookieRequest(cookieHeader(await last.write(data, cookieRequest())))), data, 'the last user still works');
+    assert.equal(await clients(5), 1);
+    await last.close();
+    await waitFor(async () => (await clients(5)) === 0);
+    assert.equal(await clients(6), 1, 'other servers are not affected');
+  });
+
+  it('treats a Redis that stops answering as down (503 within about a second), and recovers when it answers again', async () => {
+    const s = store();
+    const data = session(s);
+    const cookie = cookieHeader(await s.write(data, cookieRequest()));
+    server.pause();
+    try {
+      const calls: [string, () => Promise<unknown>][] = [
+        ['read', () => s.read(cookieRequest(cookie))],
+        ['read again', () => s.read(cookieRequest(cookie))],
+        ['write', () => s.write(session(s), cookieRequest())],
+        ['destroy', () => s.destroy(cookieRequest(cookie), data)],
+        ['refresh lock', () => s.acquireRefreshLock(data.sid, 1000)],
+      ];
+      for (const [name, call] of calls) {
+        const started = Date.now();
+        const err = await bounded(call(), 8_000, `${name} hung on a Redis that does not answer`).then(
+          () => assert.fail(`${name} must not succeed while Redis does not answer`),
+          (e: unknown) => e,
+        );
+        const took = Date.now() - started;
+        assert.ok(err instanceof SessionStoreUnavailableError, `${name}: ${String(err)}`);
+        assert.equal(err.status, 503);
+        assert.ok(took < 2_500, `${name} took ${took} ms`);
+      }
+    } finally {
+      server.resume();
+    }
+    await waitFor(async () => (await s.read(cookieRequest(cookie)).catch(() => 'error')) !== 'error');
+    // The destroy above may have reached Redis before it froze: either way the store answers again.
+    const again = session(s);
+    assert.deepEqual(await s.read(cookieRequest(cookieHeader(await s.write(again, cookieRequest())))), again);
   });
 
   it('fails closed with a 503 error while Redis is down, and recovers when it returns', async () => {
@@ -276,7 +400,8 @@ describe('openid-connect with Redis sessions: two gateways, one login, revocatio
   }
 
   const api = async (base: string, path: string, cookie?: string, method = 'GET') => {
-    const res = await request(base + path, { method, headers: { accept: 'application/json', ...(cookie ? { cookie: `session=${cookie}` } : {}) } });
+    // A gateway waiting on Redis for ever must fail the test, not stall it.
+    const res = await request(base + path, { method, headersTimeout: 10_000, headers: { accept: 'application/json', ...(cookie ? { cookie: `session=${cookie}` } : {}) } });
     const text = await res.body.text();
     return { status: res.statusCode, headers: res.headers, body: text ? JSON.parse(text) : undefined };
   };
@@ -312,6 +437,26 @@ describe('openid-connect with Redis sessions: two gateways, one login, revocatio
     assert.equal((await api(baseA, '/oidc/data', cookie)).status, 401);
   });
 
+  it('answers 503 within a bounded time while Redis is frozen, and serves the session again once it answers', async () => {
+    const cookie = await loginThroughA();
+    assert.equal((await api(baseB, '/oidc/x', cookie)).status, 200);
+    redis.pause();
+    try {
+      for (const base of [baseB, baseA, baseB]) {
+        const started = Date.now();
+        const r = await api(base, '/oidc/x', cookie);
+        const took = Date.now() - started;
+        assert.equal(r.status, 503, `${base}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.headers['retry-after'], '5');
+        assert.ok(took < 3_500, `${base} answered after ${took} ms`);
+      }
+    } finally {
+      redis.resume();
+    }
+    await waitFor(async () => (await api(baseB, '/oidc/x', cookie)).status === 200);
+    assert.equal((await api(baseA, '/oidc/x', cookie)).status, 200, 'the same session, after the freeze');
+  });
+
   it('answers 503 (fail closed, not 500) to a session cookie while Redis is down, and recovers without a restart', async () => {
     const cookie = await loginThroughA();
     assert.equal((await api(baseB, '/oidc/x', cookie)).status, 200);
@@ -337,6 +482,15 @@ describe('openid-connect with Redis sessions: two gateways, one login, revocatio
     assert.equal((await api(baseB, '/oidc/x', fresh)).status, 200);
   });
 });
+
+/** `promise`, or a failure with `message` after `ms` (a hang must fail the test, not stall it). */
+function bounded<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 /** Polls `check` until it holds (reconnecting clients need a moment); fails after 10 s. */
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { httpRequest, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { httpRequest, oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -141,5 +141,26 @@ describe('start-up with a good configuration', () => {
     assert.match(started.config, /kong\.json$/);
     assert.equal((await httpRequest(gw.proxyUrl, '/api/x')).json().url, '/x');
     assert.equal((await httpRequest(gw.statusUrl, '/health/live')).status, 200);
+  });
+
+  test('warns when GATEHOUSE_MAX_HEADER_SIZE leaves cookie sessions too little room, and only for them', async (t) => {
+    const plugin = (issuer: string, config: Record<string, unknown>) => ({
+      name: 'openid-connect',
+      config: { issuer, auth_methods: ['session'], session_secret: 'a-test-secret-that-is-long-enough-0123456789', ...config },
+    });
+    const gw = await startGateway({
+      config: oneService('http://127.0.0.1:1', [
+        { name: 'cookies', paths: ['/cookies'], plugins: [plugin('http://127.0.0.1:1/cookie-idp', {})] },
+        { name: 'redis', paths: ['/redis'], plugins: [plugin('http://127.0.0.1:1/redis-idp', { session_storage: 'redis' })] },
+      ]),
+      env: { GATEHOUSE_MAX_HEADER_SIZE: '6144' },
+    });
+    t.after(() => gw.stop());
+    await gw.waitForLog((l) => l.msg === 'gatehouse started');
+    const warnings = gw.logs().filter((l) => typeof l.msg === 'string' && l.msg.includes('GATEHOUSE_MAX_HEADER_SIZE=6144'));
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.equal(warnings[0].level, 'warn');
+    assert.equal(warnings[0].issuer, 'http://127.0.0.1:1/cookie-idp');
+    assert.match(warnings[0].msg, /leaves room for \d+ bytes of tokens.*use session_storage: redis or raise GATEHOUSE_MAX_HEADER_SIZE/);
   });
 });

@@ -1,152 +1,71 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
-import { SessionStore, epoch, type SessionData } from '../../src/auth/session.store.js';
+import { SessionTooLargeError } from '../../src/auth/auth.errors.js';
+import {
+  CookieSessionStore,
+  cookieSessionCapacity,
+  createSessionStore,
+  DEFAULT_MAX_COOKIE_BYTES,
+  epoch,
+  RedisSessionStore,
+  SessionStore,
+  sessionCapacityWarning,
+  sessionCookieBudget,
+  TYPICAL_TOKEN_BYTES,
+  type SessionStoreOptions,
+} from '../../src/auth/session.store.js';
 import { openIdConnectConfigSchema } from '../../src/config/openid-connect.schema.js';
+import { Jar, newSession, request, sessionStoreContract, TEST_ISSUER } from '../helpers/session-store.contract.js';
 
 /**
- * The cookie session store: encrypted, authenticated, chunked cookies, and the
- * three timeouts. A browser is simulated by a cookie jar that applies the
- * Set-Cookie headers the store returns, exactly as a browser would (a later
- * header for the same name wins, Max-Age=0 deletes).
+ * Cookie storage: the shared contract, then what only a cookie that holds the
+ * whole session has to get right: chunk layout and tampering, and fitting the
+ * gateway's own request-header limit.
  */
 
 const SECRET = randomBytes(32).toString('base64url');
 
-function store(overrides: Record<string, unknown> = {}, secure = false): SessionStore {
-  const config = openIdConnectConfigSchema.parse({
-    issuer: 'https://idp.example',
-    auth_methods: ['session'],
-    session_secret: SECRET,
-    ...overrides,
-  });
-  return new SessionStore(config, secure);
+function config(overrides: Record<string, unknown> = {}) {
+  return openIdConnectConfigSchema.parse({ issuer: TEST_ISSUER, auth_methods: ['session'], session_secret: SECRET, ...overrides });
 }
 
-class Jar {
-  readonly cookies = new Map<string, string>();
-  apply(setCookies: string[]): this {
-    for (const line of setCookies) {
-      const [pair, ...attrs] = line.split('; ');
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq);
-      if (attrs.includes('Max-Age=0')) this.cookies.delete(name);
-      else this.cookies.set(name, pair.slice(eq + 1));
-    }
-    return this;
-  }
-  header(): string {
-    return [...this.cookies].map(([n, v]) => `${n}=${v}`).join('; ');
-  }
-  req(): IncomingMessage {
-    return request(this.header());
-  }
+function store(overrides: Record<string, unknown> = {}, secure = false, options: SessionStoreOptions = {}): SessionStore {
+  return createSessionStore(config(overrides), secure, options);
 }
 
-function request(cookie?: string): IncomingMessage {
-  return { headers: cookie === undefined ? {} : { cookie } } as IncomingMessage;
-}
+/** A 9 000-character access token: three cookies' worth. */
+const big = () => randomBytes(6750).toString('base64url');
 
-function session(s: SessionStore, fields: Partial<SessionData> = {}, now = epoch()): SessionData {
-  return {
-    ...s.create({ iss: 'https://idp.example', sub: 'alice', access_token: 'at-' + randomBytes(16).toString('hex'), refresh_token: 'rt-' + randomBytes(16).toString('hex'), id_token: 'idt-' + randomBytes(16).toString('hex'), expires_at: now + 300 }, now),
-    ...fields,
-  };
-}
+/** The bytes the session's cookies take in the Cookie header a browser sends back. */
+const cookieHeaderLength = (set: string[]) => new Jar().apply(set).header().length;
 
-/** The attributes of a Set-Cookie line, without its name/value and the lifetime (Max-Age, Expires). */
-function attributesOf(line: string): string[] {
-  return line
-    .split('; ')
-    .slice(1)
-    .filter((a) => !a.startsWith('Max-Age=') && !a.startsWith('Expires='));
-}
+sessionStoreContract('cookie', (overrides, secure) => store(overrides, secure));
 
-describe('SessionStore (cookie storage)', () => {
-  it('round-trips a session through a Set-Cookie and the next request', async () => {
-    const s = store();
-    const data = session(s);
-    const set = await s.write(data, request());
-    assert.equal(set.length, 1);
-    assert.match(set[0], /^session=eyJ[^;]+; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
-    const read = await s.read(new Jar().apply(set).req());
-    assert.deepEqual(read, data);
-  });
-
-  it('encrypts: no token or subject is readable in the cookie', async () => {
-    const s = store();
-    const data = session(s, { sub: 'alice-subject-id' });
-    const [line] = await s.write(data, request());
-    // Long random values: a two-letter token would turn up in ~3 KB of base64 by chance.
-    for (const secret of [data.access_token, data.refresh_token!, data.id_token!, 'alice-subject-id']) assert.ok(!line.includes(secret), secret);
-    const [header] = line.split('.');
-    assert.deepEqual(JSON.parse(Buffer.from(header.slice('session='.length), 'base64url').toString()), { alg: 'dir', enc: 'A256GCM' });
-  });
-
-  it('sets Max-Age to the nearest of the three timeouts', async () => {
-    const now = epoch();
-    const cases: [Record<string, unknown>, Partial<SessionData>, number][] = [
-      [{}, {}, 900], // idle 900 < rolling 3600 < absolute 86400 (the defaults)
-      [{ session_idling_timeout: 0 }, {}, 3600],
-      [{ session_idling_timeout: 0, session_rolling_timeout: 0 }, {}, 86_400],
-      [{ session_idling_timeout: 0, session_rolling_timeout: 0, session_absolute_timeout: 0 }, {}, 86_400],
-      [{ session_absolute_timeout: 600 }, { created: now - 500 }, 100],
-    ];
-    for (const [overrides, fields, maxAge] of cases) {
-      const s = store(overrides);
-      const [line] = await s.write(session(s, fields, now), request());
-      const got = Number(/Max-Age=(\d+)/.exec(line)![1]);
-      // write() reads the clock itself: allow the second to tick over.
-      assert.ok(got === maxAge || got === maxAge - 1, `${JSON.stringify(overrides)}: Max-Age=${got}, expected ${maxAge}`);
+describe('createSessionStore', () => {
+  it('builds the store session_storage names; `new SessionStore()` builds the same', async () => {
+    const cookie = store();
+    assert.ok(cookie instanceof CookieSessionStore);
+    assert.equal(cookie.shared, false);
+    const legacy = new SessionStore(config(), false);
+    assert.ok(legacy instanceof CookieSessionStore);
+    const redis = createSessionStore(config({ session_storage: 'redis', session_redis_port: 1 }), false);
+    try {
+      assert.ok(redis instanceof RedisSessionStore);
+      assert.equal(redis.shared, true);
+    } finally {
+      await redis.close();
     }
   });
+});
 
-  it('follows the configured cookie name, path, domain and SameSite', async () => {
-    const s = store({ session_cookie_name: 'app_session', session_cookie_path: '/app', session_cookie_domain: 'example.com', session_cookie_same_site: 'Strict', session_cookie_http_only: false });
-    const [line] = await s.write(session(s), request());
-    assert.equal(s.cookieName, 'app_session');
-    assert.deepEqual(attributesOf(line), ['Path=/app', 'Domain=example.com', 'SameSite=Strict']);
-    const d = store({ session_cookie_same_site: 'Default' });
-    assert.deepEqual(attributesOf((await d.write(session(d), request()))[0]), ['Path=/', 'HttpOnly']);
-  });
-
-  describe('secure cookies', () => {
-    it('uses the __Host- prefix and Secure on https with Path=/ and no Domain', async () => {
+describe('cookie storage', () => {
+  describe('chunks', () => {
+    it('splits a large session into numbered cookies, the first carrying the count', async () => {
       const s = store({}, true);
-      assert.equal(s.cookieName, '__Host-session');
-      const set = await s.write(session(s), request());
-      assert.match(set[0], /^__Host-session=/);
-      assert.deepEqual(attributesOf(set[0]), ['Path=/', 'HttpOnly', 'Secure', 'SameSite=Lax']);
-      assert.ok(await s.read(new Jar().apply(set).req()));
-    });
-
-    it('keeps Secure but drops the prefix when a path or domain is configured (browsers would reject it)', async () => {
-      for (const overrides of [{ session_cookie_path: '/app' }, { session_cookie_domain: 'example.com' }]) {
-        const s = store(overrides, true);
-        assert.equal(s.cookieName, 'session');
-        const [line] = await s.write(session(s), request());
-        assert.ok(attributesOf(line).includes('Secure'));
-      }
-    });
-
-    it('does not accept the unprefixed cookie on a secure store, nor the prefixed one on a plain store', async () => {
-      const secure = store({}, true);
-      const plain = store({}, false);
-      const value = (line: string) => line.split(';')[0].split('=').slice(1).join('=');
-      const securePair = value((await secure.write(session(secure), request()))[0]);
-      const plainPair = value((await plain.write(session(plain), request()))[0]);
-      assert.equal(await secure.read(request(`session=${plainPair}`)), undefined);
-      assert.equal(await plain.read(request(`__Host-session=${securePair}`)), undefined);
-    });
-  });
-
-  describe('chunking', () => {
-    const big = () => randomBytes(6750).toString('base64url'); // a 9 000-character access token
-
-    it('splits a large session into cookies that each fit in 4 KB, and reassembles them', async () => {
-      const s = store({}, true);
-      const data = session(s, { access_token: big() });
+      const data = newSession(s, { access_token: big() });
       const set = await s.write(data, request());
       assert.ok(set.length >= 3, `expected several chunks, got ${set.length}`);
       assert.deepEqual(
@@ -154,357 +73,194 @@ describe('SessionStore (cookie storage)', () => {
         ['__Host-session', ...set.slice(1).map((_, i) => `__Host-session_${i + 2}`)],
       );
       assert.match(set[0], new RegExp(`^__Host-session=${set.length}~eyJ`));
-      for (const line of set) {
-        assert.ok(Buffer.byteLength(line) <= 4096, `Set-Cookie of ${Buffer.byteLength(line)} bytes`);
-        assert.deepEqual(attributesOf(line), ['Path=/', 'HttpOnly', 'Secure', 'SameSite=Lax']);
-      }
       assert.deepEqual(await s.read(new Jar().apply(set).req()), data);
     });
 
     it('reassembles whatever order the browser sends the chunks in', async () => {
       const s = store();
-      const data = session(s, { access_token: big() });
+      const data = newSession(s, { access_token: big() });
       const jar = new Jar().apply(await s.write(data, request()));
       const reversed = [...jar.cookies].reverse().map(([n, v]) => `${n}=${v}`).join('; ');
       assert.deepEqual(await s.read(request(`other=1; ${reversed}`)), data);
     });
 
-    it('deletes the chunks a larger earlier session left behind when the session shrinks', async () => {
+    it('deletes its own extra chunks when the session shrinks', async () => {
       const s = store();
-      const jar = new Jar().apply(await s.write(session(s, { access_token: big() }), request()));
+      const jar = new Jar().apply(await s.write(newSession(s, { access_token: big() }), request()));
       const before = [...jar.cookies.keys()];
       assert.ok(before.length >= 3);
-      jar.cookies.set('session_x', 'not ours');
-      jar.cookies.set('other', 'kept');
-      const small = session(s);
-      const set = await s.write(small, jar.req());
-      const deleted = set.filter((l) => l.includes('Max-Age=0')).map((l) => l.split('=')[0]);
-      assert.deepEqual(deleted.sort(), before.filter((n) => n !== 'session').sort());
-      for (const line of set.filter((l) => l.includes('Max-Age=0'))) {
-        assert.deepEqual(attributesOf(line), ['Path=/', 'HttpOnly', 'SameSite=Lax'], 'deleted with the attributes it was set with');
-        assert.ok(line.includes('Expires=Thu, 01 Jan 1970 00:00:00 GMT'));
-      }
-      jar.apply(set);
-      assert.deepEqual([...jar.cookies.keys()].sort(), ['other', 'session', 'session_x']);
-      assert.ok(!jar.cookies.get('session')!.includes('~'), 'a single cookie has no chunk count');
+      const small = newSession(s);
+      jar.apply(await s.write(small, jar.req()));
+      assert.deepEqual([...jar.cookies.keys()], ['session']);
       assert.deepEqual(await s.read(jar.req()), small);
     });
 
-    it('refuses a session too large for ten cookies instead of writing a broken one', async () => {
+    const chunked = async () => {
       const s = store();
-      await assert.rejects(s.write(session(s, { access_token: randomBytes(40_000).toString('base64url') }), request()), /session_storage: redis/);
-    });
-
-    it('names every chunk as a session cookie, and nothing else', () => {
-      const s = store();
-      const cases: [string, boolean][] = [
-        ['session', true],
-        ['session_2', true],
-        ['session_10', true],
-        ['session_', false],
-        ['session_x', false],
-        ['session2', false],
-        ['my_session', false],
-        ['app_session', false],
-        ['Session', false],
-      ];
-      for (const [name, expected] of cases) assert.equal(s.isSessionCookie(name), expected, name);
-    });
-  });
-
-  describe('unreadable cookies are no session, never an error', () => {
-    async function written(s = store(), fields: Partial<SessionData> = {}) {
-      return new Jar().apply(await s.write(session(s, fields), request()));
-    }
-    const flip = (v: string, at: number) => v.slice(0, at) + (v[at] === 'A' ? 'B' : 'A') + v.slice(at + 1);
-
-    const cases: [string, () => Promise<IncomingMessage>, SessionStore?][] = [
-      ['no cookie at all', async () => request()],
-      ['an empty session cookie', async () => request('session=')],
-      ['garbage', async () => request('session=not-a-jwe')],
-      ['a JWE-shaped forgery', async () => request('session=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AAAA.BBBB.CCCC')],
-      ['an unsecured JWT', async () => request(`session=${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"access_token":"x"}').toString('base64url')}.`)],
-      [
-        'one character of the ciphertext changed',
-        async () => {
-          const jar = await written();
-          const v = jar.cookies.get('session')!;
-          const parts = v.split('.');
-          parts[3] = flip(parts[3], 5);
-          jar.cookies.set('session', parts.join('.'));
-          return jar.req();
-        },
-      ],
-      [
-        'the authentication tag changed',
-        async () => {
-          const jar = await written();
-          const parts = jar.cookies.get('session')!.split('.');
-          parts[4] = flip(parts[4], 0);
-          jar.cookies.set('session', parts.join('.'));
-          return jar.req();
-        },
-      ],
-      [
-        'the protected header changed',
-        async () => {
-          const jar = await written();
-          const parts = jar.cookies.get('session')!.split('.');
-          parts[0] = Buffer.from('{"alg":"dir","enc":"A128GCM"}').toString('base64url');
-          jar.cookies.set('session', parts.join('.'));
-          return jar.req();
-        },
-      ],
-      ['sealed with another secret', async () => (await written(store({ session_secret: randomBytes(32).toString('base64url') }))).req()],
-      [
-        'minted for another cookie name with the same secret',
-        async () => {
-          const other = await written(store({ session_cookie_name: 'other_app' }));
-          return request(`session=${other.cookies.get('other_app')}`);
-        },
-      ],
-      [
-        'a truncated chunk',
-        async () => {
-          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
-          jar.cookies.set('session_2', jar.cookies.get('session_2')!.slice(0, -10));
-          return jar.req();
-        },
-      ],
-      [
-        'a missing chunk',
-        async () => {
-          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
-          jar.cookies.delete('session_2');
-          return jar.req();
-        },
-      ],
+      return new Jar().apply(await s.write(newSession(s, { access_token: big() }), request()));
+    };
+    const tampered: [string, (jar: Jar) => void][] = [
+      ['a truncated chunk', (jar) => jar.cookies.set('session_2', jar.cookies.get('session_2')!.slice(0, -10))],
+      ['a missing chunk', (jar) => jar.cookies.delete('session_2')],
       [
         'chunks swapped',
-        async () => {
-          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
+        (jar) => {
           const [a, b] = [jar.cookies.get('session_2')!, jar.cookies.get('session_3')!];
           jar.cookies.set('session_2', b).set('session_3', a);
-          return jar.req();
         },
       ],
-      [
-        'the chunk count raised',
-        async () => {
-          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
-          jar.cookies.set('session', jar.cookies.get('session')!.replace(/^\d+~/, '9~'));
-          return jar.req();
-        },
-      ],
-      [
-        'the chunk count removed (first chunk alone)',
-        async () => {
-          const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
-          jar.cookies.set('session', jar.cookies.get('session')!.replace(/^\d+~/, ''));
-          return jar.req();
-        },
-      ],
-      [
-        'a validly sealed payload that is not a session',
-        async () => {
-          const s = store();
-          return request(`session=${await s.seal({ access_token: 'x' })}`);
-        },
-      ],
-      [
-        'a validly sealed session with a time field of the wrong type',
-        async () => {
-          const s = store();
-          return request(`session=${await s.seal({ ...session(s), created: 'yesterday' })}`);
-        },
-      ],
+      ['the chunk count raised', (jar) => jar.cookies.set('session', jar.cookies.get('session')!.replace(/^\d+~/, '9~'))],
+      ['the chunk count removed (first chunk alone)', (jar) => jar.cookies.set('session', jar.cookies.get('session')!.replace(/^\d+~/, ''))],
     ];
-    for (const [name, make] of cases) {
-      it(name, async () => {
-        const s = store();
-        assert.equal(await s.read(await make()), undefined);
+    for (const [name, change] of tampered) {
+      it(`reads no session from ${name}`, async () => {
+        const jar = await chunked();
+        assert.ok(await store().read(jar.req()), 'control: untouched, it reads');
+        change(jar);
+        assert.equal(await store().read(jar.req()), undefined);
       });
     }
-
-    it('a control case: the untouched cookie does read', async () => {
-      const jar = await written(store(), { access_token: randomBytes(6750).toString('base64url') });
-      assert.ok(await store().read(jar.req()));
-    });
   });
 
-  describe('touch-only rewrites', () => {
-    const config = { session_idling_timeout: 900, session_rolling_timeout: 0, session_absolute_timeout: 0 };
-
-    it('hands the same rewrite to every request presenting the same sealed session, for a while', async (t) => {
-      t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
-      const s = store(config);
-      const t0 = epoch();
-      const jar = new Jar().apply(await s.write(session(s, {}, t0), request()));
-      // Two requests of one page, sent with the same cookie before either answer arrived.
-      const [a, b] = [(await s.read(jar.req(), t0 + 300))!, (await s.read(jar.req(), t0 + 300))!];
-      assert.ok(s.touch(a, t0 + 300) && s.touch(b, t0 + 300));
-      const first = await s.writeTouched(a, jar.req());
-      assert.deepEqual(await s.writeTouched(b, jar.req()), first);
-      assert.notDeepEqual(first, await s.write(b, jar.req()), 'control: a plain write seals anew (random IV)');
-      // The handed-out cookie carries the touched session.
-      assert.equal((await s.read(new Jar().apply(first).req(), t0 + 300))!.seen, t0 + 300);
-      t.mock.timers.tick(10_001);
-      const later = (await s.read(jar.req(), t0 + 300))!;
-      s.touch(later, t0 + 300);
-      assert.notDeepEqual(await s.writeTouched(later, jar.req()), first, 'after the window it is sealed anew');
-    });
-
-    it('never hands one session’s rewrite to another session', async () => {
-      const s = store(config);
-      const t0 = epoch();
-      const jars = [new Jar(), new Jar()];
-      for (const j of jars) j.apply(await s.write(session(s, {}, t0), request()));
-      const out: string[][] = [];
-      for (const j of jars) {
-        const r = (await s.read(j.req(), t0 + 300))!;
-        s.touch(r, t0 + 300);
-        out.push(await s.writeTouched(r, j.req()));
-      }
-      assert.notDeepEqual(out[0], out[1]);
-      const subs = await Promise.all(out.map(async (c) => (await s.read(new Jar().apply(c).req(), t0 + 300))!.sid));
-      assert.notEqual(subs[0], subs[1]);
-    });
-  });
-
-  describe('timeouts', () => {
-    async function jarFor(s: SessionStore, data: SessionData) {
-      return new Jar().apply(await s.write(data, request()));
-    }
-
-    it('idle: alive until idling_timeout seconds after it was last seen', async () => {
-      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 0, session_absolute_timeout: 0 });
-      const t0 = epoch();
-      const jar = await jarFor(s, session(s, {}, t0));
-      assert.ok(await s.read(jar.req(), t0 + 899));
-      assert.equal(await s.read(jar.req(), t0 + 900), undefined);
-    });
-
-    it('idle: a touched and rewritten session lives on', async () => {
-      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 0, session_absolute_timeout: 0 });
-      const t0 = epoch();
-      const data = session(s, {}, t0);
-      assert.equal(s.touch(data, t0 + 800), true);
-      const jar = await jarFor(s, data);
-      assert.ok(await s.read(jar.req(), t0 + 1699));
-      assert.equal(await s.read(jar.req(), t0 + 1700), undefined);
-    });
-
-    it('rolling: ends rolling_timeout seconds after the last renewal however active it is', async () => {
-      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 3600, session_absolute_timeout: 0 });
-      const t0 = epoch();
-      const data = session(s, { seen: t0 + 3500 }, t0); // seen recently, renewed at t0
-      const jar = await jarFor(s, data);
-      assert.ok(await s.read(jar.req(), t0 + 3599));
-      assert.equal(await s.read(jar.req(), t0 + 3600), undefined);
-    });
-
-    it('absolute: ends absolute_timeout seconds after login, renewals notwithstanding', async () => {
-      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 3600, session_absolute_timeout: 7200 });
-      const t0 = epoch();
-      const data = session(s, { seen: t0 + 7000, renewed: t0 + 7000 }, t0);
-      const jar = await jarFor(s, data);
-      assert.ok(await s.read(jar.req(), t0 + 7199));
-      assert.equal(await s.read(jar.req(), t0 + 7200), undefined);
-    });
-
-    it('0 disables a timeout', async () => {
-      const s = store({ session_idling_timeout: 0, session_rolling_timeout: 0, session_absolute_timeout: 0 });
-      const t0 = epoch();
-      const jar = await jarFor(s, session(s, {}, t0));
-      assert.ok(await s.read(jar.req(), t0 + 10 * 365 * 86_400));
-    });
-
-    it('alive() is the same rule', () => {
-      const s = store({ session_idling_timeout: 10, session_rolling_timeout: 20, session_absolute_timeout: 30 });
-      const base = { sid: 'x', iss: 'i', sub: 's', access_token: 'a', created: 100, renewed: 100, seen: 100 };
-      const cases: [Partial<SessionData>, number, boolean][] = [
-        [{}, 109, true],
-        [{}, 110, false],
-        [{ seen: 115 }, 119, true],
-        [{ seen: 115 }, 120, false], // rolling
-        [{ seen: 125, renewed: 125 }, 129, true],
-        [{ seen: 125, renewed: 125 }, 130, false], // absolute
-      ];
-      for (const [fields, now, expected] of cases) assert.equal(s.alive({ ...base, ...fields }, now), expected, `${JSON.stringify(fields)} at ${now}`);
-    });
-  });
-
-  describe('touch', () => {
-    it('advances `seen` only in steps (a quarter of the idle timeout, at most a minute)', () => {
-      const s = store({ session_idling_timeout: 900, session_rolling_timeout: 0 });
-      const data = session(s, {}, 1000);
-      assert.equal(s.touch(data, 1000), false);
-      assert.equal(s.touch(data, 1059), false);
-      assert.equal(data.seen, 1000);
-      assert.equal(s.touch(data, 1060), true);
-      assert.equal(data.seen, 1060);
-      assert.equal(s.touch(data, 1061), false);
-      assert.equal(data.seen, 1060);
-    });
-
-    it('uses a quarter of a short idle timeout as the step', () => {
-      const s = store({ session_idling_timeout: 20, session_rolling_timeout: 0 });
-      const data = session(s, {}, 1000);
-      assert.equal(s.touch(data, 1004), false);
-      assert.equal(s.touch(data, 1005), true);
-      assert.equal(data.seen, 1005);
-    });
-
-    it('renews once half the rolling timeout has passed', () => {
-      const s = store({ session_idling_timeout: 0, session_rolling_timeout: 3600 });
-      const data = session(s, {}, 1000);
-      assert.equal(s.touch(data, 2799), false);
-      assert.equal(data.renewed, 1000);
-      assert.equal(s.touch(data, 2800), true);
-      assert.equal(data.renewed, 2800);
-    });
-
-    it('never asks for a write when no timeout depends on activity', () => {
-      const s = store({ session_idling_timeout: 0, session_rolling_timeout: 0 });
-      const data = session(s, {}, 1000);
-      assert.equal(s.touch(data, 1000 + 86_000), false);
-    });
-  });
-
-  describe('destroy', () => {
-    it('deletes every chunk, with the attributes they were set with', async () => {
-      const s = store({ session_cookie_same_site: 'Strict' }, true);
-      const set = await s.write(session(s, { access_token: randomBytes(6750).toString('base64url') }), request());
-      const jar = new Jar().apply(set);
-      jar.cookies.set('__Host-session_x', 'not ours');
-      jar.cookies.set('other', 'kept');
-      const del = await s.destroy(jar.req());
-      assert.deepEqual(
-        del.map((l) => l.split('=')[0]).sort(),
-        set.map((l) => l.split('=')[0]).sort(),
-      );
-      for (const line of del) {
-        assert.match(line, /^[^=]+=; /, 'empty value');
-        assert.ok(line.includes('; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'));
-        assert.deepEqual(attributesOf(line), attributesOf(set[0]));
-      }
-      jar.apply(del);
-      assert.deepEqual([...jar.cookies.keys()].sort(), ['__Host-session_x', 'other']);
-      assert.equal(await s.read(jar.req()), undefined);
-    });
-
-    it('deletes the session cookie even when the request carried none (a fresh login clears any old one)', async () => {
+  describe('the gateway’s request-header limit', () => {
+    it('derives the cookie budget from GATEHOUSE_MAX_HEADER_SIZE, and uses the default one unless told', async () => {
+      assert.equal(sessionCookieBudget(16_384), 13_312);
+      assert.equal(sessionCookieBudget(65_536), 62_464);
+      assert.equal(sessionCookieBudget(1_000), 0);
+      assert.equal(DEFAULT_MAX_COOKIE_BYTES, sessionCookieBudget(16_384));
+      // 9 000 characters of tokens fit under the default limit (sealing adds a third), 10 500 do not.
       const s = store();
-      const del = await s.destroy(request());
-      assert.equal(del.length, 1);
-      assert.match(del[0], /^session=; Path=\/; Max-Age=0; /);
+      assert.ok(await s.write(newSession(s, { access_token: 'a'.repeat(9_000) }), request()));
+      await assert.rejects(s.write(newSession(s, { access_token: 'a'.repeat(10_500) }), request()), SessionTooLargeError);
     });
-  });
 
-  it('creates a new random session id at every login', () => {
-    const s = store();
-    const ids = new Set(Array.from({ length: 50 }, () => session(s).sid));
-    assert.equal(ids.size, 50);
-    for (const id of ids) assert.match(id, /^[A-Za-z0-9_-]{32}$/);
+    it('refuses, with an error an operator can act on, a session whose cookies would exceed the limit; accepts one exactly at it', async () => {
+      const data = newSession(store(), { access_token: big() });
+      const needed = cookieHeaderLength(await store().write({ ...data }, request()));
+      // Sealing adds a random IV but the length is fixed: the same session needs the same bytes again.
+      assert.equal(cookieHeaderLength(await store().write({ ...data }, request())), needed);
+      const exact = store({}, false, { maxCookieBytes: needed });
+      assert.deepEqual(await exact.read(new Jar().apply(await exact.write({ ...data }, request())).req()), data);
+
+      const tight = store({}, false, { maxCookieBytes: needed - 1 });
+      const err = await tight.write({ ...data }, request()).then(
+        () => assert.fail('a session over the limit must not be written'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof SessionTooLargeError, String(err));
+      assert.equal(err.status, 500);
+      assert.ok(err.message.startsWith('session too large for cookies; use session_storage: redis or raise GATEHOUSE_MAX_HEADER_SIZE'), err.message);
+      assert.equal(err.publicMessage, 'An unexpected error occurred', 'the operator advice stays in the log');
+      assert.equal(err.cookieBytes, needed);
+      assert.equal(err.maxCookieBytes, needed - 1);
+    });
+
+    it('refuses a session too large for ten cookies even when the header limit would allow it', async () => {
+      const s = store({}, false, { maxCookieBytes: 1_000_000 });
+      await assert.rejects(s.write(newSession(s, { access_token: randomBytes(40_000).toString('base64url') }), request()), /session_storage: redis/);
+    });
+
+    it('a session filling the default budget passes a Node server with the default limit, with a browser’s other headers', async () => {
+      const s = store({}, true);
+      const capacity = cookieSessionCapacity(config(), DEFAULT_MAX_COOKIE_BYTES);
+      const data = sessionOfCapacity(s, capacity);
+      const set = await s.write(data, request());
+      const cookie = new Jar().apply(set).header();
+      assert.ok(cookie.length <= DEFAULT_MAX_COOKIE_BYTES && cookie.length > DEFAULT_MAX_COOKIE_BYTES - 8, `${cookie.length} bytes`);
+      const head = browserRequestHead(`other_site_cookie=${'x'.repeat(200)}; ${cookie}`);
+      assert.ok(head.length - cookie.length > 1_200, 'a browser’s other headers and cookies come along');
+      assert.equal(await statusFrom(16_384, head), 200);
+      // Control: the same request with 3 KB more of other cookies is refused by Node.
+      assert.equal(await statusFrom(16_384, browserRequestHead(`other_site_cookie=${'x'.repeat(3_300)}; ${cookie}`)), 431);
+    });
+
+    it('reports at start how many bytes of tokens a cookie session can hold', async () => {
+      const c = config();
+      const capacity = cookieSessionCapacity(c, DEFAULT_MAX_COOKIE_BYTES);
+      assert.ok(capacity > 9_000 && capacity < 10_000, String(capacity));
+      // Exactly: a session with that many bytes of tokens is written, one more byte is refused.
+      const s = store({}, true);
+      assert.ok(await s.write(sessionOfCapacity(s, capacity), request()));
+      await assert.rejects(s.write(sessionOfCapacity(s, capacity + 1), request()), SessionTooLargeError);
+      assert.ok(cookieSessionCapacity(c, sessionCookieBudget(32_768)) > capacity);
+      assert.equal(cookieSessionCapacity(c, 100), 0);
+      assert.equal(cookieSessionCapacity(config({ session_storage: 'redis' }), DEFAULT_MAX_COOKIE_BYTES), Infinity);
+    });
+
+    it('warns at start when the limit leaves too little room, and says what to do', () => {
+      const c = config();
+      assert.equal(sessionCapacityWarning(c, 16_384), undefined);
+      const small = sessionCapacityWarning(c, 6_144);
+      assert.ok(small, 'a 6 KB limit leaves less than typical tokens need');
+      assert.ok(cookieSessionCapacity(c, sessionCookieBudget(6_144)) < TYPICAL_TOKEN_BYTES);
+      assert.match(small, /GATEHOUSE_MAX_HEADER_SIZE=6144 leaves room for \d+ bytes of tokens/);
+      assert.match(small, /use session_storage: redis or raise GATEHOUSE_MAX_HEADER_SIZE$/);
+      assert.match(sessionCapacityWarning(c, 3_200)!, /leaves no room for a session cookie/);
+      // Redis keeps only a reference in the cookie.
+      assert.equal(sessionCapacityWarning(config({ session_storage: 'redis' }), 6_144), undefined);
+    });
   });
 });
+
+/**
+ * A session laid out as cookieSessionCapacity() assumes (a 64-character
+ * subject, all three tokens) with `tokenBytes` bytes of tokens in all.
+ */
+function sessionOfCapacity(s: SessionStore, tokenBytes: number) {
+  const now = epoch();
+  const id = 'i'.repeat(Math.floor(tokenBytes / 3));
+  const refresh = 'r'.repeat(Math.floor(tokenBytes / 3));
+  return newSession(s, { sub: 's'.repeat(64), access_token: 'a'.repeat(tokenBytes - id.length - refresh.length), id_token: id, refresh_token: refresh, expires_at: now + 300 }, now);
+}
+
+/** What a desktop browser sends on a navigation, with the given Cookie header. */
+function browserRequestHead(cookie: string): string {
+  return [
+    `GET /app/orders/2024/overview?tab=open&sort=desc&page=3 HTTP/1.1`,
+    'Host: gateway.example.com',
+    'Connection: keep-alive',
+    'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24", "Google Chrome";v="131"',
+    'sec-ch-ua-mobile: ?0',
+    'sec-ch-ua-platform: "Windows"',
+    'Upgrade-Insecure-Requests: 1',
+    'User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+    'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7',
+    'Sec-Fetch-Site: same-origin',
+    'Sec-Fetch-Mode: navigate',
+    'Sec-Fetch-User: ?1',
+    'Sec-Fetch-Dest: document',
+    'Referer: https://gateway.example.com/app/orders/2024?tab=open&sort=desc&page=2&filter=customer%3Dacme',
+    'Accept-Encoding: gzip, deflate, br, zstd',
+    'Accept-Language: en-GB,en-US;q=0.9,en;q=0.8,de;q=0.7',
+    'X-Forwarded-For: 203.0.113.7, 10.0.0.12',
+    'X-Forwarded-Proto: https',
+    'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    `Cookie: ${cookie}`,
+    '',
+    '',
+  ].join('\r\n');
+}
+
+/** The status a Node HTTP server with this header limit (the gateway's) answers the raw request with. */
+async function statusFrom(maxHeaderSize: number, head: string): Promise<number> {
+  const server = createServer({ maxHeaderSize }, (_req: IncomingMessage, res) => res.end('ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const response = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (d) => {
+        text += d.toString('latin1');
+        if (text.includes('\r\n')) socket.destroy();
+      });
+      socket.on('close', () => resolve(text));
+      // Node may reset the connection right after refusing it: the status line has arrived by then.
+      socket.on('error', (err) => (text ? resolve(text) : reject(err)));
+      socket.write(head);
+    });
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1]);
+  } finally {
+    server.close();
+  }
+}
