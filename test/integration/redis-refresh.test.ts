@@ -13,8 +13,11 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startDelayProxy, type DelayProxy } from '../helpers/tcp-delay.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
-/** Each way, between gateway B and Redis: B's reads and lock attempts land on a known clock. */
-const B_REDIS_DELAY_MS = 500;
+/**
+ * Each way, between gateway B and Redis: B's reads and lock attempts land on a
+ * known clock. A round trip (600 ms) stays under the store's 1 s limit per call.
+ */
+const B_REDIS_DELAY_MS = 300;
 
 /**
  * Two gateways sharing one Redis refresh a session once. The race that matters:
@@ -41,7 +44,7 @@ describe('openid-connect: refresh across gateways sharing Redis', () => {
     baseA = `http://127.0.0.1:${portA}`;
     baseB = `http://127.0.0.1:${portB}`;
     redis = await startRedis();
-    slow = await startDelayProxy(redis.port, B_REDIS_DELAY_MS);
+    slow = await startDelayProxy(redis.port, 0);
     idp = await startDemoIdp({ clients: [client.registration([`${baseA}/app`, `${baseB}/app`])], resource: baseA, accessTokenTtl: 33 });
     upstream = await startUpstream();
     const gateway = (port: number, base: string, redisPort: number) =>
@@ -87,18 +90,19 @@ describe('openid-connect: refresh across gateways sharing Redis', () => {
   const refreshes = () => [...a.logs(), ...b.logs()].filter((l) => l.msg === 'session tokens refreshed').length;
 
   it('a gateway that takes the lock after another refreshed uses the stored tokens, not its earlier read', async () => {
-    // B connects to Redis (through the slow link) before the race, so the race has only its GET and SET NX.
+    // B connects to Redis before the link is slowed, so the race has only its GET and SET NX.
     const warm = (await sessionCookieAfterLogin(chromium.browser, `${baseA}/app`, 'Blog_with_scope')).header;
     const w = await call(baseB, warm);
     assert.equal(w.statusCode, 200);
     await w.body.dump();
+    slow.delayMs = B_REDIS_DELAY_MS;
 
     const cookie = (await sessionCookieAfterLogin(chromium.browser, `${baseA}/app`, 'Blog_with_scope')).header;
     await new Promise((r) => setTimeout(r, 4_000)); // into the refresh window (33 s token, 30 s skew)
     await new Promise((r) => setTimeout(r, LOG_FLUSH_INTERVAL_MS * 3));
     const before = refreshes();
 
-    // B's GET reaches Redis at ~0.5 s (the old tokens); A refreshes at ~0.6 s; B's SET NX reaches Redis at ~1.5 s.
+    // B's GET reaches Redis at ~0.3 s (the old tokens); A refreshes from ~0.4 s; B's SET NX reaches Redis at ~0.9 s.
     const fromB = call(baseB, cookie);
     await new Promise((r) => setTimeout(r, B_REDIS_DELAY_MS + 100));
     const fromA = await call(baseA, cookie);
