@@ -57,7 +57,7 @@ export class InvalidTokenError extends Error {}
  * a full cache leaves a ~400-byte entry to die in the old generation, which
  * only a mark-compact frees: with a full 50,000-entry cache and a new token
  * every call, that GC cost 53 µs per token against 36 µs with nothing
- * evicted (bench/README.md, session 3). The doorkeeper is a fixed typed
+ * evicted (measured in bench/README.md). The doorkeeper is a fixed typed
  * array (no per-token objects), cleared after every DOORKEEPER_SLOTS misses,
  * so "seen before" means within the last 16,384 verifications. A repeated token
  * pays one extra signature check before it is cached; the result of a check

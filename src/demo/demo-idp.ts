@@ -7,7 +7,7 @@ import { errorPage, loginPage, logoutPage, postLogoutPage } from './login-page.j
 import { listenHttp } from './listen.js';
 
 /**
- * The built-in demo's OpenID Provider (issue 4): oidc-provider 9 configured like a
+ * The built-in demo's OpenID Provider: oidc-provider 9 configured like a
  * small Keycloak realm, for `npm start` with no config and for the gateway's
  * tests. DEVELOPMENT ONLY: in-memory state, users in code, keys and secrets
  * generated at start.

@@ -10,7 +10,7 @@ import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
 import { freePort } from '../common/free-port.js';
 
 /**
- * `npm start` with no config (issue 4): the reference scenario on one machine.
+ * `npm start` with no config: the reference scenario on one machine.
  * Starts the demo OpenID Provider and the echo upstream on loopback, generates
  * the client and session secrets, and loads config/demo.yaml through the normal
  * loader, with the values only known now passed as `{vault://env/...}` references.
