@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { openIdConnectConfigSchema } from './openid-connect.schema.js';
+import { PLUGIN_SCHEMAS, type PluginName } from '../plugins/plugin-schemas.js';
 
 /**
  * Kong's declarative format (`_format_version` 3.0): services with nested routes
@@ -8,11 +8,7 @@ import { openIdConnectConfigSchema } from './openid-connect.schema.js';
  * valid file is; `config.loader.ts` only reads the file and formats problems.
  */
 
-/** Every plugin Gatehouse runs, with the schema of its `config`. */
-export const PLUGIN_SCHEMAS = {
-  'openid-connect': openIdConnectConfigSchema,
-} as const;
-export type PluginName = keyof typeof PLUGIN_SCHEMAS;
+export { PLUGIN_SCHEMAS, type PluginName };
 const PLUGIN_NAMES = Object.keys(PLUGIN_SCHEMAS);
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -68,7 +64,8 @@ const pluginBase = {
   tags,
 };
 
-type CheckedPlugin<P> = Omit<P, 'name' | 'config'> & { name: PluginName; config: z.output<(typeof PLUGIN_SCHEMAS)[PluginName]> };
+/** A plugin entry whose `config` passed its plugin's schema: a union discriminated by `name`. */
+type CheckedPlugin<P> = { [N in PluginName]: Omit<P, 'name' | 'config'> & { name: N; config: z.output<(typeof PLUGIN_SCHEMAS)[N]> } }[PluginName];
 
 /**
  * Validates `config` against the named plugin's schema, reporting at `config.<key>`.
@@ -92,7 +89,7 @@ function checkPluginConfig<P extends { name: string; config: Record<string, unkn
     }
     return p as unknown as CheckedPlugin<P>;
   }
-  return { ...p, name: p.name as PluginName, config: parsed.data };
+  return { ...p, name: p.name, config: parsed.data } as unknown as CheckedPlugin<P>;
 }
 
 const nestedPlugin = z.strictObject(pluginBase).transform(checkPluginConfig);

@@ -3,21 +3,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { OpenIdConnectService } from '../auth/openid-connect.service.js';
-import { ScopesGuard } from '../auth/scopes.guard.js';
 import { AccessLog } from '../common/access-log.js';
 import { writeErrorResponse } from '../common/error-response.js';
 import { LOGGER } from '../common/logger.js';
 import { RequestContext, requestIdFor } from '../common/request-context.js';
 import { GatewayConfig } from '../config/gateway-config.js';
 import { isTrustedPeer, upstreamRequestHeaders } from './forwarding-headers.js';
+import { RESPONDED, type AccessResult, type CompiledPlugin } from '../plugins/plugin.js';
 import { RouteMatcher } from './route-matcher.js';
 import { UpstreamClient } from './upstream.client.js';
 
 /**
  * The catch-all: every method and path on the proxy listener, in one readable
- * chain — route match, authentication (the route's compiled openid-connect policy),
- * authorization (ScopesGuard), forward — with every error going through the one
- * error mapping.
+ * chain — route match, the route's access phase (its plugins in priority order:
+ * cors, authentication and authorization, limits, cache), forward (the response
+ * phase runs as the upstream answers), log phase — with every error going
+ * through the one error mapping.
  *
  * It is a Nest provider wired by DI, but it is called straight from the Node
  * HTTP server rather than through Nest's router: per request, the router,
@@ -35,7 +36,6 @@ export class ProxyHandler {
   constructor(
     private readonly routes: RouteMatcher,
     private readonly oidc: OpenIdConnectService,
-    private readonly scopes: ScopesGuard,
     private readonly upstream: UpstreamClient,
     private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -54,25 +54,18 @@ export class ProxyHandler {
     let pending: Promise<void>;
     try {
       this.routes.resolve(req, ctx);
-      const auth = ctx.match!.route.auth;
-      if (!auth) pending = this.forward(req, res, ctx);
-      else if (this.oidc.authenticateCached(req, ctx, auth)) {
-        this.scopes.authorizeRoute(ctx, auth, req.method!);
-        pending = this.forward(req, res, ctx);
-      } else pending = this.authenticated(req, res, ctx);
+      const { access, log } = ctx.match!.route.phases;
+      if (log.length) res.once('close', () => runLogPhase(log, req, res, ctx, this.logger));
+      const accessed = runAccessPhase(access, 0, req, res, ctx);
+      if (accessed === undefined) pending = this.forward(req, res, ctx);
+      else if (accessed === RESPONDED) return;
+      else pending = accessed.then((r) => (r === RESPONDED ? undefined : this.forward(req, res, ctx)));
     } catch (err) {
       writeErrorResponse(req, res, err, this.logger);
       return;
     }
     pending.catch((err: unknown) => writeErrorResponse(req, res, err, this.logger));
   };
-
-  private async authenticated(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
-    const auth = ctx.match!.route.auth!;
-    if ((await this.oidc.authenticate(req, res, ctx, auth)) === 'responded') return;
-    this.scopes.authorizeRoute(ctx, auth, req.method!);
-    return this.forward(req, res, ctx);
-  }
 
   private forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const { route, upstreamPath } = ctx.match!;
@@ -96,5 +89,31 @@ export class ProxyHandler {
     );
     // RouteMatcher refuses a match without an upstream path before any step runs.
     return this.upstream.forward(req, res, ctx, service, upstreamPath!, headers);
+  }
+}
+
+/**
+ * The access phase: each plugin in priority order. Steps that decide without
+ * I/O return nothing and the loop goes on synchronously; the first promise
+ * continues the rest after it. RESPONDED stops the chain (the plugin answered).
+ */
+function runAccessPhase(chain: readonly CompiledPlugin[], from: number, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): AccessResult {
+  for (let i = from; i < chain.length; i++) {
+    const result = chain[i].access!(req, res, ctx);
+    if (result === undefined) continue;
+    if (result === RESPONDED) return RESPONDED;
+    return result.then((r) => (r === RESPONDED ? RESPONDED : runAccessPhase(chain, i + 1, req, res, ctx)));
+  }
+  return undefined;
+}
+
+/** The log phase, after the response: a failing plugin is logged, never allowed to disturb the others. */
+function runLogPhase(chain: readonly CompiledPlugin[], req: IncomingMessage, res: ServerResponse, ctx: RequestContext, logger: Logger) {
+  for (const plugin of chain) {
+    try {
+      plugin.log!(req, res, ctx);
+    } catch (err) {
+      logger.error({ request_id: ctx.requestId, plugin: plugin.name, err: err instanceof Error ? err.message : String(err) }, 'plugin log phase failed');
+    }
   }
 }

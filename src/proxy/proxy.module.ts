@@ -1,7 +1,8 @@
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { GatewayConfig } from '../config/gateway-config.js';
 import { AuthModule } from '../auth/auth.module.js';
-import { OpenIdConnectService } from '../auth/openid-connect.service.js';
+import { PluginChainCompiler } from '../plugins/plugin-chain.compiler.js';
+import { PluginsModule } from '../plugins/plugins.module.js';
 import { ProxyHandler } from './proxy.handler.js';
 import { RouteMatcher } from './route-matcher.js';
 import { RouteTable } from './route-table.js';
@@ -9,18 +10,15 @@ import { UpstreamClient } from './upstream.client.js';
 
 /** Route table compiled once, the upstream pools, and the catch-all handler of the proxy listener. */
 @Module({
-  imports: [AuthModule],
+  imports: [AuthModule, PluginsModule],
   providers: [
     {
       provide: RouteTable,
-      inject: [GatewayConfig, OpenIdConnectService],
-      // Every route's plugin policy is compiled here, at load: nothing is built on a first request.
-      useFactory: (c: GatewayConfig, oidc: OpenIdConnectService) => {
+      inject: [GatewayConfig, PluginChainCompiler],
+      // Every route's plugin chain is compiled here, at load: nothing is built on a first request.
+      useFactory: (c: GatewayConfig, plugins: PluginChainCompiler) => {
         const table = RouteTable.compile(c.declarative);
-        for (const route of table.routes) {
-          const plugin = route.plugins['openid-connect'];
-          if (plugin) route.auth = oidc.policy(plugin);
-        }
+        for (const route of table.routes) plugins.attach(route);
         return table;
       },
     },

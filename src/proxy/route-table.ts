@@ -1,6 +1,7 @@
-import type { DeclarativeConfig, PluginEntry, PluginName } from '../config/declarative.schema.js';
+import type { z } from 'zod';
+import type { DeclarativeConfig, PLUGIN_SCHEMAS, PluginEntry, PluginName } from '../config/declarative.schema.js';
+import type { CompiledPlugin } from '../plugins/plugin.js';
 import type { OidcPolicy } from '../auth/oidc-policy.js';
-import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { unsafeSegment } from './path-normalizer.js';
 
 /**
@@ -34,8 +35,13 @@ export interface UpstreamService {
 }
 
 /** Plugin configs in effect on a route, the most specific instance of each plugin (Kong's precedence). */
-export interface EffectivePlugins {
-  'openid-connect'?: OpenIdConnectConfig;
+export type EffectivePlugins = { [N in PluginName]?: z.output<(typeof PLUGIN_SCHEMAS)[N]> };
+
+/** A route's plugins compiled for each phase, highest priority first (see PluginChainCompiler). */
+export interface PluginPhases {
+  access: readonly CompiledPlugin[];
+  response: readonly CompiledPlugin[];
+  log: readonly CompiledPlugin[];
 }
 
 export interface CompiledRoute {
@@ -45,9 +51,13 @@ export interface CompiledRoute {
   stripPath: boolean;
   preserveHost: boolean;
   plugins: EffectivePlugins;
-  /** The openid-connect plugin's compiled policy, attached once at load (see ProxyModule). */
+  /** The compiled plugin chain, attached once at load (see ProxyModule); empty until then. */
+  phases: PluginPhases;
+  /** The openid-connect plugin's compiled policy, attached with the chain. */
   auth?: OidcPolicy;
 }
+
+const NO_PLUGINS: PluginPhases = { access: [], response: [], log: [] };
 
 export interface RouteMatch {
   route: CompiledRoute;
@@ -122,6 +132,7 @@ export class RouteTable {
         stripPath: r.strip_path,
         preserveHost: r.preserve_host,
         plugins,
+        phases: NO_PLUGINS,
       };
       const hosts = r.hosts ?? [];
       const plainHosts = hosts.filter((h) => !h.includes('*')).map((h) => h.toLowerCase());

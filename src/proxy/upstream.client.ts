@@ -10,6 +10,7 @@ import {
 import type { RequestContext } from '../common/request-context.js';
 import { clientResponseHeaders } from './forwarding-headers.js';
 import type { UpstreamService } from './route-table.js';
+import type { ResponseBodyTap } from '../plugins/plugin.js';
 
 /** Methods RFC 9110 §9.2.2 calls idempotent: safe to send again after a connection failure. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -130,6 +131,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | null = null;
   private responded = false;
   private settled = false;
+  /** Response-phase plugins watching the body (e.g. a cache storing it); usually none. */
+  private taps: ResponseBodyTap[] | null = null;
 
   constructor(
     private readonly socket: ClientSocket,
@@ -159,6 +162,11 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     ctx.upstreamLatencyMs = performance.now() - ctx.upstreamStartedAt;
     const headers = clientResponseHeaders(rawHeaders, ctx.requestId);
     if (ctx.responseHeaders) mergeResponseHeaders(headers, ctx.responseHeaders);
+    const phase = ctx.match!.route.phases.response;
+    for (let i = 0; i < phase.length; i++) {
+      const tap = phase[i].response!(ctx, statusCode, headers);
+      if (tap) (this.taps ??= []).push(tap);
+    }
     res.writeHead(statusCode, headers);
     this.responded = true;
     res.on('drain', resume);
@@ -166,11 +174,13 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.taps) for (const t of this.taps) t.data(chunk);
     return this.res.write(chunk);
   }
 
   onComplete(): void {
     this.res.end();
+    if (this.taps) for (const t of this.taps) t.end();
     this.settle(null);
   }
 
@@ -187,6 +197,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private settle(err: Error | null): void {
     if (this.settled) return;
     this.settled = true;
+    if (err && this.taps) for (const t of this.taps) t.abort();
     this.socket[IN_FLIGHT]?.delete(this);
     this.done(err, this.responded);
   }

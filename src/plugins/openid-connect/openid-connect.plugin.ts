@@ -1,0 +1,50 @@
+import { Injectable } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { OidcPolicy } from '../../auth/oidc-policy.js';
+import { OpenIdConnectService } from '../../auth/openid-connect.service.js';
+import { ScopesGuard } from '../../auth/scopes.guard.js';
+import type { RequestContext } from '../../common/request-context.js';
+import type { OpenIdConnectConfig } from '../../config/openid-connect.schema.js';
+import { RESPONDED, type AccessResult, type CompiledPlugin, type GatewayPlugin } from '../plugin.js';
+
+/** The openid-connect plugin compiled for a route: its policy, and the access step that authenticates and authorizes. */
+export interface OpenIdConnectStep extends CompiledPlugin {
+  readonly policy: OidcPolicy;
+}
+
+/**
+ * Kong's `openid-connect` (PRIORITY 1050): who the caller is (OpenIdConnectService)
+ * and whether the IdP granted what the route requires (ScopesGuard). A repeat
+ * bearer token is decided without a promise; anything that needs I/O (keys,
+ * introspection, sessions, login) takes the asynchronous path.
+ */
+@Injectable()
+export class OpenIdConnectPlugin implements GatewayPlugin<OpenIdConnectConfig> {
+  readonly name = 'openid-connect';
+  readonly priority = 1050;
+
+  constructor(
+    private readonly oidc: OpenIdConnectService,
+    private readonly scopes: ScopesGuard,
+  ) {}
+
+  compile(config: OpenIdConnectConfig): OpenIdConnectStep {
+    const policy = this.oidc.policy(config);
+    const { oidc, scopes } = this;
+    return {
+      name: this.name,
+      priority: this.priority,
+      policy,
+      access(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): AccessResult {
+        if (oidc.authenticateCached(req, ctx, policy)) {
+          scopes.authorizeRoute(ctx, policy, req.method!);
+          return;
+        }
+        return oidc.authenticate(req, res, ctx, policy).then((outcome) => {
+          if (outcome === 'responded') return RESPONDED;
+          scopes.authorizeRoute(ctx, policy, req.method!);
+        });
+      },
+    };
+  }
+}

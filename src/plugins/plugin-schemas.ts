@@ -1,0 +1,13 @@
+import { openIdConnectConfigSchema } from '../config/openid-connect.schema.js';
+
+/**
+ * Every plugin Gatehouse runs, by Kong's name, with the schema of its
+ * `config`: the declarative schema validates each plugin entry against it, so a
+ * bad config fails at load with its path. Adding a plugin adds one line here
+ * and one in PLUGIN_PROVIDERS (plugins.module.ts).
+ */
+export const PLUGIN_SCHEMAS = {
+  'openid-connect': openIdConnectConfigSchema,
+} as const;
+
+export type PluginName = keyof typeof PLUGIN_SCHEMAS;
