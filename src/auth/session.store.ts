@@ -19,7 +19,7 @@ export {
   sessionCookieBudget,
   TYPICAL_TOKEN_BYTES,
 } from './session/session-cookie.js';
-export { REDIS_TIMEOUT_MS } from './session/redis-client.registry.js';
+export { REDIS_TIMEOUT_MS } from '../common/redis-client.registry.js';
 export { CookieSessionStore, RedisSessionStore };
 
 export type SessionStore = Store;

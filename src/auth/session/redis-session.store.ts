@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { OpenIdConnectConfig } from '../../config/openid-connect.schema.js';
 import { SessionStoreUnavailableError } from '../auth.errors.js';
 import { BaseSessionStore } from './base-session.store.js';
-import { redisClients, type RedisClientRegistry, type RedisLease } from './redis-client.registry.js';
+import { redisClients, type RedisClientRegistry, type RedisLease } from '../../common/redis-client.registry.js';
 import { isSessionData, type SessionData } from './session-data.js';
 import type { SessionStoreOptions, WriteOptions } from './session-store.js';
 

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 
 /**
- * How long any one Redis call may take, connecting included, before the store
- * counts Redis as down (503 with Retry-After). A healthy Redis answers the
- * store's O(1) commands in well under a millisecond, a few across zones; its
+ * How long any one Redis call may take, connecting included, before its user
+ * (session store, rate limiter, cache) counts Redis as down. A healthy Redis
+ * answers O(1) commands in well under a millisecond, a few across zones; its
  * own stalls (fork for a snapshot, a slow fsync) last tens to hundreds of
  * milliseconds. A second is far above both, yet short enough that a hung,
  * overloaded or unreachable Redis turns into a prompt 503 instead of requests
@@ -24,7 +24,7 @@ export interface RedisServerOptions {
   password?: string;
 }
 
-/** A store's use of a shared client. */
+/** One user's share of a client (a session store, a rate-limiting policy, a cache). */
 export interface RedisLease {
   /** Runs `fn` once the client is connected; rejects when not connected, or not answered, within REDIS_TIMEOUT_MS. */
   run<T>(fn: (client: Redis) => Promise<T>): Promise<T>;
@@ -41,7 +41,7 @@ interface Entry {
 
 /**
  * One Redis client per server, database and credentials, shared by every
- * plugin instance that names them (reference-counted), rather than one
+ * plugin instance that names them (sessions, rate-limiting counters, cache) (reference-counted), rather than one
  * connection per route: a gateway with many routes would otherwise hold as
  * many connections, each paying its own reconnects.
  *
