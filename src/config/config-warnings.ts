@@ -1,5 +1,6 @@
 import type { DeclarativeConfig, PluginEntry } from './declarative.schema.js';
 import type { OpenIdConnectConfig } from './openid-connect.schema.js';
+import { corsWarnings } from '../plugins/cors/cors.schema.js';
 
 /** Something a config may say that is allowed but deserves the operator's attention, with where it is said. */
 export interface ConfigWarning {
@@ -30,6 +31,7 @@ export function pluginInstances(config: DeclarativeConfig): { path: string; plug
 export function configWarnings(config: DeclarativeConfig): ConfigWarning[] {
   const warnings: ConfigWarning[] = [];
   for (const { path, plugin } of pluginInstances(config)) {
+    if (plugin.name === 'cors') for (const w of corsWarnings(plugin.config)) warnings.push({ path: `${path}.config.${w.key}`, message: w.message });
     if (plugin.name !== 'openid-connect') continue;
     const c: OpenIdConnectConfig = plugin.config;
     const at = (key: string, message: string) => warnings.push({ path: `${path}.config.${key}`, message });

@@ -217,10 +217,10 @@ function toGatewayError(err: Error, code: string | undefined, service: UpstreamS
   return new BadGatewayError(`${where}: ${code ?? err.message}`, err);
 }
 
-/** Adds the gateway's own response headers to the flat list; Set-Cookie is appended to the upstream's, others replace. */
+/** Adds the gateway's own response headers to the flat list; Set-Cookie and Vary (lists) are appended to the upstream's, others replace. */
 function mergeResponseHeaders(headers: string[], extra: Record<string, string | string[]>) {
   for (const [name, value] of Object.entries(extra)) {
-    if (name !== 'set-cookie') {
+    if (name !== 'set-cookie' && name !== 'vary') {
       for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i].toLowerCase() === name) headers.splice(i, 2);
     }
     for (const v of Array.isArray(value) ? value : [value]) headers.push(name, v);

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { readGatewaySettings } from '../../src/config/gateway-settings.js';
+import type { OpenIdConnectConfig } from '../../src/config/openid-connect.schema.js';
 import { createLogger } from '../../src/common/logger.js';
 import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
 import { startDemo, stopDemo } from '../../src/demo/demo.js';
@@ -404,6 +405,6 @@ describe('startDemo', () => {
     t.after(stopDemo);
     assert.equal(settings.proxyListen.host, '127.0.0.1');
     assert.equal(settings.statusListen.host, '127.0.0.1');
-    assert.deepEqual(config.declarative.services[0].plugins[0].config.redirect_uri, [`http://localhost:${settings.proxyListen.port}/oidc`]);
+    assert.deepEqual((config.declarative.services[0].plugins[0].config as OpenIdConnectConfig).redirect_uri, [`http://localhost:${settings.proxyListen.port}/oidc`]);
   });
 });

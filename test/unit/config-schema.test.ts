@@ -4,6 +4,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadDeclarativeConfigFile, parseDeclarativeConfig } from '../../src/config/config.loader.js';
+import type { OpenIdConnectConfig } from '../../src/config/openid-connect.schema.js';
 
 /**
  * The declarative schema and its error messages. Each file in
@@ -228,7 +229,7 @@ describe('valid configs load with defaults applied', () => {
     assert.equal(route.regex_priority, 10);
     assert.equal(config.routes[0].service, 'billing', '{ name: billing } is read as the name');
     assert.equal(config.plugins[0].service, 'billing');
-    assert.deepEqual(config.plugins[0].config.auth_methods, ['bearer', 'introspection']);
+    assert.deepEqual((config.plugins[0].config as OpenIdConnectConfig).auth_methods, ['bearer', 'introspection']);
   });
 
   it('top-level.json: a route-scoped global plugin keeps its scope', () => {
@@ -237,6 +238,6 @@ describe('valid configs load with defaults applied', () => {
     assert.equal(config.routes[0].preserve_host, false);
     assert.equal(config.plugins[0].route, 'orders-route');
     assert.equal(config.plugins[0].service, undefined);
-    assert.deepEqual(config.plugins[0].config.scopes_required, ['orders:read']);
+    assert.deepEqual((config.plugins[0].config as OpenIdConnectConfig).scopes_required, ['orders:read']);
   });
 });
