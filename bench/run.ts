@@ -263,11 +263,13 @@ async function main() {
       strip_path: false,
       plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['bearer'], scopes_required: [BENCH_SCOPE] } }],
     };
+    // The same bearer route behind cors (an allowed Origin on every request): what the plugin costs.
+    const corsJwtRoute = { ...jwtRoute, name: 'cors-jwt', paths: ['/cors-jwt'], plugins: [{ name: 'cors', config: { origins: ['https://app.example.com'], credentials: true } }, ...jwtRoute.plugins] };
     type GatewayStart = (main?: string, key?: string) => Promise<Target>;
     const gatewayDefs: [string, GatewayStart][] = [
       ['gw', (main, key = 'gw') => startGatehouse(key, service([plainRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-info', (main, key = 'gw-info') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_LOG_LEVEL: 'info' }, PROXY_CPU, undefined, main)],
-      ['gw-jwt', (main, key = 'gw-jwt') => startGatehouse(key, service([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
+      ['gw-jwt', (main, key = 'gw-jwt') => startGatehouse(key, service([plainRoute, jwtRoute, corsJwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-jwt-cycle', (main, key = 'gw-jwt-cycle') => startGatehouse(key, service([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-unpinned', (main, key = 'gw-unpinned') => startGatehouse(key, service([plainRoute]), {}, undefined, undefined, main)],
       ['gw-2w', (main, key = 'gw-2w') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_WORKERS: '2' }, undefined, undefined, main)],
@@ -532,6 +534,7 @@ function caseList(ctx: { rsToken: string; esToken: string; cycleFile: string; se
     { id: '4-info', short: 'Gatehouse, info access log', group: 4, title: 'Gatehouse, no plugin, info-level access log', target: 'gw-info', path: '/', connections: small, gatehouse: true },
     { id: '5-rs256', short: 'bearer RS256, same token', group: 5, title: 'Gatehouse, bearer RS256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
     { id: '5-es256', short: 'bearer ES256, same token', group: 5, title: 'Gatehouse, bearer ES256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.esToken), connections: small, gatehouse: true },
+    { id: '5-cors', short: 'cors + bearer RS256', group: 5, title: 'Gatehouse, cors (allowed Origin, credentials) + bearer RS256 + scopes_required, same token', target: 'gw-jwt', path: '/cors-jwt', headers: () => ({ ...bearer(ctx.rsToken)(), origin: 'https://app.example.com' }), connections: small, gatehouse: true },
     { id: '6', short: 'bearer RS256, new token', group: 6, title: 'Gatehouse, bearer RS256, new token every request', target: 'gw-jwt-cycle', path: '/jwt', tokensFile: () => ctx.cycleFile, connections: small, gatehouse: true },
     { id: '7', short: 'session cookie', group: 7, title: 'Gatehouse, session cookie from a real login', target: 'gw-session', path: '/app/', headers: () => ctx.session()!.headers, connections: small, gatehouse: true },
     { id: '8-64k-bare', short: '64 KiB, bare', group: 8, title: '64 KiB responses, bare Node proxy', target: 'bare', path: '/64k', connections: large, gatehouse: false },
