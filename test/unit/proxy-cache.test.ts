@@ -11,6 +11,7 @@ import {
   type KeyInputs,
   type KeyOptions,
 } from '../../src/plugins/proxy-cache/proxy-cache.rules.js';
+import { BodyCollector } from '../../src/plugins/proxy-cache/proxy-cache.plugin.js';
 import { proxyCacheConfigSchema } from '../../src/plugins/proxy-cache/proxy-cache.schema.js';
 import { decodeEntry, encodeEntry, MemoryStore, type CachedResponse } from '../../src/plugins/proxy-cache/proxy-cache.store.js';
 
@@ -200,5 +201,31 @@ describe('proxy-cache: memory store', () => {
     assert.deepEqual(decodeEntry(encodeEntry(v)), v);
     assert.equal(decodeEntry(Buffer.from('xx')), undefined);
     assert.equal(decodeEntry(Buffer.from([0, 0, 0, 3, 0x7b, 0x7d, 0x7d])), undefined);
+  });
+});
+
+describe('proxy-cache: body collection', () => {
+  const collect = (max: number, chunks: string[], finish: 'end' | 'abort') => {
+    const stored: Buffer[] = [];
+    const tap = new BodyCollector(max, (b) => stored.push(b));
+    for (const c of chunks) tap.data(Buffer.from(c));
+    tap[finish]();
+    tap.end(); // a late second end stores nothing more
+    return stored;
+  };
+
+  it('concatenates the chunks once at the end', () => {
+    const stored = collect(10, ['ab', 'cd', 'e'], 'end');
+    assert.equal(stored.length, 1);
+    assert.equal(stored[0].toString(), 'abcde');
+  });
+
+  it('a body exactly at the bound is stored; one byte more is not', () => {
+    assert.equal(collect(4, ['ab', 'cd'], 'end').length, 1);
+    assert.equal(collect(4, ['ab', 'cd', 'e'], 'end').length, 0);
+  });
+
+  it('nothing is stored after abort()', () => {
+    assert.equal(collect(10, ['ab'], 'abort').length, 0);
   });
 });

@@ -249,7 +249,7 @@ export function compileProxyCache(config: ProxyCacheConfig, scope: PluginScope, 
  * what it holds and stores nothing. The chunks are the ones written to the
  * client (no copy while streaming), concatenated once at the end.
  */
-class BodyCollector implements ResponseBodyTap {
+export class BodyCollector implements ResponseBodyTap {
   private chunks: Buffer[] | null = [];
   private size = 0;
 
