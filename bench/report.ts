@@ -153,6 +153,8 @@ function targets(r: BenchReport): string[][] {
   for (const s of r.streams.filter((s) => s.target === 'gw')) {
     check(`8: RSS growth, ${num(s.bytes / 2 ** 20)} MiB ${s.direction}`, s.error ? undefined : s.rssGrowthMiB, '< 50 MiB', (v) => v < 50, 'MiB');
   }
+  check('11: proxy-cache hit vs bare proxy (#2), req/s', ratio('11-cache-hit', '2'), '≥ 1.3×', (v) => v >= 1.3, '×', cpuRatio('11-cache-hit', '2'));
+  check('11: proxy-cache miss (fetch + store) vs bare proxy (#2), req/s', ratio('11-cache-miss', '2'), 'reported', () => true, '×', cpuRatio('11-cache-miss', '2'));
   check('9: 2 workers vs 1 (unpinned, see note)', ratio('9-gw-2w', '9-gw-1w'), '≥ 1.7× (needs free cores)', (v) => v >= 1.7);
   return rows;
 }

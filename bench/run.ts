@@ -265,12 +265,16 @@ async function main() {
     };
     // The same bearer route behind cors (an allowed Origin on every request): what the plugin costs.
     const corsJwtRoute = { ...jwtRoute, name: 'cors-jwt', paths: ['/cors-jwt'], plugins: [{ name: 'cors', config: { origins: ['https://app.example.com'], credentials: true } }, ...jwtRoute.plugins] };
+    // proxy-cache (memory) with cache_control on: a plain GET is answered from the cache (11-cache-hit);
+    // `Cache-Control: no-cache` makes every request a full miss that fetches, collects and stores again (11-cache-miss).
+    const cacheRoute = { name: 'cache', paths: ['/cache'], strip_path: false, plugins: [{ name: 'proxy-cache', config: { strategy: 'memory', cache_control: true } }] };
     type GatewayStart = (main?: string, key?: string) => Promise<Target>;
     const gatewayDefs: [string, GatewayStart][] = [
       ['gw', (main, key = 'gw') => startGatehouse(key, service([plainRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-info', (main, key = 'gw-info') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_LOG_LEVEL: 'info' }, PROXY_CPU, undefined, main)],
       ['gw-jwt', (main, key = 'gw-jwt') => startGatehouse(key, service([plainRoute, jwtRoute, corsJwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-jwt-cycle', (main, key = 'gw-jwt-cycle') => startGatehouse(key, service([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
+      ['gw-cache', (main, key = 'gw-cache') => startGatehouse(key, service([plainRoute, cacheRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-unpinned', (main, key = 'gw-unpinned') => startGatehouse(key, service([plainRoute]), {}, undefined, undefined, main)],
       ['gw-2w', (main, key = 'gw-2w') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_WORKERS: '2' }, undefined, undefined, main)],
     ];
@@ -543,6 +547,8 @@ function caseList(ctx: { rsToken: string; esToken: string; cycleFile: string; se
     { id: '8-up-bare', short: '1 MiB upload, bare', group: 8, title: '1 MiB uploads, bare Node proxy', target: 'bare', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: false },
     { id: '8-up-nginx', short: '1 MiB upload, nginx', group: 8, title: '1 MiB uploads, nginx', target: 'nginx', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: false },
     { id: '8-up-gw', short: '1 MiB upload, Gatehouse', group: 8, title: '1 MiB uploads, Gatehouse', target: 'gw', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: true },
+    { id: '11-cache-hit', short: 'proxy-cache hit', group: 11, title: 'Gatehouse, proxy-cache (memory), the same GET: every request a Hit', target: 'gw-cache', path: '/cache', connections: small, gatehouse: true },
+    { id: '11-cache-miss', short: 'proxy-cache miss', group: 11, title: 'Gatehouse, proxy-cache (memory), Cache-Control: no-cache: every request fetched and stored', target: 'gw-cache', path: '/cache', headers: () => ({ 'cache-control': 'no-cache' }), connections: small, gatehouse: true },
     { id: '9-gw-1w', short: 'unpinned Gatehouse 1 worker', group: 9, title: 'unpinned: Gatehouse, 1 worker', target: 'gw-unpinned', path: '/', connections: small, unpinned: true, gatehouse: true },
     { id: '9-gw-2w', short: 'unpinned Gatehouse 2 workers', group: 9, title: 'unpinned: Gatehouse, GATEHOUSE_WORKERS=2', target: 'gw-2w', path: '/', connections: small, unpinned: true, gatehouse: true },
     { id: '9-nginx-1w', short: 'unpinned nginx 1 worker', group: 9, title: 'unpinned: nginx, 1 worker', target: 'nginx-unpinned', path: '/', connections: small, unpinned: true, gatehouse: false },

@@ -1,5 +1,6 @@
 import { openIdConnectConfigSchema } from '../config/openid-connect.schema.js';
 import { corsConfigSchema } from './cors/cors.schema.js';
+import { proxyCacheConfigSchema } from './proxy-cache/proxy-cache.schema.js';
 
 /**
  * Every plugin Gatehouse runs, by Kong's name, with the schema of its
@@ -10,6 +11,7 @@ import { corsConfigSchema } from './cors/cors.schema.js';
 export const PLUGIN_SCHEMAS = {
   'openid-connect': openIdConnectConfigSchema,
   cors: corsConfigSchema,
+  'proxy-cache': proxyCacheConfigSchema,
 } as const;
 
 export type PluginName = keyof typeof PLUGIN_SCHEMAS;
