@@ -1,4 +1,5 @@
 import { openIdConnectConfigSchema } from '../config/openid-connect.schema.js';
+import { rateLimitingConfigSchema } from './rate-limiting/rate-limiting.schema.js';
 
 /**
  * Every plugin Gatehouse runs, by Kong's name, with the schema of its
@@ -8,6 +9,7 @@ import { openIdConnectConfigSchema } from '../config/openid-connect.schema.js';
  */
 export const PLUGIN_SCHEMAS = {
   'openid-connect': openIdConnectConfigSchema,
+  'rate-limiting': rateLimitingConfigSchema,
 } as const;
 
 export type PluginName = keyof typeof PLUGIN_SCHEMAS;

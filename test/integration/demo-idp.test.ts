@@ -404,6 +404,6 @@ describe('startDemo', () => {
     t.after(stopDemo);
     assert.equal(settings.proxyListen.host, '127.0.0.1');
     assert.equal(settings.statusListen.host, '127.0.0.1');
-    assert.deepEqual(config.declarative.services[0].plugins[0].config.redirect_uri, [`http://localhost:${settings.proxyListen.port}/oidc`]);
+    assert.deepEqual((config.declarative.services[0].plugins[0].config as Record<string, unknown>).redirect_uri, [`http://localhost:${settings.proxyListen.port}/oidc`]);
   });
 });

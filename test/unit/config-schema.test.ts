@@ -228,7 +228,7 @@ describe('valid configs load with defaults applied', () => {
     assert.equal(route.regex_priority, 10);
     assert.equal(config.routes[0].service, 'billing', '{ name: billing } is read as the name');
     assert.equal(config.plugins[0].service, 'billing');
-    assert.deepEqual(config.plugins[0].config.auth_methods, ['bearer', 'introspection']);
+    assert.deepEqual((config.plugins[0].config as Record<string, unknown>).auth_methods, ['bearer', 'introspection']);
   });
 
   it('top-level.json: a route-scoped global plugin keeps its scope', () => {
@@ -237,6 +237,6 @@ describe('valid configs load with defaults applied', () => {
     assert.equal(config.routes[0].preserve_host, false);
     assert.equal(config.plugins[0].route, 'orders-route');
     assert.equal(config.plugins[0].service, undefined);
-    assert.deepEqual(config.plugins[0].config.scopes_required, ['orders:read']);
+    assert.deepEqual((config.plugins[0].config as Record<string, unknown>).scopes_required, ['orders:read']);
   });
 });
