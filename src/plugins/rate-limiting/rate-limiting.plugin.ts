@@ -123,8 +123,8 @@ export class RateLimitingPlugin implements GatewayPlugin<RateLimitingConfig> {
           settle(ctx, budget.windows, counters.take(id, now), now);
           return;
         }
-        return counters.take(id, now).then(
-          (take) => settle(ctx, budget.windows, take, now),
+        return counters.take(id).then(
+          (take) => settle(ctx, budget.windows, take, Date.now()),
           (err: unknown) => redisDown(ctx, err),
         );
       },
