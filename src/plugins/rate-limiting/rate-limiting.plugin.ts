@@ -66,6 +66,7 @@ export class RateLimitingPlugin implements GatewayPlugin<RateLimitingConfig> {
     };
 
     const settle = (ctx: RequestContext, windows: readonly LimitWindow[], take: Take, now: number): void => {
+      if (take.passed && hide) return;
       // Kong's headers: each window's limit and remaining; RateLimit-* for the window closest to refusing.
       const headers: Record<string, string> = {};
       let limit = 0;
