@@ -69,7 +69,8 @@ export function baselineOf(id: string): string | undefined {
   if (id === '9-nginx-2w') return '9-nginx-1w';
   if (id.startsWith('9-')) return undefined;
   // Cases 5 and 6 against the bare proxy fed the same requests (the same Bearer tokens).
-  const sameRequests: Record<string, string> = { '5-rs256': '2-rs256', '5-es256': '2-es256', '6': '2-cycle' };
+  // Cases 10 (rate-limiting) against the same route without the plugin.
+  const sameRequests: Record<string, string> = { '5-rs256': '2-rs256', '5-es256': '2-es256', '6': '2-cycle', '10-rl-local': '5-rs256', '10-rl-redis': '5-rs256' };
   const plain = id.replace(/@base$/, '');
   if (sameRequests[plain]) return sameRequests[plain];
   return id === '2' || id.startsWith('2-') ? undefined : '2';
@@ -90,7 +91,9 @@ export function runOrder<T extends { id: string; gatehouse: boolean }>(cases: re
     if (c.gatehouse && base && ids.has(base)) followers.set(base, [...(followers.get(base) ?? []), c]);
     else roots.push(c);
   }
-  return roots.flatMap((c) => [c, ...(followers.get(c.id) ?? [])]);
+  // Followers of followers (5-rs256 after 2-rs256, 10-* after 5-rs256) run right after theirs.
+  const withFollowers = (c: T): T[] => [c, ...(followers.get(c.id) ?? []).flatMap(withFollowers)];
+  return roots.flatMap(withFollowers);
 }
 
 /** The median (the mean of the middle two for an even count); undefined for no values. */

@@ -268,6 +268,22 @@ async function main() {
     // proxy-cache (memory) with cache_control on: a plain GET is answered from the cache (11-cache-hit);
     // `Cache-Control: no-cache` makes every request a full miss that fetches, collects and stores again (11-cache-miss).
     const cacheRoute = { name: 'cache', paths: ['/cache'], strip_path: false, plugins: [{ name: 'proxy-cache', config: { strategy: 'memory', cache_control: true } }] };
+    // Rate limiting on the bearer route, a limit never reached: every request is counted and passes (cases 10-*).
+    let redisPort: number | undefined;
+    const startBenchRedis = async (): Promise<number> => {
+      if (redisPort) return redisPort;
+      const port = await freePort();
+      await startProcess('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+        cpus: pin ? LOAD_CPU : undefined,
+        ready: (l) => /Ready to accept connections/.test(l),
+        onSpawn: (p) => procs.push(p),
+      });
+      return (redisPort = port);
+    };
+    const rateLimitedJwtRoute = (config: Record<string, unknown>) => ({
+      ...jwtRoute,
+      plugins: [...jwtRoute.plugins, { name: 'rate-limiting', config: { minute: 1_000_000_000, ...config } }],
+    });
     type GatewayStart = (main?: string, key?: string) => Promise<Target>;
     const gatewayDefs: [string, GatewayStart][] = [
       ['gw', (main, key = 'gw') => startGatehouse(key, service([plainRoute]), {}, PROXY_CPU, undefined, main)],
@@ -275,6 +291,12 @@ async function main() {
       ['gw-jwt', (main, key = 'gw-jwt') => startGatehouse(key, service([plainRoute, jwtRoute, corsJwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-jwt-cycle', (main, key = 'gw-jwt-cycle') => startGatehouse(key, service([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-cache', (main, key = 'gw-cache') => startGatehouse(key, service([plainRoute, cacheRoute]), {}, PROXY_CPU, undefined, main)],
+      ['gw-rl-local', (main, key = 'gw-rl-local') => startGatehouse(key, service([plainRoute, rateLimitedJwtRoute({ policy: 'local' })]), {}, PROXY_CPU, undefined, main)],
+      [
+        'gw-rl-redis',
+        async (main, key = 'gw-rl-redis') =>
+          startGatehouse(key, service([plainRoute, rateLimitedJwtRoute({ policy: 'redis', redis: { host: '127.0.0.1', port: await startBenchRedis() } })]), {}, PROXY_CPU, undefined, main),
+      ],
       ['gw-unpinned', (main, key = 'gw-unpinned') => startGatehouse(key, service([plainRoute]), {}, undefined, undefined, main)],
       ['gw-2w', (main, key = 'gw-2w') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_WORKERS: '2' }, undefined, undefined, main)],
     ];
@@ -540,6 +562,8 @@ function caseList(ctx: { rsToken: string; esToken: string; cycleFile: string; se
     { id: '5-es256', short: 'bearer ES256, same token', group: 5, title: 'Gatehouse, bearer ES256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.esToken), connections: small, gatehouse: true },
     { id: '5-cors', short: 'cors + bearer RS256', group: 5, title: 'Gatehouse, cors (allowed Origin, credentials) + bearer RS256 + scopes_required, same token', target: 'gw-jwt', path: '/cors-jwt', headers: () => ({ ...bearer(ctx.rsToken)(), origin: 'https://app.example.com' }), connections: small, gatehouse: true },
     { id: '6', short: 'bearer RS256, new token', group: 6, title: 'Gatehouse, bearer RS256, new token every request', target: 'gw-jwt-cycle', path: '/jwt', tokensFile: () => ctx.cycleFile, connections: small, gatehouse: true },
+    { id: '10-rl-local', short: 'bearer + rate-limiting local', group: 10, title: 'as #5-rs256 plus rate-limiting (policy local, limit_by consumer)', target: 'gw-rl-local', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
+    { id: '10-rl-redis', short: 'bearer + rate-limiting redis', group: 10, title: 'as #5-rs256 plus rate-limiting (policy redis, limit_by consumer)', target: 'gw-rl-redis', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
     { id: '7', short: 'session cookie', group: 7, title: 'Gatehouse, session cookie from a real login', target: 'gw-session', path: '/app/', headers: () => ctx.session()!.headers, connections: small, gatehouse: true },
     { id: '8-64k-bare', short: '64 KiB, bare', group: 8, title: '64 KiB responses, bare Node proxy', target: 'bare', path: '/64k', connections: large, gatehouse: false },
     { id: '8-64k-nginx', short: '64 KiB, nginx', group: 8, title: '64 KiB responses, nginx', target: 'nginx', path: '/64k', connections: large, gatehouse: false },

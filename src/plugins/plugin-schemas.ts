@@ -1,6 +1,7 @@
 import { openIdConnectConfigSchema } from '../config/openid-connect.schema.js';
 import { corsConfigSchema } from './cors/cors.schema.js';
 import { proxyCacheConfigSchema } from './proxy-cache/proxy-cache.schema.js';
+import { rateLimitingConfigSchema } from './rate-limiting/rate-limiting.schema.js';
 
 /**
  * Every plugin Gatehouse runs, by Kong's name, with the schema of its
@@ -12,6 +13,7 @@ export const PLUGIN_SCHEMAS = {
   'openid-connect': openIdConnectConfigSchema,
   cors: corsConfigSchema,
   'proxy-cache': proxyCacheConfigSchema,
+  'rate-limiting': rateLimitingConfigSchema,
 } as const;
 
 export type PluginName = keyof typeof PLUGIN_SCHEMAS;
