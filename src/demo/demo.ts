@@ -192,6 +192,9 @@ function banner(o: { routeUrl: string; issuer: string; upstream: string; statusU
  A bearer token in one command (demo-only password grant), then call the route:
    ${o.curl}
    curl -H "Authorization: Bearer <access_token>" ${o.routeUrl}
+
+ Per-caller rate limiting and caching: uncomment the rate-limiting and
+ proxy-cache plugins in config/demo.yaml (RateLimit-* and X-Cache-Status headers).
 ==============================================================================
 
 `;
