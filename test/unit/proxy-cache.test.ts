@@ -76,6 +76,8 @@ describe('proxy-cache: cache key', () => {
     { name: 'unvaried headers do not matter', a: [{ headers: { 'accept-language': 'de' } }], b: [{ headers: { 'accept-language': 'fr' } }], same: true },
     { name: 'vary_headers values matter', a: [{ headers: { 'accept-language': 'de' } }, { varyHeaders: ['accept-language'] }], b: [{ headers: { 'accept-language': 'fr' } }, { varyHeaders: ['accept-language'] }], same: false },
     { name: 'an absent vary header differs from an empty one', a: [{ headers: {} }, { varyHeaders: ['x-v'] }], b: [{ headers: { 'x-v': '' } }, { varyHeaders: ['x-v'] }], same: false },
+    { name: 'the Host counts when forwarded (preserve_host)', a: [{ host: 'a.example' }], b: [{ host: 'b.example' }], same: false },
+    { name: 'Host case does not matter', a: [{ host: 'A.example' }], b: [{ host: 'a.example' }], same: true },
     { name: 'callers never share', a: [{ caller: 'alice' }], b: [{ caller: 'bob' }], same: false },
     { name: 'a caller differs from no caller', a: [{ caller: 'alice' }], b: [{}], same: false },
     { name: 'tokens never share', a: [{ accessToken: 't1' }], b: [{ accessToken: 't2' }], same: false },

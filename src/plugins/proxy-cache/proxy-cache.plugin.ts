@@ -160,9 +160,10 @@ export function compileProxyCache(config: ProxyCacheConfig, scope: PluginScope, 
     access(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): AccessResult {
       const h = req.headers;
       if (!methods.has(req.method!)) return void (ctx.proxyCache = BYPASS);
+      const route = ctx.match!.route;
       let caller: string | undefined;
       let accessToken: string | undefined;
-      if (ctx.match!.route.auth) {
+      if (route.auth) {
         caller = ctx.caller;
         if (caller === undefined) accessToken = ctx.principal?.accessToken;
         // An authenticated route where no identity was established: nothing safe to key on.
@@ -179,7 +180,8 @@ export function compileProxyCache(config: ProxyCacheConfig, scope: PluginScope, 
         maxAge = d.maxAge;
       }
       if (policy === 'bypass') return void (ctx.proxyCache = BYPASS);
-      const key = cacheKey({ method: req.method!, path: ctx.path, query: ctx.query, headers: h, caller, accessToken }, keyOptions);
+      const host = route.preserveHost ? h.host : undefined;
+      const key = cacheKey({ method: req.method!, path: ctx.path, query: ctx.query, headers: h, host, caller, accessToken }, keyOptions);
       const head = req.method === 'HEAD';
       if (policy === 'refresh') return void (ctx.proxyCache = { status: 'Refresh', key, head });
       const now = Date.now();

@@ -115,6 +115,8 @@ export interface KeyInputs {
   /** The raw query including "?" (RequestContext.query), or "". */
   query: string;
   headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The Host the client sent, when the route forwards it (preserve_host): the upstream may answer per host. */
+  host?: string;
   /**
    * Who is asking on an authenticated route: the caller's `credential_claim`,
    * else their access token (hashed with the rest, never stored), else none.
@@ -135,12 +137,13 @@ export interface KeyOptions {
 
 /**
  * The cache key: SHA-256 (hex) of the route, method, path, sorted query
- * (only `vary_query_params` when set), the `vary_headers` values and the
- * caller's identity. The components are JSON-encoded so no value (a claim may
+ * (only `vary_query_params` when set), the Host with preserve_host, the
+ * `vary_headers` values and the caller's identity. The components are JSON-encoded so no value (a claim may
  * hold any character) can run into the next one.
  */
 export function cacheKey(inputs: KeyInputs, opts: KeyOptions): string {
   const parts: (string | null)[] = [opts.scope, inputs.method, opts.ignoreUriCase ? inputs.path.toLowerCase() : inputs.path, canonicalQuery(inputs.query, opts)];
+  if (inputs.host !== undefined) parts.push(`host:${inputs.host.toLowerCase()}`);
   for (const name of opts.varyHeaders) {
     const v = inputs.headers[name];
     parts.push(v === undefined ? null : Array.isArray(v) ? v.join(', ') : v);
