@@ -27,12 +27,6 @@ export class GatewayError extends Error {
   readonly body?: Record<string, unknown>;
 }
 
-export class BadRequestError extends GatewayError {
-  constructor(reason: string) {
-    super(400, 'Bad request', { reason });
-  }
-}
-
 // 431 (oversized headers) and 400 for malformed requests are answered before any handler runs,
 // by clientErrorResponse in gateway.ts: Node's parser refuses them.
 

@@ -28,6 +28,13 @@ export class RequestContext {
   caller?: string;
   /** Why the request was refused, for the access log. */
   denial?: string;
+  /**
+   * What a plugin's access step leaves for its own later phases, by plugin
+   * name. Declared here rather than added by each plugin, so every context has
+   * the same shape (a field added on some requests only would make V8's
+   * property lookups on every context polymorphic).
+   */
+  pluginState?: Record<string, unknown>;
   constructor(
     readonly requestId: string,
     /** True when the connection's peer is in GATEHOUSE_TRUSTED_IPS. */

@@ -21,12 +21,9 @@ interface CacheExchange {
   head?: boolean;
 }
 
-declare module '../../common/request-context.js' {
-  interface RequestContext {
-    /** Set by the proxy-cache access step when the request goes upstream. */
-    proxyCache?: CacheExchange;
-  }
-}
+/** What the access step decided, for the response phase of the same request. */
+const setExchange = (ctx: RequestContext, exchange: CacheExchange) => ((ctx.pluginState ??= {})['proxy-cache'] = exchange);
+const exchangeOf = (ctx: RequestContext) => ctx.pluginState?.['proxy-cache'] as CacheExchange | undefined;
 
 const BYPASS: CacheExchange = Object.freeze({ status: 'Bypass' });
 
@@ -147,10 +144,10 @@ export function compileProxyCache(config: ProxyCacheConfig, scope: PluginScope, 
     if (entry) {
       const ageMs = now - entry.storedAt;
       if (ageMs < entry.ttl * 1000 && (maxAge === undefined || ageMs <= maxAge * 1000)) return serve(entry, now, key, res, ctx);
-      ctx.proxyCache = { status: 'Refresh', key, head };
+      setExchange(ctx, { status: 'Refresh', key, head });
       return;
     }
-    ctx.proxyCache = { status: 'Miss', key, head };
+    setExchange(ctx, { status: 'Miss', key, head });
   }
 
   return {
@@ -159,7 +156,7 @@ export function compileProxyCache(config: ProxyCacheConfig, scope: PluginScope, 
 
     access(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): AccessResult {
       const h = req.headers;
-      if (!methods.has(req.method!)) return void (ctx.proxyCache = BYPASS);
+      if (!methods.has(req.method!)) return void (setExchange(ctx, BYPASS));
       const route = ctx.match!.route;
       let caller: string | undefined;
       let accessToken: string | undefined;
@@ -167,10 +164,10 @@ export function compileProxyCache(config: ProxyCacheConfig, scope: PluginScope, 
         caller = ctx.caller;
         if (caller === undefined) accessToken = ctx.principal?.accessToken;
         // An authenticated route where no identity was established: nothing safe to key on.
-        if (caller === undefined && accessToken === undefined) return void (ctx.proxyCache = BYPASS);
+        if (caller === undefined && accessToken === undefined) return void (setExchange(ctx, BYPASS));
       } else if (h.authorization !== undefined || h.cookie !== undefined) {
         // RFC 9111 §3.5: a shared cache does not reuse responses to requests with credentials it cannot tell apart.
-        return void (ctx.proxyCache = BYPASS);
+        return void (setExchange(ctx, BYPASS));
       }
       let maxAge: number | undefined;
       let policy: 'use' | 'bypass' | 'refresh' = 'use';
@@ -179,27 +176,27 @@ export function compileProxyCache(config: ProxyCacheConfig, scope: PluginScope, 
         policy = requestPolicy(d);
         maxAge = d.maxAge;
       }
-      if (policy === 'bypass') return void (ctx.proxyCache = BYPASS);
+      if (policy === 'bypass') return void (setExchange(ctx, BYPASS));
       const host = route.preserveHost ? h.host : undefined;
       const key = cacheKey({ method: req.method!, path: ctx.path, query: ctx.query, headers: h, host, caller, accessToken }, keyOptions);
       const head = req.method === 'HEAD';
-      if (policy === 'refresh') return void (ctx.proxyCache = { status: 'Refresh', key, head });
+      if (policy === 'refresh') return void (setExchange(ctx, { status: 'Refresh', key, head }));
       const now = Date.now();
       let got: ReturnType<Storage['get']>;
       try {
         got = storage.get(key, now);
       } catch {
-        return void (ctx.proxyCache = { status: 'Bypass', key });
+        return void (setExchange(ctx, { status: 'Bypass', key }));
       }
       if (got === undefined || !(got instanceof Promise)) return found(got, now, key, head, maxAge, res, ctx);
       return got.then(
         (entry) => found(entry, Date.now(), key, head, maxAge, res, ctx),
-        () => void (ctx.proxyCache = { status: 'Bypass', key }),
+        () => void (setExchange(ctx, { status: 'Bypass', key })),
       ) as Promise<void | typeof RESPONDED>;
     },
 
     response(ctx: RequestContext, status: number, headers: string[]): ResponseBodyTap | void {
-      const exchange = ctx.proxyCache;
+      const exchange = exchangeOf(ctx);
       if (!exchange) return;
       const key = exchange.key;
       if (exchange.status === 'Bypass' || key === undefined) return void announce(headers, 'Bypass', key);
