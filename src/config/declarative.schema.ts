@@ -55,7 +55,19 @@ const method = z
   .string()
   .regex(/^[A-Z]+$/, 'must be an upper-case HTTP method such as GET');
 
+/**
+ * What the Admin API and `kong config db_export` write on every entity: its
+ * UUID and Unix-second timestamps. Kept in the validated output so an entity
+ * keeps its id across reloads.
+ */
+const entityMeta = {
+  id: z.uuid({ error: 'must be a UUID' }).optional(),
+  created_at: integer(0).optional(),
+  updated_at: integer(0).optional(),
+};
+
 const pluginBase = {
+  ...entityMeta,
   name: z.string(),
   config: z.record(z.string(), z.unknown()).default({}),
   enabled: z.boolean().default(true),
@@ -98,6 +110,7 @@ const globalPlugin = z
   .transform(checkPluginConfig);
 
 const routeFields = {
+  ...entityMeta,
   name: name.optional(),
   paths: z.array(path).optional(),
   methods: z.array(method).optional(),
@@ -128,6 +141,7 @@ const topLevelRoute = z.strictObject({ ...routeFields, service: ref.optional() }
 const timeout = integer(1, MAX_TIMEOUT_MS);
 const serviceSchema = z
   .strictObject({
+    ...entityMeta,
     name: name.optional(),
     url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
     protocol: z.enum(['http', 'https']).optional(),
