@@ -13,6 +13,8 @@ import { IssuerRegistry } from './auth/issuer.registry.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
 import { ProxyConfigRuntime } from './proxy/proxy-config.runtime.js';
+import { adminOptions, startAdminListener } from './admin/admin.server.js';
+import type { ConfigStore } from './config/config-store.js';
 
 /** The proxy listener's application: the route table, plugins and the catch-all forward. */
 @Module({})
@@ -37,6 +39,8 @@ export interface RunningGateway {
   status: NestFastifyApplication;
   /** The live declarative config: apply a document, read the applied one. */
   runtime: ProxyConfigRuntime;
+  /** The Admin API's URL, when it listens (a store given and GATEHOUSE_ADMIN_LISTEN not off). */
+  adminUrl?: string;
   /** Stop accepting, let in-flight requests finish (bounded), close upstream pools. */
   shutdown(): Promise<void>;
 }
@@ -113,7 +117,7 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, logger: Logger, store?: ConfigStore): Promise<RunningGateway> {
   const nestLogger = new NestPinoLogger(logger);
   const servers: Server[] = [];
 
@@ -136,6 +140,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const { proxyListen, statusListen } = config.settings;
   await listen(proxyServer, proxyListen.host, proxyListen.port);
   await status.listen(statusListen.port, statusListen.host);
+  // The Admin API writes through the store and applies to this process's runtime (other processes follow the store).
+  const adminListen = config.settings.adminListen;
+  const admin =
+    store && adminListen
+      ? await startAdminListener({ listen: adminListen, runtime: proxy.get(ProxyConfigRuntime), store, logger, options: adminOptions(config.settings) })
+      : undefined;
   const url = (server: Server, fallbackHost: string) => {
     const address = server.address();
     const host = fallbackHost === '0.0.0.0' || fallbackHost === '::' ? '127.0.0.1' : fallbackHost;
@@ -147,6 +157,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     proxy,
     status,
     runtime: proxy.get(ProxyConfigRuntime),
+    adminUrl: admin?.url,
     proxyUrl: url(proxyServer, proxyListen.host),
     statusUrl: url(status.getHttpServer(), statusListen.host),
     shutdown() {
@@ -159,7 +170,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         // Stop accepting; idle keep-alive connections close now, busy ones after their response
         // (which carries Connection: close); then the upstream pools close.
         handler.draining = true;
-        await Promise.all([closeServer(proxyServer), status.close()]);
+        await Promise.all([closeServer(proxyServer), status.close(), admin?.close()]);
         await proxy.close();
         clearTimeout(force);
       })();

@@ -4,7 +4,9 @@ import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } f
 import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
-import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
+import { readGatewaySettings, SettingsError, type GatewaySettings } from './config/gateway-settings.js';
+import type { ConfigStore } from './config/config-store.js';
+import { documentWithIds } from './admin/admin-entities.js';
 import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
 import { isClusterWorker, reportWorkerStarted, runPrimary } from './cluster.js';
@@ -29,29 +31,41 @@ async function main(): Promise<void> {
   const store = createConfigStore(settings);
   // SIGHUP reloads the config once the gateway runs; until then it must not end the process (its default action).
   if (store) process.on('SIGHUP', () => undefined);
-  if (!settings.declarativeConfig && settings.workers > 1) {
+  if (settings.demo && settings.workers > 1) {
     // The demo runs an embedded IdP in-process: N copies would be N different issuers.
     return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
   }
-  if (!settings.declarativeConfig) {
-    const { startDemo, DemoStartError } = await import('./demo/demo.js');
-    try {
-      config = await startDemo(settings, logger);
-    } catch (err) {
-      if (err instanceof DemoStartError || err instanceof ConfigError) return fail(err.message);
-      throw err;
-    }
-  } else {
-    try {
+  try {
+    if (settings.demo) {
+      const { startDemo, DemoStartError } = await import('./demo/demo.js');
+      try {
+        config = await startDemo(settings, logger);
+      } catch (err) {
+        if (err instanceof DemoStartError || err instanceof ConfigError) return fail(err.message);
+        throw err;
+      }
+      // The demo keeps admin changes in the embedded store. Its document holds the demo's
+      // {vault://env/GATEHOUSE_DEMO_*} references, so a restart on other ports or secrets still fits.
+      if (store) config = await fromStore(store, config.document, config, settings);
+    } else if (!settings.declarativeConfig) {
+      // A database and no file: whatever the store holds, or nothing yet (a fresh Kong with a database).
+      config = await fromStore(store!, { _format_version: '3.0' }, undefined, settings);
+    } else {
       const file = settings.declarativeConfig;
-      // Through the store, so its watch starts from exactly the bytes that were validated.
-      const document = store ? await store.load() : (await loadDeclarativeConfigFile(file)).document;
-      if (!document) return fail(`${store!.source}: holds no declarative config`);
-      config = new GatewayConfig(settings, validateDeclarativeDocument(document, file), file, false, document as Record<string, unknown>);
-    } catch (err) {
-      if (err instanceof ConfigError) return fail(err.message);
-      throw err;
+      // Through the store, so its watch starts from exactly the bytes that were validated; a writable
+      // store that is still empty starts from the file (Kong's declarative_config import).
+      let document = store ? await store.load() : undefined;
+      if (!document) {
+        if (store && !store.writable) return fail(`${store.source}: holds no declarative config`);
+        document = (await loadDeclarativeConfigFile(file)).document;
+        config = store ? await fromStore(store, document as Record<string, unknown>, undefined, settings) : new GatewayConfig(settings, validateDeclarativeDocument(document, file), file, false, document as Record<string, unknown>);
+      } else {
+        config = new GatewayConfig(settings, validateDeclarativeDocument(document, store!.source), store!.kind === 'off' ? file : store!.source, false, document as Record<string, unknown>);
+      }
     }
+  } catch (err) {
+    if (err instanceof ConfigError) return fail(err.message);
+    throw err;
   }
 
   // Once, where the file was loaded: not per worker, not on a first request.
@@ -73,15 +87,15 @@ async function main(): Promise<void> {
 
   let gateway;
   try {
-    gateway = await startGateway(config, logger);
+    gateway = await startGateway(config, logger, store);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      return fail(`cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); set GATEHOUSE_PROXY_LISTEN / GATEHOUSE_STATUS_LISTEN`);
+      return fail(`cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); set GATEHOUSE_PROXY_LISTEN / GATEHOUSE_STATUS_LISTEN / GATEHOUSE_ADMIN_LISTEN`);
     }
     throw err;
   }
-  const started = { proxy: gateway.proxyUrl, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers };
+  const started = { proxy: gateway.proxyUrl, status: gateway.statusUrl, admin: gateway.adminUrl, database: settings.database, config: config.source, demo: config.demo, issuers: config.issuers };
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
   // Every process follows the store itself: with workers, each one sees the file change (or its SIGHUP, forwarded by the primary).
@@ -104,6 +118,22 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * The store's document, or `seed` (ids added) saved into an empty writable
+ * store. Validated with the store as its source, so a bad stored document
+ * names the store file.
+ */
+async function fromStore(store: ConfigStore, seed: Record<string, unknown>, demo: GatewayConfig | undefined, settings: GatewaySettings): Promise<GatewayConfig> {
+  let document = (await store.load()) as Record<string, unknown> | undefined;
+  if (!document) {
+    document = documentWithIds(seed);
+    // Validated before it is stored: a bad seed file must not become the store's content.
+    validateDeclarativeDocument(document, store.source);
+    if (store.writable) await store.save(document, { actor: demo ? 'demo' : 'seed' });
+  }
+  return new GatewayConfig(settings, validateDeclarativeDocument(document, store.source), store.source, demo !== undefined, document);
 }
 
 function fail(message: string): void {

@@ -221,3 +221,11 @@ export function newEntityMeta(id?: string): { id: string; created_at: number; up
   const t = now();
   return { id: id ?? randomUUID(), created_at: t, updated_at: t };
 }
+
+/** A document with an id on every entity (stable ids for those written without): what a writable store keeps. */
+export function documentWithIds(document: unknown): Record<string, unknown> {
+  const { document: out } = EntityState.fromDocument(document).toDocument();
+  const source = record(document);
+  for (const k of ['_comment', '_info', '_transform']) if (source[k] !== undefined) out[k] = source[k];
+  return out;
+}

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { NestPinoLogger } from '../common/logger.js';
 import type { ConfigRuntime } from '../config/config-runtime.js';
 import type { ConfigStore } from '../config/config-store.js';
-import type { ListenAddress } from '../config/gateway-settings.js';
+import type { GatewaySettings, ListenAddress } from '../config/gateway-settings.js';
 import { parseFormBody } from './admin-body.js';
 import { AdminExceptionFilter, adminErrorBody } from './admin-exception.filter.js';
 import { AdminModule, type AdminOptions } from './admin.module.js';
@@ -38,7 +38,7 @@ export async function startAdminListener(opts: {
   const app = await NestFactory.create<NestFastifyApplication>(
     AdminModule.register(opts.runtime, opts.store, logger, { version: GATEHOUSE_VERSION, ...opts.options }),
     adapter,
-    { logger: new NestPinoLogger(logger), abortOnError: false },
+    { logger: new NestPinoLogger(logger), abortOnError: false, bodyParser: false },
   );
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, parseFormBody(String(body))));
@@ -57,5 +57,29 @@ export async function startAdminListener(opts: {
     app,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () => app.close(),
+  };
+}
+
+/** What `GET /` shows of the settings (Kong's `configuration`), and the admin auth. */
+export function adminOptions(settings: GatewaySettings): Omit<AdminOptions, 'version'> {
+  const addr = (l?: ListenAddress) => (l ? `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}` : 'off');
+  return {
+    auth: settings.adminAuth,
+    configuration: {
+      database: settings.database,
+      proxy_listen: [addr(settings.proxyListen)],
+      status_listen: [addr(settings.statusListen)],
+      admin_listen: [addr(settings.adminListen)],
+      admin_issuer: settings.adminAuth?.issuer ?? null,
+      admin_audience: settings.adminAuth?.audience ?? null,
+      trusted_ips: settings.trustedIpsText ? settings.trustedIpsText.split(',').map((s) => s.trim()) : [],
+      log_level: settings.logLevel,
+      nginx_worker_processes: settings.workers,
+      data_dir: settings.dataDir,
+      client_header_timeout: settings.clientHeaderTimeoutMs,
+      client_body_timeout: settings.clientBodyTimeoutMs,
+      max_header_size: settings.maxHeaderSize,
+      shutdown_timeout: settings.shutdownTimeoutMs,
+    },
   };
 }

@@ -1,4 +1,5 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../config/config.loader.js';
@@ -330,6 +331,13 @@ export class AdminService implements OnModuleInit {
         Object.assign(typed, parts);
         if (parts.path === null) delete typed.path;
       }
+    }
+    if (kind === 'plugins' && !current && typed.name === 'openid-connect') {
+      // Kong generates the session secret of an openid-connect plugin created without one; so does
+      // Gatehouse, once, at creation: it is stored with the plugin (the store file is 0600), so
+      // sessions survive restarts and every instance reading the store shares it.
+      const config = (typed.config && typeof typed.config === 'object' ? typed.config : (typed.config = {})) as Record<string, unknown>;
+      if (config.session_secret === undefined) config.session_secret = randomBytes(32).toString('base64url');
     }
     if (kind !== 'services' && scope.service) delete typed.service;
     if (kind === 'plugins' && scope.route) delete typed.route;

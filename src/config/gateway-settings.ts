@@ -21,6 +21,13 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_WORKERS: '1',
   /** Unset: `off` when a declarative file is given (Kong's DB-less), `embedded` otherwise. */
   GATEHOUSE_DATABASE: '',
+  /** Kong's `admin_listen`; `off` disables the Admin API. */
+  GATEHOUSE_ADMIN_LISTEN: '127.0.0.1:8001',
+  /** Admin bearer tokens' issuer and audience: required when the admin listener is not loopback-only. */
+  GATEHOUSE_ADMIN_ISSUER: '',
+  GATEHOUSE_ADMIN_AUDIENCE: '',
+  /** Where the embedded store keeps its file (must be writable; a volume in a container). */
+  GATEHOUSE_DATA_DIR: 'data',
 } as const;
 
 export interface ListenAddress {
@@ -47,6 +54,19 @@ export interface GatewaySettings {
   workers: number;
   /** Where the declarative config lives (Kong's `database`): see ConfigStore. */
   database: DatabaseKind;
+  /** True for `npm start` with neither a config file nor GATEHOUSE_DATABASE: the built-in demo. */
+  demo: boolean;
+  /** The Admin API listener, or undefined when GATEHOUSE_ADMIN_LISTEN is `off`. */
+  adminListen?: ListenAddress;
+  /** Admin bearer authentication; undefined on a loopback-only listener without GATEHOUSE_ADMIN_ISSUER. */
+  adminAuth?: { issuer: string; audience: string };
+  /** The embedded store's directory. */
+  dataDir: string;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: an admin listener only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 const DATABASES: readonly DatabaseKind[] = ['off', 'embedded', 'postgres'];
@@ -66,7 +86,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
   // An empty variable (`FOO=` in a compose file or a ConfigMap) means "use the default".
   const get = (k: keyof typeof SETTINGS_DEFAULTS) => env[k]?.trim() || SETTINGS_DEFAULTS[k];
 
-  const listen = (k: 'GATEHOUSE_PROXY_LISTEN' | 'GATEHOUSE_STATUS_LISTEN'): ListenAddress => {
+  const listen = (k: 'GATEHOUSE_PROXY_LISTEN' | 'GATEHOUSE_STATUS_LISTEN' | 'GATEHOUSE_ADMIN_LISTEN'): ListenAddress => {
     const value = get(k).trim();
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
     const port = m ? Number(m[3]) : NaN;
@@ -120,9 +140,29 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     problems.push({ path: 'GATEHOUSE_DATABASE', message: 'is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)' });
   }
 
+  const adminListen = get('GATEHOUSE_ADMIN_LISTEN').toLowerCase() === 'off' ? undefined : listen('GATEHOUSE_ADMIN_LISTEN');
+  const adminIssuer = get('GATEHOUSE_ADMIN_ISSUER');
+  const adminAudience = get('GATEHOUSE_ADMIN_AUDIENCE');
+  let adminAuth: GatewaySettings['adminAuth'];
+  if (adminIssuer || adminAudience) {
+    if (!/^https?:\/\/[^\s]+$/.test(adminIssuer)) problems.push({ path: 'GATEHOUSE_ADMIN_ISSUER', message: `must be the admin tokens' issuer URL, got "${adminIssuer}"` });
+    if (!adminAudience) problems.push({ path: 'GATEHOUSE_ADMIN_AUDIENCE', message: 'is required with GATEHOUSE_ADMIN_ISSUER: admin tokens must be issued for the Admin API (RFC 9068 §4)' });
+    adminAuth = { issuer: adminIssuer, audience: adminAudience };
+  } else if (adminListen && !isLoopbackHost(adminListen.host)) {
+    // Kong's Admin API has no authentication of its own; exposed without it, anyone reaching the port could reroute traffic.
+    problems.push({
+      path: 'GATEHOUSE_ADMIN_LISTEN',
+      message: `listens beyond loopback (${adminListen.host}) without authentication: set GATEHOUSE_ADMIN_ISSUER and GATEHOUSE_ADMIN_AUDIENCE, or listen on 127.0.0.1, or set it to off`,
+    });
+  }
+
   const settings: GatewaySettings = {
     declarativeConfig,
     database,
+    demo: !declarativeConfig && !databaseText,
+    adminListen,
+    adminAuth,
+    dataDir: get('GATEHOUSE_DATA_DIR'),
     proxyListen: listen('GATEHOUSE_PROXY_LISTEN'),
     statusListen: listen('GATEHOUSE_STATUS_LISTEN'),
     trustedIps,

@@ -3,6 +3,7 @@ import { ConfigError } from '../config.loader.js';
 import type { ConfigRuntime } from '../config-runtime.js';
 import type { ConfigStore } from '../config-store.js';
 import type { GatewaySettings } from '../gateway-settings.js';
+import { EmbeddedConfigStore } from './embedded-config.store.js';
 import { FileConfigStore } from './file-config.store.js';
 
 /** A store that can be asked to read its source again (SIGHUP). */
@@ -18,6 +19,8 @@ export function createConfigStore(settings: GatewaySettings): ConfigStore | unde
   switch (settings.database) {
     case 'off':
       return new FileConfigStore(settings.declarativeConfig!);
+    case 'embedded':
+      return new EmbeddedConfigStore(settings.dataDir);
     default:
       return undefined;
   }
