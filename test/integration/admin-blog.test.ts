@@ -41,7 +41,7 @@ describe('the blog\'s three Admin API commands, against a fresh gateway with the
     const res = await request(`${idp.issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'password', username, password: DEMO_PASSWORD, client_id: client.id, client_secret: client.secret, scope: 'openid kong_api_access' }).toString(),
+      body: new URLSearchParams({ grant_type: 'password', username, password: DEMO_PASSWORD, client_id: client.id, client_secret: client.secret, scope: 'openid profile email kong_api_access' }).toString(),
     });
     assert.equal(res.statusCode, 200);
     return ((await res.body.json()) as { access_token: string }).access_token;
