@@ -47,7 +47,8 @@ export function adminErrorBody(exception: unknown, method: string, url: string, 
   const code = (exception as { code?: string }).code;
   const status = exception instanceof HttpException ? exception.getStatus() : (exception as { statusCode?: number }).statusCode;
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) return [415, { message: 'Unsupported Media Type' }];
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (exception instanceof SyntaxError && status === 400)) {
+  const message = exception instanceof Error ? exception.message : '';
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (status === 400 && (exception instanceof SyntaxError || /JSON/.test(message)))) {
     return [400, { message: 'Cannot parse JSON body' }];
   }
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) return [413, { message: 'Request body too large' }];
