@@ -48,9 +48,13 @@ describe('readGatewaySettings: defaults', () => {
 
   it('SETTINGS_DEFAULTS lists the variables the README documents', () => {
     assert.deepEqual(Object.keys(SETTINGS_DEFAULTS).sort(), [
+      'GATEHOUSE_ADMIN_AUDIENCE',
+      'GATEHOUSE_ADMIN_ISSUER',
+      'GATEHOUSE_ADMIN_LISTEN',
       'GATEHOUSE_CLIENT_BODY_TIMEOUT',
       'GATEHOUSE_CLIENT_HEADER_TIMEOUT',
       'GATEHOUSE_DATABASE',
+      'GATEHOUSE_DATA_DIR',
       'GATEHOUSE_DECLARATIVE_CONFIG',
       'GATEHOUSE_LOG_LEVEL',
       'GATEHOUSE_MAX_HEADER_SIZE',
