@@ -78,18 +78,18 @@ export function sameValue(a: unknown, b: unknown): boolean {
 }
 
 /** The zod fields of a strict object's shape for its inert fields and entity metadata. */
-export function inertShape<K extends string>(inert: Record<K, InertField>): Record<K | (typeof META_FIELDS)[number], z.ZodUnknown> {
+export function inertShape<K extends string>(inert: Record<K, InertField>): Record<K | (typeof META_FIELDS)[number], z.ZodOptional<z.ZodUnknown>> {
   const out: Record<string, z.ZodType> = {};
   for (const [key, field] of Object.entries(inert) as [string, InertField][]) {
     out[key] = z.unknown().superRefine((v, ctx) => {
       if (!field.accepts(v)) ctx.addIssue({ code: 'custom', message: field.refusal });
-    });
+    }).optional();
   }
   out._comment = z.unknown().superRefine((v, ctx) => {
     if (v !== undefined && v !== null && typeof v !== 'string') ctx.addIssue({ code: 'custom', message: 'must be a string' });
-  });
-  out._ignore = z.unknown();
-  return out as Record<K | (typeof META_FIELDS)[number], z.ZodUnknown>;
+  }).optional();
+  out._ignore = z.unknown().optional();
+  return out as Record<K | (typeof META_FIELDS)[number], z.ZodOptional<z.ZodUnknown>>;
 }
 
 /**
