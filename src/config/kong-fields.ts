@@ -146,3 +146,62 @@ export function kongDefaultedFields(config: unknown): Map<string, string[]> {
   visit(config);
   return new Map([...found].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, [...v].sort()]));
 }
+
+/** Marks a shorthand's value moved into its record (a symbol: no file can spell it). */
+const MOVED = Symbol('moved into its record');
+
+/**
+ * Kong's deprecated shorthands (`session_redis_host` for `redis.host`, …):
+ * `move` (before validation) puts each value into the record field it stands
+ * for; a shorthand that contradicts a value the record already has stays and
+ * is refused by `shape`; `take` (after validation) drops the shorthands and
+ * returns the ones that were used, for the deprecation warning.
+ */
+export function kongShorthands<K extends string>(record: string, map: Record<K, string>) {
+  const move = (input: unknown): unknown => {
+    if (!input || typeof input !== 'object' || Array.isArray(input)) return input;
+    const out: Record<string, unknown> = { ...(input as Record<string, unknown>) };
+    let copy: Record<string, unknown> | undefined;
+    for (const [shorthand, field] of Object.entries(map) as [string, string][]) {
+      const v = out[shorthand];
+      if (v === undefined) continue;
+      if (v === null) {
+        delete out[shorthand];
+        continue;
+      }
+      const current = out[record] && typeof out[record] === 'object' && !Array.isArray(out[record]) ? (out[record] as Record<string, unknown>) : undefined;
+      const existing = current?.[field];
+      if (existing === undefined || existing === null) {
+        copy ??= { ...(current ?? {}) };
+        copy[field] = v;
+        out[record] = copy;
+        out[shorthand] = MOVED;
+      } else if (sameValue(existing, v)) {
+        out[shorthand] = MOVED;
+      }
+    }
+    return out;
+  };
+  const shape = Object.fromEntries(
+    (Object.entries(map) as [string, string][]).map(([shorthand, field]) => [
+      shorthand,
+      z
+        .unknown()
+        .superRefine((v, ctx) => {
+          if (v !== undefined && v !== MOVED) {
+            ctx.addIssue({ code: 'custom', message: `is the deprecated spelling of ${record}.${field}, which is set to a different value: keep only ${record}.${field}` });
+          }
+        })
+        .optional(),
+    ]),
+  ) as Record<K, z.ZodOptional<z.ZodUnknown>>;
+  const take = (value: Record<string, unknown>): string[] => {
+    const used: string[] = [];
+    for (const shorthand of Object.keys(map)) {
+      if (value[shorthand] === MOVED) used.push(shorthand);
+      delete value[shorthand];
+    }
+    return used;
+  };
+  return { move, shape, take };
+}

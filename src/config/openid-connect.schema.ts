@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { inertShape, kongEntity, sameValue } from './kong-fields.js';
+import { inertShape, kongEntity, kongShorthands, sameValue } from './kong-fields.js';
 import { OIDC_INERT, REDIS_INERT, SESSION_REDIS_SHORTHANDS } from './openid-connect.kong-fields.js';
 
 /**
@@ -48,9 +48,6 @@ export interface KongNotes {
 /** A claim path: Kong's list of keys into nested objects (`[realm_access, roles]`). */
 const claimHeader = z.strictObject({ header: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a header name'), path: claimPath });
 
-/** Marks a `session_redis_*` value moved into `redis` (a symbol: no file can spell it). */
-const MOVED = Symbol('moved to redis');
-
 /**
  * Kong 3.8's `redis` record (shared with Kong's other Redis-backed plugins).
  * host, port, database, username, password and prefix are implemented; TLS is
@@ -72,46 +69,9 @@ const redisSchema = kongEntity(
   REDIS_INERT,
 );
 
-/**
- * Kong's pre-3.8 `session_redis_*` shorthands are moved into `redis` before
- * validation; a shorthand that contradicts the `redis` field it stands for is
- * left in place and refused (KONG's own rule for shorthands: one value per field).
- */
-function moveSessionRedisShorthands(input: unknown): unknown {
-  if (!input || typeof input !== 'object' || Array.isArray(input)) return input;
-  const out: Record<string, unknown> = { ...(input as Record<string, unknown>) };
-  let redis: Record<string, unknown> | undefined;
-  for (const [shorthand, field] of Object.entries(SESSION_REDIS_SHORTHANDS)) {
-    const v = out[shorthand];
-    if (v === undefined) continue;
-    if (v === null) {
-      delete out[shorthand];
-      continue;
-    }
-    const current = out.redis && typeof out.redis === 'object' && !Array.isArray(out.redis) ? (out.redis as Record<string, unknown>) : undefined;
-    const existing = current?.[field];
-    if (existing === undefined || existing === null) {
-      redis ??= { ...(current ?? {}) };
-      redis[field] = v;
-      out.redis = redis;
-      out[shorthand] = MOVED;
-    } else if (sameValue(existing, v)) {
-      out[shorthand] = MOVED;
-    }
-  }
-  return out;
-}
-
-const shorthandFields = Object.fromEntries(
-  Object.entries(SESSION_REDIS_SHORTHANDS).map(([shorthand, field]) => [
-    shorthand,
-    z.unknown().superRefine((v, ctx) => {
-      if (v !== undefined && v !== MOVED) {
-        ctx.addIssue({ code: 'custom', message: `is the deprecated spelling of redis.${field}, which is set to a different value: keep only redis.${field}` });
-      }
-    }).optional(),
-  ]),
-) as Record<keyof typeof SESSION_REDIS_SHORTHANDS, z.ZodOptional<z.ZodUnknown>>;
+/** Kong's pre-3.8 `session_redis_*` names, moved into `redis` before validation. */
+const sessionRedisShorthands = kongShorthands('redis', SESSION_REDIS_SHORTHANDS);
+const shorthandFields = sessionRedisShorthands.shape;
 
 /** Kong's `null` for these means "send no such header", not "the default". */
 const NULL_MEANS_NONE = ['upstream_access_token_header', 'upstream_id_token_header', 'upstream_user_info_header', 'upstream_introspection_header'];
@@ -306,14 +266,11 @@ const openIdConnectObject = z
  * folded into `upstream_headers`/`downstream_headers` (one list each to apply).
  */
 export const openIdConnectConfigSchema = z
-  .preprocess(moveSessionRedisShorthands, kongEntity('openid-connect', openIdConnectObject, OIDC_INERT, NULL_MEANS_NONE))
+  .preprocess(sessionRedisShorthands.move, kongEntity('openid-connect', openIdConnectObject, OIDC_INERT, NULL_MEANS_NONE))
   .transform((parsed) => {
     const notes: KongNotes = { deprecated: [], kongDefaultLists: [] };
     const c = parsed as typeof parsed & Record<string, unknown>;
-    for (const shorthand of Object.keys(SESSION_REDIS_SHORTHANDS)) {
-      if (c[shorthand] === MOVED) notes.deprecated.push(shorthand);
-      delete c[shorthand];
-    }
+    notes.deprecated.push(...sessionRedisShorthands.take(c));
     if (sameValue(c.auth_methods, KONG_DEFAULT_AUTH_METHODS)) {
       c.auth_methods = [...SUPPORTED_AUTH_METHODS];
       notes.kongDefaultLists.push('auth_methods');
