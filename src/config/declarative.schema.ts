@@ -311,7 +311,7 @@ function checkReferences(c: Record<string, unknown>, ctx: z.RefinementCtx): void
   const serviceById = new Map<string, string | undefined>();
   for (const [i, s] of services) {
     claimId('service', s, ['services', i]);
-    if (typeof s.id === 'string') serviceById.set(s.id.toLowerCase(), typeof s.name === 'string' ? s.name : undefined);
+    if (typeof s.id === 'string' && !serviceById.has(s.id.toLowerCase())) serviceById.set(s.id.toLowerCase(), typeof s.name === 'string' ? s.name : undefined);
     if (typeof s.name !== 'string') continue;
     if (serviceNames.has(s.name)) {
       problem(['services', i, 'name'], `duplicate service name "${s.name}" (also services[${serviceNames.get(s.name)}])`);
@@ -323,7 +323,7 @@ function checkReferences(c: Record<string, unknown>, ctx: z.RefinementCtx): void
   const routeById = new Map<string, string | undefined>();
   const checkRoute = (r: Record<string, unknown>, at: (string | number)[]) => {
     claimId('route', r, at);
-    if (typeof r.id === 'string') routeById.set(r.id.toLowerCase(), typeof r.name === 'string' ? r.name : undefined);
+    if (typeof r.id === 'string' && !routeById.has(r.id.toLowerCase())) routeById.set(r.id.toLowerCase(), typeof r.name === 'string' ? r.name : undefined);
     if (typeof r.name === 'string') {
       if (routeNames.has(r.name)) problem([...at, 'name'], `duplicate route name "${r.name}" (also ${routeNames.get(r.name)})`);
       else routeNames.set(r.name, formatPath(at));

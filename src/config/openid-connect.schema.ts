@@ -73,8 +73,8 @@ const redisSchema = kongEntity(
 const sessionRedisShorthands = kongShorthands('redis', SESSION_REDIS_SHORTHANDS);
 const shorthandFields = sessionRedisShorthands.shape;
 
-/** Kong's `null` for these means "send no such header", not "the default". */
-const NULL_MEANS_NONE = ['upstream_access_token_header', 'upstream_id_token_header', 'upstream_user_info_header', 'upstream_introspection_header'];
+/** Kong's `null` here means "send no access token header", not the default (`authorization:bearer`). */
+const NULL_MEANS_NONE = ['upstream_access_token_header'];
 
 const openIdConnectObject = z
   .strictObject({
@@ -279,6 +279,8 @@ export const openIdConnectConfigSchema = z
       c.bearer_token_param_type = ['header'];
       notes.kongDefaultLists.push('bearer_token_param_type');
     }
+    // Kong's default consumer_by (what every full dump spells) says nothing: no consumers are mapped either way.
+    if (c.consumer_by && sameValue(c.consumer_by, ['username', 'custom_id'])) delete c.consumer_by;
     // Kong: the older pairs name top-level claims only.
     const pairs = (claims: string[], names: string[]) => claims.map((claim, i) => ({ header: names[i], path: [claim] }));
     c.upstream_headers = [...pairs(c.upstream_headers_claims, c.upstream_headers_names), ...c.upstream_headers];
