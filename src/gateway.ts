@@ -6,27 +6,35 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GatewayExceptionFilter } from './common/gateway-exception.filter.js';
 import { NestPinoLogger } from './common/logger.js';
-import { ConfigModule } from './config/config.module.js';
+import { GatewayConfigModule } from './config/gateway-config.module.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { HealthModule } from './health/health.module.js';
-import { IssuerRegistry } from './auth/issuer.registry.js';
+import { configurationHash } from './health/configuration-hash.js';
+import { GatewayStateModule, type GatewayStateOptions } from './health/gateway-state.module.js';
+import { processStatus } from './health/process-status.js';
+import { ReadinessState } from './health/readiness.state.js';
+import { ServerCounters } from './health/server.counters.js';
+import { joinClusterState } from './cluster.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
 
 /** The proxy listener's application: the route table, plugins and the catch-all forward. */
 @Module({})
 export class ProxyAppModule {
-  static register(config: GatewayConfig, logger: Logger): DynamicModule {
-    return { module: ProxyAppModule, imports: [ConfigModule.forRoot(config, logger), ProxyModule] };
+  static register(config: GatewayConfig, logger: Logger, settingsModule?: DynamicModule): DynamicModule {
+    return { module: ProxyAppModule, imports: [GatewayConfigModule.forRoot(config, logger, settingsModule), ProxyModule] };
   }
 }
 
-/** The status listener's application: health (and later metrics), never shadowed by a proxied route. */
+/** The status listener's application: health and Kong's status endpoints (later metrics), never shadowed by a proxied route. */
 @Module({})
 export class StatusAppModule {
-  /** `issuers` is the proxy application's registry: readiness reports on the very state that verifies tokens. */
-  static register(config: GatewayConfig, logger: Logger, issuers: IssuerRegistry): DynamicModule {
-    return { module: StatusAppModule, imports: [ConfigModule.forRoot(config, logger), HealthModule.register(issuers)] };
+  /** `state` comes from the proxy application: readiness reports on the very state that verifies tokens. */
+  static register(config: GatewayConfig, logger: Logger, state: GatewayStateOptions, settingsModule?: DynamicModule): DynamicModule {
+    return {
+      module: StatusAppModule,
+      imports: [GatewayConfigModule.forRoot(config, logger, settingsModule), GatewayStateModule.forRoot(state), HealthModule],
+    };
   }
 }
 
@@ -35,8 +43,15 @@ export interface RunningGateway {
   statusUrl: string;
   proxy: INestApplicationContext;
   status: NestFastifyApplication;
+  /** Serving, then draining (SIGTERM, `POST /status/ready`): readiness answers 503 while requests are still served. */
+  readiness: ReadinessState;
   /** Stop accepting, let in-flight requests finish (bounded), close upstream pools. */
   shutdown(): Promise<void>;
+}
+
+export interface StartGatewayOptions {
+  /** @nestjs/config's module holding the validated GATEHOUSE_* settings (loadGatewaySettings). */
+  settingsModule?: DynamicModule;
 }
 
 /**
@@ -111,21 +126,41 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, logger: Logger, options: StartGatewayOptions = {}): Promise<RunningGateway> {
   const nestLogger = new NestPinoLogger(logger);
   const servers: Server[] = [];
 
   // The proxy listener: a Nest application context (modules, DI, lifecycle) whose catch-all handler
   // the Node server calls directly (see ProxyHandler for why not through Nest's router).
-  const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger), { logger: nestLogger, abortOnError: false });
+  const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger, options.settingsModule), {
+    logger: nestLogger,
+    abortOnError: false,
+  });
   await proxy.init();
   const handler = proxy.get(ProxyHandler);
-  const proxyServer = createServer(serverOptions(config), handler.handle);
+  const counters = new ServerCounters();
+  const proxyServer = createServer(serverOptions(config), counters.counting(handler.handle));
+  counters.attach(proxyServer);
   proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
   servers.push(proxyServer);
 
+  const readiness = new ReadinessState();
+  readiness.onDraining((origin) => {
+    // Keep-alive clients are told to reconnect, so they land on an instance that stays.
+    handler.draining = true;
+    logger.info({ origin }, 'draining: readiness answers 503, requests are still served');
+  });
+  const hash = configurationHash(config.declarative);
+  const state: GatewayStateOptions = {
+    proxy,
+    readiness,
+    configurationHash: () => hash,
+    // With GATEHOUSE_WORKERS > 1 every worker's counters (and draining) are shared through the primary.
+    processStatuses: joinClusterState(readiness, () => processStatus(counters)),
+  };
+
   const status = await NestFactory.create<NestFastifyApplication>(
-    StatusAppModule.register(config, logger, proxy.get(IssuerRegistry)),
+    StatusAppModule.register(config, logger, state, options.settingsModule),
     fastifyAdapter(config, logger, (s) => servers.push(s)),
     { logger: nestLogger, abortOnError: false },
   );
@@ -144,6 +179,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   return {
     proxy,
     status,
+    readiness,
     proxyUrl: url(proxyServer, proxyListen.host),
     statusUrl: url(status.getHttpServer(), statusListen.host),
     shutdown() {
@@ -155,6 +191,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         force.unref();
         // Stop accepting; idle keep-alive connections close now, busy ones after their response
         // (which carries Connection: close); then the upstream pools close.
+        readiness.startDraining('signal');
         handler.draining = true;
         await Promise.all([closeServer(proxyServer), status.close()]);
         await proxy.close();

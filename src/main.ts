@@ -3,10 +3,12 @@ import 'reflect-metadata';
 import { ConfigError, loadDeclarativeConfigFile } from './config/config.loader.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
-import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
+import { loadGatewaySettings } from './config/gateway-config.module.js';
+import { SettingsError } from './config/gateway-settings.js';
 import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
-import { isClusterWorker, reportWorkerStarted, runPrimary } from './cluster.js';
+import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './cluster.js';
+import { ShutdownSequence } from './health/shutdown.sequence.js';
 import { sessionCapacityWarning } from './auth/session.store.js';
 
 /**
@@ -15,9 +17,9 @@ import { sessionCapacityWarning } from './auth/session.store.js';
  * every problem listed and nothing ever listens.
  */
 async function main(): Promise<void> {
-  let settings;
+  let settings, settingsModule;
   try {
-    settings = readGatewaySettings(process.env, process.argv.slice(2));
+    ({ settings, module: settingsModule } = await loadGatewaySettings(process.argv.slice(2)));
   } catch (err) {
     if (err instanceof SettingsError) return fail(err.message);
     throw err;
@@ -60,13 +62,13 @@ async function main(): Promise<void> {
 
   // The file is validated once, here, before any worker is forked.
   if (settings.workers > 1 && !isClusterWorker()) {
-    process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs);
+    process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs, settings.shutdownDelayMs);
     return;
   }
 
   let gateway;
   try {
-    gateway = await startGateway(config, logger);
+    gateway = await startGateway(config, logger, { settingsModule });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
@@ -78,9 +80,10 @@ async function main(): Promise<void> {
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
 
-  const stop = (signal: string) => {
-    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-    gateway.shutdown().then(
+  // SIGTERM: readiness 503, serve on for GATEHOUSE_SHUTDOWN_DELAY, then drain and exit (ShutdownSequence).
+  const sequence = new ShutdownSequence(gateway, settings.shutdownDelayMs, logger);
+  onShutdownSignal((signal) => {
+    sequence.signal(signal)?.then(
       () => {
         logger.info('shutdown complete');
         void closeLogs(logger).then(() => process.exit(0));
@@ -90,9 +93,7 @@ async function main(): Promise<void> {
         void closeLogs(logger).then(() => process.exit(1));
       },
     );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  });
 }
 
 function fail(message: string): void {

@@ -1,0 +1,84 @@
+import { Injectable } from '@nestjs/common';
+import type { HealthIndicatorResult } from '@nestjs/terminus';
+import { GatewayConfig } from '../config/gateway-config.js';
+import { isEmptyConfiguration } from './configuration-hash.js';
+import { IssuerDiscoveryHealthIndicator } from './issuer-discovery.health.js';
+import { OidcDiscoveryHealthIndicator } from './oidc-discovery.health.js';
+import { ReadinessState } from './readiness.state.js';
+
+/** Kong's `/status/ready` messages (kong/status/ready.lua), and Gatehouse's for what Kong does not have. */
+export const NOT_READY = {
+  draining: 'draining',
+  emptyConfiguration: 'no configuration available (empty configuration present)',
+  identityProvider: (issuer: string, reason: string) => `identity provider not ready: ${issuer}: ${reason}`,
+} as const;
+
+type Indicator = () => PromiseLike<HealthIndicatorResult> | HealthIndicatorResult;
+
+export type KongReadiness = { ready: true } | { ready: false; message: string };
+
+/**
+ * One set of readiness checks for both readiness endpoints: Gatehouse's
+ * `/health/ready` (terminus, every check's detail) and Kong's `/status/ready`
+ * (the first failure as `{"message": …}`). Ready means: not draining, a
+ * non-empty configuration loaded, and every issuer's discovery document and
+ * keys answering as configured.
+ */
+@Injectable()
+export class ReadinessService {
+  constructor(
+    private readonly state: ReadinessState,
+    private readonly config: GatewayConfig,
+    private readonly keys: OidcDiscoveryHealthIndicator,
+    private readonly discovery: IssuerDiscoveryHealthIndicator,
+  ) {}
+
+  /** The terminus indicators, in the order Kong's endpoint reports the first failure. */
+  indicators(): Indicator[] {
+    const issuers = this.config.issuers;
+    const suffix = (i: number) => (issuers.length === 1 ? '' : `_${i}`);
+    return [
+      () => this.lifecycle(),
+      () => this.configuration(),
+      ...issuers.flatMap((issuer, i) => [
+        () => this.discovery.check(`discovery${suffix(i)}`, issuer),
+        () => this.keys.check(`issuer${suffix(i)}`, issuer),
+      ]),
+    ];
+  }
+
+  /** Kong's verdict: cheap checks first, so a draining node answers without touching the IdP. */
+  async kongReadiness(): Promise<KongReadiness> {
+    if (this.state.draining) return { ready: false, message: NOT_READY.draining };
+    if (isEmptyConfiguration(this.config.declarative)) return { ready: false, message: NOT_READY.emptyConfiguration };
+    const issuers = this.config.issuers;
+    const checks = this.indicators().slice(2);
+    const results = await Promise.all(checks.map((check) => check()));
+    for (let i = 0; i < results.length; i++) {
+      const [detail] = Object.values(results[i]) as { status: string; message?: string }[];
+      if (detail.status === 'down') {
+        return { ready: false, message: NOT_READY.identityProvider(issuers[Math.floor(i / 2)], detail.message ?? 'unavailable') };
+      }
+    }
+    return { ready: true };
+  }
+
+  private lifecycle(): HealthIndicatorResult {
+    const since = this.state.drainingSince;
+    return since
+      ? { lifecycle: { status: 'down', state: 'draining', since: since.toISOString() } }
+      : { lifecycle: { status: 'up', state: 'serving' } };
+  }
+
+  private configuration(): HealthIndicatorResult {
+    const empty = isEmptyConfiguration(this.config.declarative);
+    return {
+      config: {
+        status: empty ? 'down' : 'up',
+        source: this.config.source,
+        demo: this.config.demo,
+        ...(empty && { message: NOT_READY.emptyConfiguration }),
+      },
+    };
+  }
+}
