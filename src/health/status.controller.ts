@@ -65,7 +65,8 @@ export class StatusController {
   drain(@Body() body: unknown): void {
     const status = body && typeof body === 'object' ? (body as Record<string, unknown>).status : undefined;
     if (status !== 'draining') {
-      throw new GatewayError(400, 'Bad request', { reason: 'status must be "draining"' });
+      const reason = 'status must be "draining"';
+      throw new GatewayError(400, 'Bad request', { reason, body: { reason } });
     }
     this.state.startDraining('status-api');
   }

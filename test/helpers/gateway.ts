@@ -59,6 +59,8 @@ export async function startGateway(opts: StartOptions = {}): Promise<GatewayProc
       GATEHOUSE_PROXY_LISTEN: '127.0.0.1:0',
       GATEHOUSE_STATUS_LISTEN: '127.0.0.1:0',
       GATEHOUSE_LOG_LEVEL: 'debug',
+      // Tests stop gateways all the time and no load balancer needs time to notice: tests of the delay set it.
+      GATEHOUSE_SHUTDOWN_DELAY: '0',
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
