@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { DeclarativeConfig } from '../../src/config/declarative.schema.js';
+import { configurationHash, EMPTY_CONFIGURATION_HASH } from '../../src/health/configuration-hash.js';
+import { discoveryVerdict } from '../../src/health/issuer-discovery.health.js';
+import { ReadinessState } from '../../src/health/readiness.state.js';
+
+const doc = (x: object) => ({ services: [], routes: [], plugins: [], ...x }) as unknown as DeclarativeConfig;
+
+describe('configurationHash (Kong configuration_hash)', () => {
+  it('is 32 hex characters, the same whatever the key order, different for another document', () => {
+    const a = configurationHash(doc({ services: [{ name: 'a', url: 'http://x', routes: [{ paths: ['/'] }] }] }));
+    const b = configurationHash(doc({ services: [{ routes: [{ paths: ['/'] }], url: 'http://x', name: 'a' }] }));
+    const c = configurationHash(doc({ services: [{ name: 'a', url: 'http://y', routes: [{ paths: ['/'] }] }] }));
+    assert.match(a, /^[0-9a-f]{32}$/);
+    assert.equal(a, b);
+    assert.notEqual(a, c);
+  });
+
+  it("an empty document has Kong's empty hash", () => {
+    assert.equal(configurationHash(doc({})), EMPTY_CONFIGURATION_HASH);
+    assert.equal(EMPTY_CONFIGURATION_HASH, '00000000000000000000000000000000');
+  });
+});
+
+describe('discoveryVerdict (OpenID Connect Discovery §4.3)', () => {
+  const issuer = 'https://idp.example/realms/a';
+  it('accepts a 200 naming exactly the configured issuer', () => {
+    assert.equal(discoveryVerdict(issuer, { status: 200, data: { issuer } }), undefined);
+  });
+  it('refuses another issuer, a trailing-slash variant, a non-200 and a body that is not an object', () => {
+    assert.match(discoveryVerdict(issuer, { status: 200, data: { issuer: 'https://evil.example' } })!, /does not match/);
+    assert.match(discoveryVerdict(issuer, { status: 200, data: { issuer: `${issuer}/` } })!, /does not match/);
+    assert.match(discoveryVerdict(issuer, { status: 200, data: {} })!, /discovered issuer null does not match/);
+    assert.equal(discoveryVerdict(issuer, { status: 503, data: { issuer } }), 'discovery answered 503');
+    assert.equal(discoveryVerdict(issuer, { status: 200, data: '<html>' }), 'discovery did not answer a JSON object');
+    assert.equal(discoveryVerdict(issuer, { status: 200, data: [issuer] }), 'discovery did not answer a JSON object');
+  });
+  it('with the full discovery URL configured (as Kong allows), the document names the issuer', () => {
+    assert.equal(discoveryVerdict(`${issuer}/.well-known/openid-configuration`, { status: 200, data: { issuer } }), undefined);
+  });
+});
+
+describe('ReadinessState', () => {
+  it('draining is one-way and its listeners run once, with the origin', () => {
+    const state = new ReadinessState();
+    const origins: string[] = [];
+    state.onDraining((o) => origins.push(o));
+    assert.equal(state.draining, false);
+    assert.equal(state.startDraining('status-api'), true);
+    assert.equal(state.startDraining('signal'), false);
+    assert.equal(state.draining, true);
+    assert.ok(state.drainingSince instanceof Date);
+    assert.deepEqual(origins, ['status-api']);
+  });
+});
