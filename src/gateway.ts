@@ -9,7 +9,7 @@ import { NestPinoLogger } from './common/logger.js';
 import { GatewayConfigModule } from './config/gateway-config.module.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { HealthModule } from './health/health.module.js';
-import { configurationHash } from './health/configuration-hash.js';
+import { EMPTY_CONFIGURATION_HASH, isEmptyConfiguration } from './health/configuration-hash.js';
 import { GatewayStateModule, type GatewayStateOptions } from './health/gateway-state.module.js';
 import { processStatus } from './health/process-status.js';
 import { ReadinessState } from './health/readiness.state.js';
@@ -17,6 +17,7 @@ import { ServerCounters } from './health/server.counters.js';
 import { joinClusterState } from './cluster.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
+import { ProxyConfigRuntime } from './proxy/proxy-config.runtime.js';
 
 /** The proxy listener's application: the route table, plugins and the catch-all forward. */
 @Module({})
@@ -45,6 +46,8 @@ export interface RunningGateway {
   status: NestFastifyApplication;
   /** Serving, then draining (SIGTERM, `POST /status/ready`): readiness answers 503 while requests are still served. */
   readiness: ReadinessState;
+  /** The live declarative config: apply a document, read the applied one. */
+  runtime: ProxyConfigRuntime;
   /** Stop accepting, let in-flight requests finish (bounded), close upstream pools. */
   shutdown(): Promise<void>;
 }
@@ -150,11 +153,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     handler.draining = true;
     logger.info({ origin }, 'draining: readiness answers 503, requests are still served');
   });
-  const hash = configurationHash(config.declarative);
+  const runtime = proxy.get(ProxyConfigRuntime);
   const state: GatewayStateOptions = {
     proxy,
     readiness,
-    configurationHash: () => hash,
+    // The applied configuration's own digest: it follows every reload.
+    configurationHash: () => (isEmptyConfiguration(runtime.current.declarative) ? EMPTY_CONFIGURATION_HASH : runtime.current.hash),
     // With GATEHOUSE_WORKERS > 1 every worker's counters (and draining) are shared through the primary.
     processStatuses: joinClusterState(readiness, () => processStatus(counters)),
   };
@@ -180,6 +184,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     proxy,
     status,
     readiness,
+    runtime: proxy.get(ProxyConfigRuntime),
     proxyUrl: url(proxyServer, proxyListen.host),
     statusUrl: url(status.getHttpServer(), statusListen.host),
     shutdown() {

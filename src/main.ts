@@ -1,6 +1,7 @@
 import './runtime-tuning.js';
 import 'reflect-metadata';
-import { ConfigError, loadDeclarativeConfigFile } from './config/config.loader.js';
+import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } from './config/config.loader.js';
+import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { loadGatewaySettings } from './config/gateway-config.module.js';
@@ -27,6 +28,9 @@ async function main(): Promise<void> {
   const logger = createLogger(settings.logLevel);
 
   let config: GatewayConfig;
+  const store = createConfigStore(settings);
+  // SIGHUP reloads the config once the gateway runs; until then it must not end the process (its default action).
+  if (store) process.on('SIGHUP', () => undefined);
   if (!settings.declarativeConfig && settings.workers > 1) {
     // The demo runs an embedded IdP in-process: N copies would be N different issuers.
     return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
@@ -41,8 +45,11 @@ async function main(): Promise<void> {
     }
   } else {
     try {
-      const loaded = await loadDeclarativeConfigFile(settings.declarativeConfig);
-      config = new GatewayConfig(settings, loaded.config, loaded.source);
+      const file = settings.declarativeConfig;
+      // Through the store, so its watch starts from exactly the bytes that were validated.
+      const document = store ? await store.load() : (await loadDeclarativeConfigFile(file)).document;
+      if (!document) return fail(`${store!.source}: holds no declarative config`);
+      config = new GatewayConfig(settings, validateDeclarativeDocument(document, file), file, false, document as Record<string, unknown>);
     } catch (err) {
       if (err instanceof ConfigError) return fail(err.message);
       throw err;
@@ -79,11 +86,18 @@ async function main(): Promise<void> {
   const started = { proxy: gateway.proxyUrl, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers };
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
+  // Every process follows the store itself: with workers, each one sees the file change (or its SIGHUP, forwarded by the primary).
+  const unfollow = store ? followConfigStore(store, gateway.runtime, logger) : undefined;
 
   // SIGTERM: readiness 503, serve on for GATEHOUSE_SHUTDOWN_DELAY, then drain and exit (ShutdownSequence).
   const sequence = new ShutdownSequence(gateway, settings.shutdownDelayMs, logger);
   onShutdownSignal((signal) => {
-    sequence.signal(signal)?.then(
+    const done = sequence.signal(signal);
+    if (!done) return;
+    // A shutting-down gateway takes no new configuration.
+    unfollow?.();
+    void store?.close();
+    done.then(
       () => {
         logger.info('shutdown complete');
         void closeLogs(logger).then(() => process.exit(0));

@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigProblem } from './config.loader.js';
+import type { DatabaseKind } from './config-store.js';
 
 /**
  * Gateway-level settings from the environment, named like Kong's `KONG_*`
@@ -19,6 +20,8 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_SHUTDOWN_DELAY: '5',
   GATEHOUSE_MAX_HEADER_SIZE: '16384',
   GATEHOUSE_WORKERS: '1',
+  /** Unset: `off` when a declarative file is given (Kong's DB-less), `embedded` otherwise. */
+  GATEHOUSE_DATABASE: '',
 } as const;
 
 export interface ListenAddress {
@@ -50,7 +53,11 @@ export interface GatewaySettings {
   maxHeaderSize: number;
   /** Processes serving the listeners (node:cluster); `auto` is one per core. */
   workers: number;
+  /** Where the declarative config lives (Kong's `database`): see ConfigStore. */
+  database: DatabaseKind;
 }
+
+const DATABASES: readonly DatabaseKind[] = ['off', 'embedded', 'postgres'];
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
@@ -113,6 +120,14 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     else declarativeConfig = value;
   }
 
+  const databaseText = get('GATEHOUSE_DATABASE').toLowerCase();
+  const database = (databaseText || (declarativeConfig ? 'off' : 'embedded')) as DatabaseKind;
+  if (!DATABASES.includes(database)) {
+    problems.push({ path: 'GATEHOUSE_DATABASE', message: `must be one of ${DATABASES.join(', ')}, got "${get('GATEHOUSE_DATABASE')}"` });
+  } else if (database === 'off' && !declarativeConfig) {
+    problems.push({ path: 'GATEHOUSE_DATABASE', message: 'is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)' });
+  }
+
   const shutdownDelay = () => {
     const text = env.GATEHOUSE_SHUTDOWN_DELAY?.trim();
     if (!text && !declarativeConfig) return 0;
@@ -127,6 +142,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
 
   const settings: GatewaySettings = {
     declarativeConfig,
+    database,
     proxyListen: listen('GATEHOUSE_PROXY_LISTEN'),
     statusListen: listen('GATEHOUSE_STATUS_LISTEN'),
     trustedIps,

@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import type { INestApplicationContext } from '@nestjs/common';
 import { IssuerRegistry } from '../auth/issuer.registry.js';
+import { ProxyConfigRuntime } from '../proxy/proxy-config.runtime.js';
 import { type ProcessStatus } from './process-status.js';
 import { ReadinessState } from './readiness.state.js';
 
@@ -24,7 +25,7 @@ export interface GatewayStateOptions {
  * The live state of the proxy side, as the status listener's application sees
  * it. The two listeners are separate Nest applications (the proxy's hot path
  * stays off Nest's router), so what the status endpoints check — the issuer
- * registry the proxy verifies tokens with, the lifecycle, the counters — is
+ * registry the proxy verifies tokens with, the applied configuration, the lifecycle, the counters — is
  * exported here by token, and HealthModule imports this module rather than
  * being handed values one by one.
  */
@@ -36,11 +37,12 @@ export class GatewayStateModule {
       global: true,
       providers: [
         { provide: IssuerRegistry, useFactory: () => options.proxy.get(IssuerRegistry) },
+        { provide: ProxyConfigRuntime, useFactory: () => options.proxy.get(ProxyConfigRuntime) },
         { provide: ReadinessState, useValue: options.readiness },
         { provide: CONFIGURATION_HASH, useValue: options.configurationHash },
         { provide: PROCESS_STATUSES, useValue: options.processStatuses },
       ],
-      exports: [IssuerRegistry, ReadinessState, CONFIGURATION_HASH, PROCESS_STATUSES],
+      exports: [IssuerRegistry, ProxyConfigRuntime, ReadinessState, CONFIGURATION_HASH, PROCESS_STATUSES],
     };
   }
 }

@@ -1,6 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import type { HealthIndicatorResult } from '@nestjs/terminus';
+import { pluginInstances } from '../config/config-warnings.js';
+import type { DeclarativeConfig } from '../config/declarative.schema.js';
 import { GatewayConfig } from '../config/gateway-config.js';
+import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
+import { ProxyConfigRuntime } from '../proxy/proxy-config.runtime.js';
 import { isEmptyConfiguration } from './configuration-hash.js';
 import { IssuerDiscoveryHealthIndicator } from './issuer-discovery.health.js';
 import { OidcDiscoveryHealthIndicator } from './oidc-discovery.health.js';
@@ -29,13 +33,14 @@ export class ReadinessService {
   constructor(
     private readonly state: ReadinessState,
     private readonly config: GatewayConfig,
+    private readonly runtime: ProxyConfigRuntime,
     private readonly keys: OidcDiscoveryHealthIndicator,
     private readonly discovery: IssuerDiscoveryHealthIndicator,
   ) {}
 
   /** The terminus indicators, in the order Kong's endpoint reports the first failure. */
   indicators(): Indicator[] {
-    const issuers = this.config.issuers;
+    const issuers = issuersOf(this.runtime.current.declarative);
     const suffix = (i: number) => (issuers.length === 1 ? '' : `_${i}`);
     return [
       () => this.lifecycle(),
@@ -50,8 +55,8 @@ export class ReadinessService {
   /** Kong's verdict: cheap checks first, so a draining node answers without touching the IdP. */
   async kongReadiness(): Promise<KongReadiness> {
     if (this.state.draining) return { ready: false, message: NOT_READY.draining };
-    if (isEmptyConfiguration(this.config.declarative)) return { ready: false, message: NOT_READY.emptyConfiguration };
-    const issuers = this.config.issuers;
+    if (isEmptyConfiguration(this.runtime.current.declarative)) return { ready: false, message: NOT_READY.emptyConfiguration };
+    const issuers = issuersOf(this.runtime.current.declarative);
     const checks = this.indicators().slice(2);
     const results = await Promise.all(checks.map((check) => check()));
     for (let i = 0; i < results.length; i++) {
@@ -70,15 +75,27 @@ export class ReadinessService {
       : { lifecycle: { status: 'up', state: 'serving' } };
   }
 
+  /** A rejected reload leaves the running config serving: still up, with the refusal shown for the operator. */
   private configuration(): HealthIndicatorResult {
-    const empty = isEmptyConfiguration(this.config.declarative);
+    const applied = this.runtime.current;
+    const rejected = this.runtime.lastRejection;
+    const empty = isEmptyConfiguration(applied.declarative);
     return {
       config: {
         status: empty ? 'down' : 'up',
-        source: this.config.source,
+        source: applied.source,
         demo: this.config.demo,
+        hash: applied.hash,
+        version: applied.version,
+        ...(rejected && { rejected: { at: rejected.at.toISOString(), source: rejected.source, problems: rejected.problems.length } }),
         ...(empty && { message: NOT_READY.emptyConfiguration }),
       },
     };
   }
+}
+
+/** Every distinct issuer the applied config's enabled openid-connect plugins name. */
+function issuersOf(declarative: DeclarativeConfig): string[] {
+  const issuers = pluginInstances(declarative).flatMap(({ plugin }) => (plugin.name === 'openid-connect' ? [(plugin.config as OpenIdConnectConfig).issuer] : []));
+  return [...new Set(issuers)];
 }

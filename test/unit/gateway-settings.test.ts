@@ -34,6 +34,17 @@ describe('readGatewaySettings: defaults', () => {
     assert.equal(s.shutdownDelayMs, 0, 'the built-in demo stops at once: nothing routes to it by readiness');
     assert.equal(s.maxHeaderSize, 16384);
     assert.equal(s.workers, 1);
+    assert.equal(s.database, 'embedded', 'no config file: the embedded store');
+  });
+
+  it('GATEHOUSE_DATABASE defaults to off (DB-less) with a file, and is checked', () => {
+    assert.equal(readGatewaySettings({ GATEHOUSE_DECLARATIVE_CONFIG: 'kong.yaml' }).database, 'off');
+    assert.equal(readGatewaySettings({}, ['--config', 'kong.yaml']).database, 'off');
+    assert.equal(readGatewaySettings({ GATEHOUSE_DATABASE: 'postgres' }).database, 'postgres');
+    assert.deepEqual(problemsOf({ GATEHOUSE_DATABASE: 'cassandra' }), ['GATEHOUSE_DATABASE: must be one of off, embedded, postgres, got "cassandra"']);
+    assert.deepEqual(problemsOf({ GATEHOUSE_DATABASE: 'off' }), [
+      'GATEHOUSE_DATABASE: is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)',
+    ]);
   });
 
   it('GATEHOUSE_SHUTDOWN_DELAY: 5 s with a config, seconds (fractions too), 0 allowed, set explicitly it applies to the demo', () => {
@@ -57,6 +68,7 @@ describe('readGatewaySettings: defaults', () => {
     assert.deepEqual(Object.keys(SETTINGS_DEFAULTS).sort(), [
       'GATEHOUSE_CLIENT_BODY_TIMEOUT',
       'GATEHOUSE_CLIENT_HEADER_TIMEOUT',
+      'GATEHOUSE_DATABASE',
       'GATEHOUSE_DECLARATIVE_CONFIG',
       'GATEHOUSE_LOG_LEVEL',
       'GATEHOUSE_MAX_HEADER_SIZE',

@@ -1,24 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DeclarativeConfig } from '../../src/config/declarative.schema.js';
-import { configurationHash, EMPTY_CONFIGURATION_HASH } from '../../src/health/configuration-hash.js';
+import { EMPTY_CONFIGURATION_HASH, isEmptyConfiguration } from '../../src/health/configuration-hash.js';
 import { discoveryVerdict } from '../../src/health/issuer-discovery.health.js';
 import { ReadinessState } from '../../src/health/readiness.state.js';
 
 const doc = (x: object) => ({ services: [], routes: [], plugins: [], ...x }) as unknown as DeclarativeConfig;
 
-describe('configurationHash (Kong configuration_hash)', () => {
-  it('is 32 hex characters, the same whatever the key order, different for another document', () => {
-    const a = configurationHash(doc({ services: [{ name: 'a', url: 'http://x', routes: [{ paths: ['/'] }] }] }));
-    const b = configurationHash(doc({ services: [{ routes: [{ paths: ['/'] }], url: 'http://x', name: 'a' }] }));
-    const c = configurationHash(doc({ services: [{ name: 'a', url: 'http://y', routes: [{ paths: ['/'] }] }] }));
-    assert.match(a, /^[0-9a-f]{32}$/);
-    assert.equal(a, b);
-    assert.notEqual(a, c);
-  });
-
-  it("an empty document has Kong's empty hash", () => {
-    assert.equal(configurationHash(doc({})), EMPTY_CONFIGURATION_HASH);
+describe('an empty configuration (Kong: not ready, empty hash)', () => {
+  it('declares no service, route or plugin', () => {
+    assert.equal(isEmptyConfiguration(doc({})), true);
+    assert.equal(isEmptyConfiguration(doc({ plugins: [{ name: 'cors' }] })), false);
+    assert.equal(isEmptyConfiguration(doc({ services: [{ name: 'a' }] })), false);
     assert.equal(EMPTY_CONFIGURATION_HASH, '00000000000000000000000000000000');
   });
 });
