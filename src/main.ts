@@ -4,12 +4,14 @@ import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } f
 import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
-import { readGatewaySettings, SettingsError, type GatewaySettings } from './config/gateway-settings.js';
+import { loadGatewaySettings } from './config/gateway-config.module.js';
+import { SettingsError, type GatewaySettings } from './config/gateway-settings.js';
 import type { ConfigStore } from './config/config-store.js';
 import { documentWithIds } from './admin/admin-entities.js';
 import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
-import { isClusterWorker, reportWorkerStarted, runPrimary } from './cluster.js';
+import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './cluster.js';
+import { ShutdownSequence } from './health/shutdown.sequence.js';
 import { sessionCapacityWarning } from './auth/session.store.js';
 
 /**
@@ -18,9 +20,9 @@ import { sessionCapacityWarning } from './auth/session.store.js';
  * every problem listed and nothing ever listens.
  */
 async function main(): Promise<void> {
-  let settings;
+  let settings, settingsModule;
   try {
-    settings = readGatewaySettings(process.env, process.argv.slice(2));
+    ({ settings, module: settingsModule } = await loadGatewaySettings(process.argv.slice(2)));
   } catch (err) {
     if (err instanceof SettingsError) return fail(err.message);
     throw err;
@@ -81,13 +83,13 @@ async function main(): Promise<void> {
 
   // The file is validated once, here, before any worker is forked.
   if (settings.workers > 1 && !isClusterWorker()) {
-    process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs);
+    process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs, settings.shutdownDelayMs);
     return;
   }
 
   let gateway;
   try {
-    gateway = await startGateway(config, logger, store);
+    gateway = await startGateway(config, logger, { settingsModule, store });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
@@ -101,11 +103,15 @@ async function main(): Promise<void> {
   // Every process follows the store itself: with workers, each one sees the file change (or its SIGHUP, forwarded by the primary).
   const unfollow = store ? followConfigStore(store, gateway.runtime, logger) : undefined;
 
-  const stop = (signal: string) => {
-    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+  // SIGTERM: readiness 503, serve on for GATEHOUSE_SHUTDOWN_DELAY, then drain and exit (ShutdownSequence).
+  const sequence = new ShutdownSequence(gateway, settings.shutdownDelayMs, logger);
+  onShutdownSignal((signal) => {
+    const done = sequence.signal(signal);
+    if (!done) return;
+    // A shutting-down gateway takes no new configuration.
     unfollow?.();
     void store?.close();
-    gateway.shutdown().then(
+    done.then(
       () => {
         logger.info('shutdown complete');
         void closeLogs(logger).then(() => process.exit(0));
@@ -115,9 +121,7 @@ async function main(): Promise<void> {
         void closeLogs(logger).then(() => process.exit(1));
       },
     );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  });
 }
 
 /**

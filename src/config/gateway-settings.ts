@@ -17,6 +17,7 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_CLIENT_HEADER_TIMEOUT: '60000',
   GATEHOUSE_CLIENT_BODY_TIMEOUT: '60000',
   GATEHOUSE_SHUTDOWN_TIMEOUT: '10000',
+  GATEHOUSE_SHUTDOWN_DELAY: '5',
   GATEHOUSE_MAX_HEADER_SIZE: '16384',
   GATEHOUSE_WORKERS: '1',
   /** Unset: `off` when a declarative file is given (Kong's DB-less), `embedded` otherwise. */
@@ -49,6 +50,13 @@ export interface GatewaySettings {
   clientBodyTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before closing them. */
   shutdownTimeoutMs: number;
+  /**
+   * How long SIGTERM keeps serving with readiness at 503 before it stops
+   * accepting: the time load balancers and Kubernetes endpoints need to stop
+   * sending (GATEHOUSE_SHUTDOWN_DELAY, in seconds). 0 in the built-in demo
+   * unless set: nothing routes to it by readiness.
+   */
+  shutdownDelayMs: number;
   maxHeaderSize: number;
   /** Processes serving the listeners (node:cluster); `auto` is one per core. */
   workers: number;
@@ -155,6 +163,17 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
       message: `listens beyond loopback (${adminListen.host}) without authentication: set GATEHOUSE_ADMIN_ISSUER and GATEHOUSE_ADMIN_AUDIENCE, or listen on 127.0.0.1, or set it to off`,
     });
   }
+  const shutdownDelay = () => {
+    const text = env.GATEHOUSE_SHUTDOWN_DELAY?.trim();
+    if (!text && !declarativeConfig) return 0;
+    const seconds = Number(get('GATEHOUSE_SHUTDOWN_DELAY'));
+    // Bounded so a typo (ms instead of s) cannot hold a pod for hours.
+    if (!/^\d+(\.\d+)?$/.test(get('GATEHOUSE_SHUTDOWN_DELAY')) || seconds > 3600) {
+      problems.push({ path: 'GATEHOUSE_SHUTDOWN_DELAY', message: `must be a number of seconds from 0 to 3600, got "${get('GATEHOUSE_SHUTDOWN_DELAY')}"` });
+      return 0;
+    }
+    return Math.round(seconds * 1000);
+  };
 
   const settings: GatewaySettings = {
     declarativeConfig,
@@ -171,6 +190,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     clientHeaderTimeoutMs: positiveInt('GATEHOUSE_CLIENT_HEADER_TIMEOUT'),
     clientBodyTimeoutMs: positiveInt('GATEHOUSE_CLIENT_BODY_TIMEOUT'),
     shutdownTimeoutMs: positiveInt('GATEHOUSE_SHUTDOWN_TIMEOUT'),
+    shutdownDelayMs: shutdownDelay(),
     maxHeaderSize: positiveInt('GATEHOUSE_MAX_HEADER_SIZE'),
     workers: get('GATEHOUSE_WORKERS').trim() === 'auto' ? availableParallelism() : positiveInt('GATEHOUSE_WORKERS', ' or "auto"'),
   };

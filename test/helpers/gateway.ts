@@ -64,6 +64,8 @@ export async function startGateway(opts: StartOptions = {}): Promise<GatewayProc
       // Every test process its own embedded store, never the project's data/ directory.
       GATEHOUSE_DATA_DIR: mkdtempSync(join(tmpdir(), 'gatehouse-data-')),
       GATEHOUSE_LOG_LEVEL: 'debug',
+      // Tests stop gateways all the time and no load balancer needs time to notice: tests of the delay set it.
+      GATEHOUSE_SHUTDOWN_DELAY: '0',
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
