@@ -15,6 +15,11 @@ import { sessionCapacityWarning } from './auth/session.store.js';
  * every problem listed and nothing ever listens.
  */
 async function main(): Promise<void> {
+  if (process.argv[2] === 'migrations') {
+    const { runMigrationsCommand } = await import('./config/stores/migrations/migrations.command.js');
+    process.exitCode = await runMigrationsCommand(process.argv.slice(3), process.env);
+    return;
+  }
   let settings;
   try {
     settings = readGatewaySettings(process.env, process.argv.slice(2));
