@@ -122,6 +122,10 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
       pendingRestarts.add(t);
     });
 
+    // Each worker reads its declarative config again (FileConfigStore.reload).
+    process.on('SIGHUP', () => {
+      for (const worker of slots.keys()) worker.process.kill('SIGHUP');
+    });
     process.on('SIGTERM', () => stop('SIGTERM', 0));
     process.on('SIGINT', () => stop('SIGINT', 0));
 

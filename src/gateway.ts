@@ -12,6 +12,7 @@ import { HealthModule } from './health/health.module.js';
 import { IssuerRegistry } from './auth/issuer.registry.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
+import { ProxyConfigRuntime } from './proxy/proxy-config.runtime.js';
 
 /** The proxy listener's application: the route table, plugins and the catch-all forward. */
 @Module({})
@@ -24,9 +25,8 @@ export class ProxyAppModule {
 /** The status listener's application: health (and later metrics), never shadowed by a proxied route. */
 @Module({})
 export class StatusAppModule {
-  /** `issuers` is the proxy application's registry: readiness reports on the very state that verifies tokens. */
-  static register(config: GatewayConfig, logger: Logger, issuers: IssuerRegistry): DynamicModule {
-    return { module: StatusAppModule, imports: [ConfigModule.forRoot(config, logger), HealthModule.register(issuers)] };
+  static register(config: GatewayConfig, logger: Logger, issuers: IssuerRegistry, runtime: ProxyConfigRuntime): DynamicModule {
+    return { module: StatusAppModule, imports: [ConfigModule.forRoot(config, logger), HealthModule.register(issuers, runtime)] };
   }
 }
 
@@ -35,6 +35,8 @@ export interface RunningGateway {
   statusUrl: string;
   proxy: INestApplicationContext;
   status: NestFastifyApplication;
+  /** The live declarative config: apply a document, read the applied one. */
+  runtime: ProxyConfigRuntime;
   /** Stop accepting, let in-flight requests finish (bounded), close upstream pools. */
   shutdown(): Promise<void>;
 }
@@ -125,7 +127,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   servers.push(proxyServer);
 
   const status = await NestFactory.create<NestFastifyApplication>(
-    StatusAppModule.register(config, logger, proxy.get(IssuerRegistry)),
+    StatusAppModule.register(config, logger, proxy.get(IssuerRegistry), proxy.get(ProxyConfigRuntime)),
     fastifyAdapter(config, logger, (s) => servers.push(s)),
     { logger: nestLogger, abortOnError: false },
   );
@@ -144,6 +146,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   return {
     proxy,
     status,
+    runtime: proxy.get(ProxyConfigRuntime),
     proxyUrl: url(proxyServer, proxyListen.host),
     statusUrl: url(status.getHttpServer(), statusListen.host),
     shutdown() {

@@ -1,6 +1,7 @@
 import './runtime-tuning.js';
 import 'reflect-metadata';
-import { ConfigError, loadDeclarativeConfigFile } from './config/config.loader.js';
+import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } from './config/config.loader.js';
+import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
@@ -30,6 +31,9 @@ async function main(): Promise<void> {
   const logger = createLogger(settings.logLevel);
 
   let config: GatewayConfig;
+  const store = createConfigStore(settings);
+  // SIGHUP reloads the config once the gateway runs; until then it must not end the process (its default action).
+  if (store) process.on('SIGHUP', () => undefined);
   if (!settings.declarativeConfig && settings.workers > 1) {
     // The demo runs an embedded IdP in-process: N copies would be N different issuers.
     return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
@@ -44,8 +48,11 @@ async function main(): Promise<void> {
     }
   } else {
     try {
-      const loaded = await loadDeclarativeConfigFile(settings.declarativeConfig);
-      config = new GatewayConfig(settings, loaded.config, loaded.source);
+      const file = settings.declarativeConfig;
+      // Through the store, so its watch starts from exactly the bytes that were validated.
+      const document = store ? await store.load() : (await loadDeclarativeConfigFile(file)).document;
+      if (!document) return fail(`${store!.source}: holds no declarative config`);
+      config = new GatewayConfig(settings, validateDeclarativeDocument(document, file), file, false, document as Record<string, unknown>);
     } catch (err) {
       if (err instanceof ConfigError) return fail(err.message);
       throw err;
@@ -82,9 +89,13 @@ async function main(): Promise<void> {
   const started = { proxy: gateway.proxyUrl, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers };
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
+  // Every process follows the store itself: with workers, each one sees the file change (or its SIGHUP, forwarded by the primary).
+  const unfollow = store ? followConfigStore(store, gateway.runtime, logger) : undefined;
 
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    unfollow?.();
+    void store?.close();
     gateway.shutdown().then(
       () => {
         logger.info('shutdown complete');

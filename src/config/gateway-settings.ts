@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigProblem } from './config.loader.js';
+import type { DatabaseKind } from './config-store.js';
 
 /**
  * Gateway-level settings from the environment, named like Kong's `KONG_*`
@@ -18,6 +19,8 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_SHUTDOWN_TIMEOUT: '10000',
   GATEHOUSE_MAX_HEADER_SIZE: '16384',
   GATEHOUSE_WORKERS: '1',
+  /** Unset: `off` when a declarative file is given (Kong's DB-less), `embedded` otherwise. */
+  GATEHOUSE_DATABASE: '',
   // Kong's pg_* settings and defaults (database and user named after the product, as Kong's are `kong`).
   GATEHOUSE_PG_HOST: '127.0.0.1',
   GATEHOUSE_PG_PORT: '5432',
@@ -52,6 +55,8 @@ export interface GatewaySettings {
   maxHeaderSize: number;
   /** Processes serving the listeners (node:cluster); `auto` is one per core. */
   workers: number;
+  /** Where the declarative config lives (Kong's `database`): see ConfigStore. */
+  database: DatabaseKind;
   /** The `postgres` store's connection (used only when the database is `postgres`). */
   postgres: PostgresSettings;
 }
@@ -71,6 +76,8 @@ export interface PostgresSettings {
   /** `auto`: every start applies pending schema migrations (under an advisory lock); `manual`: start refuses until `migrations up` ran. */
   migrations: 'auto' | 'manual';
 }
+
+const DATABASES: readonly DatabaseKind[] = ['off', 'embedded', 'postgres'];
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
@@ -160,8 +167,17 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     else declarativeConfig = value;
   }
 
+  const databaseText = get('GATEHOUSE_DATABASE').toLowerCase();
+  const database = (databaseText || (declarativeConfig ? 'off' : 'embedded')) as DatabaseKind;
+  if (!DATABASES.includes(database)) {
+    problems.push({ path: 'GATEHOUSE_DATABASE', message: `must be one of ${DATABASES.join(', ')}, got "${get('GATEHOUSE_DATABASE')}"` });
+  } else if (database === 'off' && !declarativeConfig) {
+    problems.push({ path: 'GATEHOUSE_DATABASE', message: 'is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)' });
+  }
+
   const settings: GatewaySettings = {
     declarativeConfig,
+    database,
     proxyListen: listen('GATEHOUSE_PROXY_LISTEN'),
     statusListen: listen('GATEHOUSE_STATUS_LISTEN'),
     trustedIps,

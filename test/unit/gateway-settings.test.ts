@@ -33,12 +33,24 @@ describe('readGatewaySettings: defaults', () => {
     assert.equal(s.shutdownTimeoutMs, 10000);
     assert.equal(s.maxHeaderSize, 16384);
     assert.equal(s.workers, 1);
+    assert.equal(s.database, 'embedded', 'no config file: the embedded store');
+  });
+
+  it('GATEHOUSE_DATABASE defaults to off (DB-less) with a file, and is checked', () => {
+    assert.equal(readGatewaySettings({ GATEHOUSE_DECLARATIVE_CONFIG: 'kong.yaml' }).database, 'off');
+    assert.equal(readGatewaySettings({}, ['--config', 'kong.yaml']).database, 'off');
+    assert.equal(readGatewaySettings({ GATEHOUSE_DATABASE: 'postgres' }).database, 'postgres');
+    assert.deepEqual(problemsOf({ GATEHOUSE_DATABASE: 'cassandra' }), ['GATEHOUSE_DATABASE: must be one of off, embedded, postgres, got "cassandra"']);
+    assert.deepEqual(problemsOf({ GATEHOUSE_DATABASE: 'off' }), [
+      'GATEHOUSE_DATABASE: is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)',
+    ]);
   });
 
   it('SETTINGS_DEFAULTS lists the variables the README documents', () => {
     assert.deepEqual(Object.keys(SETTINGS_DEFAULTS).sort(), [
       'GATEHOUSE_CLIENT_BODY_TIMEOUT',
       'GATEHOUSE_CLIENT_HEADER_TIMEOUT',
+      'GATEHOUSE_DATABASE',
       'GATEHOUSE_DECLARATIVE_CONFIG',
       'GATEHOUSE_LOG_LEVEL',
       'GATEHOUSE_MAX_HEADER_SIZE',
