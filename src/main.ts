@@ -2,6 +2,7 @@ import './runtime-tuning.js';
 import 'reflect-metadata';
 import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } from './config/config.loader.js';
 import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
+import { initialPostgresDocument, PostgresConfigStore } from './config/stores/postgres-config.store.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
@@ -31,14 +32,14 @@ async function main(): Promise<void> {
   const logger = createLogger(settings.logLevel);
 
   let config: GatewayConfig;
-  const store = createConfigStore(settings);
+  const store = createConfigStore(settings, logger);
   // SIGHUP reloads the config once the gateway runs; until then it must not end the process (its default action).
   if (store) process.on('SIGHUP', () => undefined);
-  if (!settings.declarativeConfig && settings.workers > 1) {
+  if (!settings.declarativeConfig && settings.database !== 'postgres' && settings.workers > 1) {
     // The demo runs an embedded IdP in-process: N copies would be N different issuers.
     return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
   }
-  if (!settings.declarativeConfig) {
+  if (!settings.declarativeConfig && settings.database !== 'postgres') {
     const { startDemo, DemoStartError } = await import('./demo/demo.js');
     try {
       config = await startDemo(settings, logger);
@@ -48,13 +49,20 @@ async function main(): Promise<void> {
     }
   } else {
     try {
-      const file = settings.declarativeConfig;
+      // With postgres the database is the truth; the file only seeds an empty one.
+      const file = store instanceof PostgresConfigStore ? store.source : settings.declarativeConfig!;
       // Through the store, so its watch starts from exactly the bytes that were validated.
-      const document = store ? await store.load() : (await loadDeclarativeConfigFile(file)).document;
+      const document =
+        store instanceof PostgresConfigStore
+          ? await initialPostgresDocument(store, settings.declarativeConfig, logger)
+          : store
+            ? await store.load()
+            : (await loadDeclarativeConfigFile(file)).document;
       if (!document) return fail(`${store!.source}: holds no declarative config`);
       config = new GatewayConfig(settings, validateDeclarativeDocument(document, file), file, false, document as Record<string, unknown>);
     } catch (err) {
-      if (err instanceof ConfigError) return fail(err.message);
+      // The store's start-up errors (unreachable, migrations pending) carry a GATEHOUSE_ code and a complete message.
+      if (err instanceof ConfigError || /^GATEHOUSE_/.test(String((err as { code?: unknown }).code))) return fail(err instanceof Error ? err.message : String(err));
       throw err;
     }
   }
@@ -72,6 +80,8 @@ async function main(): Promise<void> {
 
   // The file is validated once, here, before any worker is forked.
   if (settings.workers > 1 && !isClusterWorker()) {
+    // Each worker opens its own store; the primary only validated.
+    await store?.close();
     process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs);
     return;
   }

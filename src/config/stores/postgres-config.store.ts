@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { loadDeclarativeConfigFile } from '../config.loader.js';
 import type { ConfigStore, StoreChangeMeta } from '../config-store.js';
 import type { PostgresSettings } from '../gateway-settings.js';
 import { migrateUp, migrationState } from './migrations/postgres.migrator.js';
@@ -110,6 +111,7 @@ export class PostgresConfigStore implements ConfigStore {
   private readonly clientConfig: pg.ClientConfig;
   private readonly options: Required<Omit<PostgresStoreOptions, 'logger'>>;
   private readonly logger?: Logger;
+  private prepared?: Promise<void>;
   private seenVersion = 0;
   private closed = false;
 
@@ -126,9 +128,13 @@ export class PostgresConfigStore implements ConfigStore {
   private refreshing?: Promise<void>;
   private refreshAgain = false;
 
-  private constructor(
+  /**
+   * Connects lazily: the schema is prepared by the first `read`/`load`/`save`
+   * (or by `open`), so a factory can build the store synchronously.
+   */
+  constructor(
     readonly settings: PostgresSettings,
-    options: PostgresStoreOptions,
+    options: PostgresStoreOptions = {},
   ) {
     this.logger = options.logger;
     this.options = {
@@ -139,7 +145,7 @@ export class PostgresConfigStore implements ConfigStore {
     this.source = postgresSource(settings);
     this.clientConfig = postgresClientConfig(settings);
     // Two connections cover an admin write beside a load; the listener has its own.
-    this.pool = new pg.Pool({ ...this.clientConfig, max: 2, idleTimeoutMillis: 10_000 });
+    this.pool = new pg.Pool({ ...this.clientConfig, max: 2, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
     // An idle pooled connection that dies (server restart) emits here; without a listener it would crash the process.
     this.pool.on('error', (err) => this.logger?.debug({ store: this.source, err: err.message }, 'postgres: idle connection closed'));
   }
@@ -153,12 +159,21 @@ export class PostgresConfigStore implements ConfigStore {
   static async open(settings: PostgresSettings, options: PostgresStoreOptions = {}): Promise<PostgresConfigStore> {
     const store = new PostgresConfigStore(settings, options);
     try {
-      await store.prepareSchema();
+      await store.prepare();
       return store;
     } catch (err) {
       await store.close();
       throw err;
     }
+  }
+
+  /** Migrates (or checks) the schema once; a failed attempt is retried by the next call. */
+  prepare(): Promise<void> {
+    this.prepared ??= this.prepareSchema().catch((err) => {
+      this.prepared = undefined;
+      throw err;
+    });
+    return this.prepared;
   }
 
   private async prepareSchema(): Promise<void> {
@@ -190,6 +205,7 @@ export class PostgresConfigStore implements ConfigStore {
 
   /** The document with its version, for a compare-and-set `save` (`expectedVersion`). */
   async read(): Promise<StoredConfig> {
+    await this.prepare();
     const result = await this.query<RowVersion & { updated_at: Date }>(
       'SELECT document, version, instance, updated_at, updated_by FROM gatehouse_config WHERE id = 1',
     );
@@ -214,6 +230,7 @@ export class PostgresConfigStore implements ConfigStore {
   /** `save`, resolving with the version the document was stored as. */
   async saveVersion(document: unknown, meta: StoreChangeMeta & { expectedVersion?: number }): Promise<number> {
     if (document === undefined) throw new TypeError('save needs a document');
+    await this.prepare();
     const result = await this.query<{ version: string }>(
       `WITH saved AS (
          UPDATE gatehouse_config
@@ -397,6 +414,33 @@ export class PostgresConfigStore implements ConfigStore {
     client.on('error', () => undefined);
     client.end().catch(() => undefined);
     (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  }
+}
+
+/**
+ * The document a starting instance runs with: the stored one, or, on a
+ * database that holds none yet, the declarative file given with `--config`,
+ * validated and then stored (compare-and-set on version 0, so of several
+ * instances starting together exactly one stores it and the others run what it
+ * stored). Without a file an empty database is an empty configuration, as in
+ * Kong: every request gets "no Route matched" until routes are added.
+ */
+export async function initialPostgresDocument(store: PostgresConfigStore, file: string | undefined, logger?: Logger): Promise<unknown> {
+  const stored = await store.load();
+  if (stored !== undefined) {
+    if (file) logger?.info({ config: store.source, file }, 'postgres: the database holds a config; the declarative file is not imported again');
+    return stored;
+  }
+  if (!file) return { _format_version: '3.0' };
+  // Throws ConfigError with every problem: a file that does not load is never stored.
+  const { document } = await loadDeclarativeConfigFile(file);
+  try {
+    await store.save(document, { actor: 'file', expectedVersion: 0 });
+    logger?.info({ config: store.source, file }, 'postgres: the empty database was seeded from the declarative file');
+    return document;
+  } catch (err) {
+    if (err instanceof ConfigConflictError) return store.load();
+    throw err;
   }
 }
 
