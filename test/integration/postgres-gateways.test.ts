@@ -4,6 +4,7 @@ import { request } from 'undici';
 import { PostgresConfigStore } from '../../src/config/stores/postgres-config.store.js';
 import { oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { createTestDatabase, startPrivatePostgres, type PrivatePostgres, type TestDatabase } from '../helpers/postgres.js';
+import { freePort } from '../helpers/ports.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /**
@@ -99,5 +100,41 @@ describe('two gateways on one PostgreSQL', () => {
     await writer.save(withRoutes('/b', '/c'), { actor: 'admin-after' });
     await bothRoute('/c', 200, 1000);
     await bothRoute('/a', 404, 1000);
+  });
+});
+
+describe('a gateway on PostgreSQL that cannot start', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await db?.drop();
+  });
+
+  it('exits 1 naming the database when it cannot be reached, and the pending migrations with GATEHOUSE_PG_MIGRATIONS=manual', async () => {
+    const down = await startGateway({ env: { ...db.env, GATEHOUSE_DATABASE: 'postgres', GATEHOUSE_PG_PORT: String(await freePort()) }, expectStart: false });
+    assert.equal(await down.exited, 1);
+    assert.ok(down.lines.some((l) => /^gatehouse: postgres:\/\/postgres@127\.0\.0\.1:\d+\/gatehouse_test_\w+: .*ECONNREFUSED/.test(l)), down.lines.join('\n'));
+
+    const manual = await startGateway({ env: { ...db.env, GATEHOUSE_DATABASE: 'postgres', GATEHOUSE_PG_MIGRATIONS: 'manual' }, expectStart: false });
+    assert.equal(await manual.exited, 1);
+    assert.ok(manual.lines.some((l) => /1 schema migration pending \(1_config_document\); run "gatehouse migrations up"/.test(l)), manual.lines.join('\n'));
+  });
+
+  it('refuses to seed the database from a file that does not validate, and stores nothing', async () => {
+    const gw = await startGateway({
+      config: { _format_version: '3.0', services: [{ name: 'x', url: 'not a url' }] },
+      env: { ...db.env, GATEHOUSE_DATABASE: 'postgres' },
+      expectStart: false,
+    });
+    assert.equal(await gw.exited, 1);
+    assert.ok(gw.lines.some((l) => /services\[0\]\.url/.test(l)), gw.lines.join('\n'));
+    const store = await PostgresConfigStore.open(db.settings);
+    try {
+      assert.deepEqual(await store.read().then((r) => [r.document, r.version]), [undefined, 0]);
+    } finally {
+      await store.close();
+    }
   });
 });
