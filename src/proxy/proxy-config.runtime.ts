@@ -64,6 +64,8 @@ export class ProxyConfigRuntime extends ConfigRuntime implements OnModuleInit {
   }
 
   onModuleInit(): void {
+    // Nest calls the hook once per token the instance is provided under (ConfigRuntime, ROUTE_TABLE_SOURCE).
+    if (this.applied) return;
     // The start-up document was validated before Nest started (main.ts): a failure here is a bug, not bad input.
     const table = this.compile(this.config.declarative, this.config.source);
     this.swap(table, this.config.document, this.config.declarative, this.config.source);
@@ -94,7 +96,7 @@ export class ProxyConfigRuntime extends ConfigRuntime implements OnModuleInit {
   /** A document refused before it reached `apply` (a file that does not parse): logged and shown like any rejection. */
   reject(err: ConfigError, origin: Origin): void {
     this.lastRejection = { at: new Date(), source: origin.source, actor: origin.actor, problems: err.problems };
-    this.logger.error({ config: origin.source, actor: origin.actor, problems: err.problems.map(formatProblem) }, 'config rejected, the running config stays');
+    this.logger.error({ config: origin.source, actor: origin.actor, pid: process.pid, problems: err.problems.map(formatProblem) }, 'config rejected, the running config stays');
     for (const l of this.rejectedListeners) l(err, origin);
   }
 
@@ -112,7 +114,7 @@ export class ProxyConfigRuntime extends ConfigRuntime implements OnModuleInit {
     const applied = this.swap(table, document, declarative, origin.source);
     for (const w of configWarnings(declarative)) this.logger.warn({ config: origin.source, path: w.path }, w.message);
     this.logger.info(
-      { config: origin.source, actor: origin.actor, hash: applied.hash, version: applied.version, routes: table.routes.length, ms: +(performance.now() - started).toFixed(1) },
+      { config: origin.source, actor: origin.actor, pid: process.pid, hash: applied.hash, version: applied.version, routes: table.routes.length, ms: +(performance.now() - started).toFixed(1) },
       'config applied',
     );
     return applied;
