@@ -2,6 +2,7 @@ import './runtime-tuning.js';
 import 'reflect-metadata';
 import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } from './config/config.loader.js';
 import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
+import { initialPostgresDocument, PostgresConfigStore } from './config/stores/postgres-config.store.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { loadGatewaySettings } from './config/gateway-config.module.js';
@@ -20,6 +21,11 @@ import { sessionCapacityWarning } from './auth/session.store.js';
  * every problem listed and nothing ever listens.
  */
 async function main(): Promise<void> {
+  if (process.argv[2] === 'migrations') {
+    const { runMigrationsCommand } = await import('./config/stores/migrations/migrations.command.js');
+    process.exitCode = await runMigrationsCommand(process.argv.slice(3), process.env);
+    return;
+  }
   let settings, settingsModule;
   try {
     ({ settings, module: settingsModule } = await loadGatewaySettings(process.argv.slice(2)));
@@ -30,7 +36,7 @@ async function main(): Promise<void> {
   const logger = createLogger(settings.logLevel);
 
   let config: GatewayConfig;
-  const store = createConfigStore(settings);
+  const store = createConfigStore(settings, logger);
   // SIGHUP reloads the config once the gateway runs; until then it must not end the process (its default action).
   if (store) process.on('SIGHUP', () => undefined);
   if (settings.demo && settings.workers > 1) {
@@ -38,7 +44,12 @@ async function main(): Promise<void> {
     return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
   }
   try {
-    if (settings.demo) {
+    if (store instanceof PostgresConfigStore) {
+      // The database is the truth; a file only seeds an empty one (exactly one of several starting instances does).
+      const document = await initialPostgresDocument(store, settings.declarativeConfig, logger);
+      if (!document) return fail(`${store.source}: holds no declarative config`);
+      config = new GatewayConfig(settings, validateDeclarativeDocument(document, store.source), store.source, false, document as Record<string, unknown>);
+    } else if (settings.demo) {
       const { startDemo, DemoStartError } = await import('./demo/demo.js');
       try {
         config = await startDemo(settings, logger);
@@ -66,7 +77,8 @@ async function main(): Promise<void> {
       }
     }
   } catch (err) {
-    if (err instanceof ConfigError) return fail(err.message);
+    // The store's start-up errors (unreachable, migrations pending) carry a GATEHOUSE_ code and a complete message.
+    if (err instanceof ConfigError || /^GATEHOUSE_/.test(String((err as { code?: unknown }).code))) return fail(err instanceof Error ? err.message : String(err));
     throw err;
   }
 
@@ -83,6 +95,8 @@ async function main(): Promise<void> {
 
   // The file is validated once, here, before any worker is forked.
   if (settings.workers > 1 && !isClusterWorker()) {
+    // Each worker opens its own store; the primary only validated.
+    await store?.close();
     process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs, settings.shutdownDelayMs);
     return;
   }

@@ -29,6 +29,16 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_ADMIN_AUDIENCE: '',
   /** Where the embedded store keeps its file (must be writable; a volume in a container). */
   GATEHOUSE_DATA_DIR: 'data',
+  // Kong's pg_* settings and defaults (database and user named after the product, as Kong's are `kong`).
+  GATEHOUSE_PG_HOST: '127.0.0.1',
+  GATEHOUSE_PG_PORT: '5432',
+  GATEHOUSE_PG_USER: 'gatehouse',
+  GATEHOUSE_PG_PASSWORD: '',
+  GATEHOUSE_PG_DATABASE: 'gatehouse',
+  GATEHOUSE_PG_SSL: 'off',
+  GATEHOUSE_PG_SSL_VERIFY: 'off',
+  GATEHOUSE_PG_TIMEOUT: '5000',
+  GATEHOUSE_PG_MIGRATIONS: 'auto',
 } as const;
 
 export interface ListenAddress {
@@ -70,11 +80,29 @@ export interface GatewaySettings {
   adminAuth?: { issuer: string; audience: string };
   /** The embedded store's directory. */
   dataDir: string;
+  /** The `postgres` store's connection (used only when the database is `postgres`). */
+  postgres: PostgresSettings;
 }
 
 /** 127.0.0.0/8, ::1 and localhost: an admin listener only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export interface PostgresSettings {
+  host: string;
+  port: number;
+  user: string;
+  /** Never logged; `source` strings leave it out. */
+  password: string;
+  database: string;
+  ssl: boolean;
+  /** Verify the server's certificate and name (Kong's `pg_ssl_verify`); CAs beyond Node's come from NODE_EXTRA_CA_CERTS. */
+  sslVerify: boolean;
+  /** Kong's `pg_timeout`: ms for connecting and for every query. */
+  timeoutMs: number;
+  /** `auto`: every start applies pending schema migrations (under an advisory lock); `manual`: start refuses until `migrations up` ran. */
+  migrations: 'auto' | 'manual';
 }
 
 const DATABASES: readonly DatabaseKind[] = ['off', 'embedded', 'postgres'];
@@ -108,6 +136,33 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     const n = Number(get(k));
     if (!Number.isInteger(n) || n <= 0) problems.push({ path: k, message: `must be a positive integer${alternative}, got "${get(k)}"` });
     return n;
+  };
+
+  // Kong reads on/off (and true/false) for its boolean settings.
+  const onOff = (k: 'GATEHOUSE_PG_SSL' | 'GATEHOUSE_PG_SSL_VERIFY') => {
+    const value = get(k).toLowerCase();
+    if (value === 'on' || value === 'true') return true;
+    if (value === 'off' || value === 'false') return false;
+    problems.push({ path: k, message: `must be "on" or "off", got "${get(k)}"` });
+    return false;
+  };
+  const pgPort = positiveInt('GATEHOUSE_PG_PORT');
+  if (pgPort > 65535) problems.push({ path: 'GATEHOUSE_PG_PORT', message: `must be a TCP port (1-65535), got "${get('GATEHOUSE_PG_PORT')}"` });
+  const pgMigrations = get('GATEHOUSE_PG_MIGRATIONS').toLowerCase();
+  if (pgMigrations !== 'auto' && pgMigrations !== 'manual') {
+    problems.push({ path: 'GATEHOUSE_PG_MIGRATIONS', message: `must be "auto" or "manual", got "${get('GATEHOUSE_PG_MIGRATIONS')}"` });
+  }
+  // The password is the one setting where an empty value is meaningful as itself, and it is never trimmed.
+  const postgres: PostgresSettings = {
+    host: get('GATEHOUSE_PG_HOST'),
+    port: pgPort,
+    user: get('GATEHOUSE_PG_USER'),
+    password: env.GATEHOUSE_PG_PASSWORD ?? '',
+    database: get('GATEHOUSE_PG_DATABASE'),
+    ssl: onOff('GATEHOUSE_PG_SSL'),
+    sslVerify: onOff('GATEHOUSE_PG_SSL_VERIFY'),
+    timeoutMs: positiveInt('GATEHOUSE_PG_TIMEOUT'),
+    migrations: pgMigrations as PostgresSettings['migrations'],
   };
 
   const trustedIps = new BlockList();
@@ -193,6 +248,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     shutdownDelayMs: shutdownDelay(),
     maxHeaderSize: positiveInt('GATEHOUSE_MAX_HEADER_SIZE'),
     workers: get('GATEHOUSE_WORKERS').trim() === 'auto' ? availableParallelism() : positiveInt('GATEHOUSE_WORKERS', ' or "auto"'),
+    postgres,
   };
   if (problems.length) throw new SettingsError(problems);
   return settings;

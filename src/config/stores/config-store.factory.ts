@@ -5,6 +5,7 @@ import type { ConfigStore } from '../config-store.js';
 import type { GatewaySettings } from '../gateway-settings.js';
 import { EmbeddedConfigStore } from './embedded-config.store.js';
 import { FileConfigStore } from './file-config.store.js';
+import { PostgresConfigStore } from './postgres-config.store.js';
 
 /** A store that can be asked to read its source again (SIGHUP). */
 interface Reloadable {
@@ -15,12 +16,14 @@ interface Reloadable {
  * The store GATEHOUSE_DATABASE names, or undefined when the process runs a
  * config no store holds (the built-in demo before it has a store).
  */
-export function createConfigStore(settings: GatewaySettings): ConfigStore | undefined {
+export function createConfigStore(settings: GatewaySettings, logger?: Logger): ConfigStore | undefined {
   switch (settings.database) {
     case 'off':
       return new FileConfigStore(settings.declarativeConfig!);
     case 'embedded':
       return new EmbeddedConfigStore(settings.dataDir);
+    case 'postgres':
+      return new PostgresConfigStore(settings.postgres, { logger });
     default:
       return undefined;
   }
