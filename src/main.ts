@@ -8,6 +8,7 @@ import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
 import { isClusterWorker, reportWorkerStarted, runPrimary } from './cluster.js';
 import { sessionCapacityWarning } from './auth/session.store.js';
+import { startTracing, stopTracing } from './telemetry/tracing.js';
 
 /**
  * Start-up order matters: settings and the declarative config are read and
@@ -66,8 +67,11 @@ async function main(): Promise<void> {
 
   let gateway;
   try {
+    // Before the gateway: the proxy picks its tracing when it is built (propagation only without OTEL_EXPORTER_OTLP_ENDPOINT).
+    await startTracing(process.env, logger);
     gateway = await startGateway(config, logger);
   } catch (err) {
+    if (err instanceof SettingsError) return fail(err.message);
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
       return fail(`cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); set GATEHOUSE_PROXY_LISTEN / GATEHOUSE_STATUS_LISTEN`);
@@ -80,7 +84,8 @@ async function main(): Promise<void> {
 
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-    gateway.shutdown().then(
+    // Spans still buffered are exported (bounded) before the last log lines.
+    gateway.shutdown().then(() => stopTracing()).then(
       () => {
         logger.info('shutdown complete');
         void closeLogs(logger).then(() => process.exit(0));

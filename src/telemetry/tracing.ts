@@ -54,11 +54,11 @@ export const PROPAGATION_ONLY: RequestTracing = {
     step();
   },
   upstream(req, ctx, _service, _path, slots) {
-    const incoming = parseTraceparent(req.headers.traceparent);
+    const incoming = parseTraceparent(req.headers.traceparent as string | undefined);
     if (incoming) {
       ctx.traceId = incoming.traceId;
       slots.traceparent = formatTraceparent(incoming.traceId, incoming.parentId, incoming.flags);
-      slots.tracestate = validTracestate(req.headers.tracestate);
+      slots.tracestate = validTracestate(req.headers.tracestate as string | undefined);
       return;
     }
     const traceId = newTraceId();
