@@ -87,6 +87,11 @@ describe('tracing: OpenTelemetry spans over OTLP/HTTP', () => {
             routes: [
               { name: 'open', paths: ['/open'] },
               { name: 'scoped', paths: ['/scoped'], plugins: [bearerPlugin(issuer.issuer, { scopes_required: ['orders:read'] })] },
+              {
+                name: 'introspected',
+                paths: ['/introspected'],
+                plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['introspection'], client_id: ['gatehouse'], client_secret: ['secret'] } }],
+              },
             ],
           },
         ],
@@ -107,7 +112,7 @@ describe('tracing: OpenTelemetry spans over OTLP/HTTP', () => {
     await issuer?.stop();
   });
 
-  it('a bearer request: server span, IdP (JWKS) and upstream child spans, and the upstream got the upstream span as parent', async () => {
+  it('a bearer request: server span, upstream child span, and the upstream got the upstream span as parent', async () => {
     const token = await issuer.token({ sub: 'alice', scope: 'orders:read' });
     const res = await httpRequest(gw.proxyUrl, '/scoped/items?access_token=leak', { headers: { authorization: `Bearer ${token}` } });
     assert.equal(res.status, 200, res.text());
@@ -135,14 +140,29 @@ describe('tracing: OpenTelemetry spans over OTLP/HTTP', () => {
     assert.equal(exchange.attributes['http.response.status_code'], 200);
     assert.equal(exchange.attributes['url.full'], `${upstream.url}/items`, 'strip_path: the path the upstream was asked for');
 
-    const jwks = await collector.waitFor((s) => s.attributes['gatehouse.idp.endpoint'] === 'jwks' && s.parentSpanId === server.spanId, 'JWKS under the request');
+    // The key set was fetched once discovery completed, at start-up: its own trace.
+    const jwks = await collector.waitFor((s) => s.attributes['gatehouse.idp.endpoint'] === 'jwks', 'JWKS');
     assert.equal(jwks.kind, CLIENT);
-    assert.equal(jwks.traceId, server.traceId);
     const discovery = await collector.waitFor((s) => s.attributes['gatehouse.idp.endpoint'] === 'discovery', 'discovery at start-up');
     assert.equal(discovery.parentSpanId || undefined, undefined, 'start-up discovery is a trace of its own');
 
     for (const s of collector.spans) assert.ok(!JSON.stringify(s).includes('leak') && !JSON.stringify(s).includes(token), `no query or token in ${s.name}`);
     assert.ok(collector.paths.every((p) => p.startsWith('POST /v1/traces application/json')), collector.paths.join('\n'));
+  });
+
+  it('an IdP call made for a request is a child span of it (introspection)', async () => {
+    const res = await httpRequest(gw.proxyUrl, '/introspected', { headers: { authorization: 'Bearer opaque-token-value' } });
+    assert.equal(res.status, 401, res.text());
+    const requestId = res.headers['x-request-id'];
+    const server = await collector.waitFor((s) => s.kind === SERVER && s.attributes['gatehouse.request_id'] === requestId, 'for the introspected request');
+    const call = await collector.waitFor((s) => s.attributes['gatehouse.idp.endpoint'] === 'introspection', 'introspection');
+    assert.equal(call.name, 'POST introspection');
+    assert.equal(call.kind, CLIENT);
+    assert.equal(call.traceId, server.traceId);
+    assert.equal(call.parentSpanId, server.spanId);
+    assert.equal(call.attributes['http.response.status_code'], 200);
+    assert.equal(call.attributes['url.full'], `${issuer.issuer}/introspect`);
+    assert.ok(!JSON.stringify(call).includes('opaque-token-value'));
   });
 
   it("a client's traceparent: kept as parent, its tracestate passed on, its sampled flag not trusted", async () => {
