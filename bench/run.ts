@@ -147,7 +147,7 @@ async function main() {
   if (!nginx) notes.push('nginx is not installed: the nginx cases were skipped (`--install` installs nginx-light from Debian).');
 
   const tmp = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
-  // The proxies' logs go to a tmpfs when there is one: #4-info writes ≈ 5 MB/s of access log, and on a
+  // The proxies' logs go to a tmpfs when there is one: every default case writes ≈ 5 MB/s of access log, and on a
   // disk the kernel's writeback of it ran in the following cases, whose p99 it inflated (bench/README.md).
   const logDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/gatehouse-bench-logs-') : tmp;
   const procs: Proc[] = [];
@@ -202,7 +202,7 @@ async function main() {
         ...process.env,
         GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
         GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${statusPort}`,
-        GATEHOUSE_LOG_LEVEL: 'warn',
+        // The default log level (info: access log on), unless a case says otherwise: headline rows describe what users run.
         // No load balancer to wait for: stop at once.
         GATEHOUSE_SHUTDOWN_DELAY: '0',
         GLIBC_TUNABLES: mallocTunables(),
@@ -289,7 +289,13 @@ async function main() {
     type GatewayStart = (main?: string, key?: string) => Promise<Target>;
     const gatewayDefs: [string, GatewayStart][] = [
       ['gw', (main, key = 'gw') => startGatehouse(key, service([plainRoute]), {}, PROXY_CPU, undefined, main)],
-      ['gw-info', (main, key = 'gw-info') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_LOG_LEVEL: 'info' }, PROXY_CPU, undefined, main)],
+      ['gw-warn', (main, key = 'gw-warn') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_LOG_LEVEL: 'warn' }, PROXY_CPU, undefined, main)],
+      [
+        'gw-otel',
+        (main, key = 'gw-otel') =>
+          // Every request recorded and exported (default sampler); the upstream (CPU 1) takes the OTLP POSTs and discards them.
+          startGatehouse(key, service([plainRoute]), { OTEL_EXPORTER_OTLP_ENDPOINT: upstream.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }, PROXY_CPU, undefined, main),
+      ],
       ['gw-jwt', (main, key = 'gw-jwt') => startGatehouse(key, service([plainRoute, jwtRoute, corsJwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-jwt-cycle', (main, key = 'gw-jwt-cycle') => startGatehouse(key, service([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-cache', (main, key = 'gw-cache') => startGatehouse(key, service([plainRoute, cacheRoute]), {}, PROXY_CPU, undefined, main)],
@@ -558,8 +564,9 @@ function caseList(ctx: { rsToken: string; esToken: string; cycleFile: string; se
     { id: '2-es256', short: 'bare, ES256 Bearer', group: 2, title: 'bare Node proxy, the requests of #5-es256 (same Bearer token forwarded)', target: 'bare', path: '/jwt', headers: bearer(ctx.esToken), connections: small, gatehouse: false },
     { id: '2-cycle', short: 'bare, new Bearer each', group: 2, title: 'bare Node proxy, the requests of #6 (a new Bearer token each)', target: 'bare', path: '/jwt', tokensFile: () => ctx.cycleFile, connections: small, gatehouse: false },
     { id: '3', short: 'nginx 1 worker', group: 3, title: 'nginx, 1 worker, upstream keepalive', target: 'nginx', path: '/', connections: small, gatehouse: false },
-    { id: '4', short: 'Gatehouse, no plugin', group: 4, title: 'Gatehouse, route without plugin', target: 'gw', path: '/', connections: small, gatehouse: true },
-    { id: '4-info', short: 'Gatehouse, info access log', group: 4, title: 'Gatehouse, no plugin, info-level access log', target: 'gw-info', path: '/', connections: small, gatehouse: true },
+    { id: '4', short: 'Gatehouse, no plugin', group: 4, title: 'Gatehouse, route without plugin (default settings)', target: 'gw', path: '/', connections: small, gatehouse: true },
+    { id: '4-warn', short: 'Gatehouse, access log off', group: 4, title: 'Gatehouse, no plugin, GATEHOUSE_LOG_LEVEL=warn (no access log: the floor)', target: 'gw-warn', path: '/', connections: small, gatehouse: true },
+    { id: '4-otel', short: 'Gatehouse, OTLP tracing', group: 4, title: 'Gatehouse, no plugin, OpenTelemetry spans exported over OTLP/HTTP', target: 'gw-otel', path: '/', connections: small, gatehouse: true },
     { id: '5-rs256', short: 'bearer RS256, same token', group: 5, title: 'Gatehouse, bearer RS256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
     { id: '5-es256', short: 'bearer ES256, same token', group: 5, title: 'Gatehouse, bearer ES256 + scopes_required, same token', target: 'gw-jwt', path: '/jwt', headers: bearer(ctx.esToken), connections: small, gatehouse: true },
     { id: '5-cors', short: 'cors + bearer RS256', group: 5, title: 'Gatehouse, cors (allowed Origin, credentials) + bearer RS256 + scopes_required, same token', target: 'gw-jwt', path: '/cors-jwt', headers: () => ({ ...bearer(ctx.rsToken)(), origin: 'https://app.example.com' }), connections: small, gatehouse: true },

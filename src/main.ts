@@ -14,6 +14,7 @@ import { startGateway } from './gateway.js';
 import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './cluster.js';
 import { ShutdownSequence } from './health/shutdown.sequence.js';
 import { sessionCapacityWarning } from './auth/session.store.js';
+import { startTracing, stopTracing } from './telemetry/tracing.js';
 
 /**
  * Start-up order matters: settings and the declarative config are read and
@@ -103,8 +104,11 @@ async function main(): Promise<void> {
 
   let gateway;
   try {
+    // Before the gateway: the proxy picks its tracing when it is built (propagation only without OTEL_EXPORTER_OTLP_ENDPOINT).
+    await startTracing(process.env, logger);
     gateway = await startGateway(config, logger, { settingsModule, store });
   } catch (err) {
+    if (err instanceof SettingsError) return fail(err.message);
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
       return fail(`cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); set GATEHOUSE_PROXY_LISTEN / GATEHOUSE_STATUS_LISTEN / GATEHOUSE_ADMIN_LISTEN`);
@@ -125,7 +129,8 @@ async function main(): Promise<void> {
     // A shutting-down gateway takes no new configuration.
     unfollow?.();
     void store?.close();
-    done.then(
+    // Spans still buffered are exported (bounded) before the last log lines.
+    done.then(() => stopTracing()).then(
       () => {
         logger.info('shutdown complete');
         void closeLogs(logger).then(() => process.exit(0));

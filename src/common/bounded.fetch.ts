@@ -1,3 +1,5 @@
+import { traceIdpCall, type IdpCallKind } from '../telemetry/tracing.js';
+
 /**
  * Limits on what the gateway reads from an identity provider. Every IdP answer
  * the gateway needs (discovery document, JWKS, token, introspection, userinfo
@@ -81,6 +83,30 @@ export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
  * openid-client parses anything. Failures are IdpFetchErrors (see there).
  */
 export function boundedFetch(timeoutMs: number, maxBytes = MAX_IDP_RESPONSE_BYTES, fetchImpl: FetchLike = fetch): FetchLike {
+  const bounded = boundedFetchUntraced(timeoutMs, maxBytes, fetchImpl);
+  // Each call is a span when spans are recorded (src/telemetry), named by what it asks the IdP.
+  return (url, init) => traceIdpCall(idpCallKind(url, init), init.method ?? 'GET', url, () => bounded(url, init));
+}
+
+/**
+ * Which IdP endpoint an openid-client request is for, read from the request
+ * itself (openid-client's customFetch is not told): a `grant_type` is the
+ * token endpoint (`refresh_token`: a refresh), a `token` parameter without one
+ * is introspection (RFC 7662) or revocation (RFC 7009, told apart by the
+ * endpoint's path, for span names only), no form body is userinfo.
+ */
+export function idpCallKind(url: string, init: RequestInit): IdpCallKind {
+  const body = init.body;
+  const form = body instanceof URLSearchParams ? body : typeof body === 'string' ? new URLSearchParams(body) : undefined;
+  if (!form) return 'userinfo';
+  const grant = form.get('grant_type');
+  if (grant === 'refresh_token') return 'refresh';
+  if (grant !== null) return 'token';
+  if (form.has('token')) return /revo/i.test(new URL(url).pathname) ? 'revocation' : 'introspection';
+  return 'userinfo';
+}
+
+function boundedFetchUntraced(timeoutMs: number, maxBytes: number, fetchImpl: FetchLike): FetchLike {
   return async (url, init) => {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;

@@ -1,4 +1,5 @@
 import { request } from 'undici';
+import { traceIdpCall } from '../telemetry/tracing.js';
 import { declaredTooLarge, MAX_IDP_RESPONSE_BYTES, readCapped, responseTooLarge } from './bounded.fetch.js';
 
 /**
@@ -7,7 +8,12 @@ import { declaredTooLarge, MAX_IDP_RESPONSE_BYTES, readCapped, responseTooLarge 
  * larger body is cut off where it crosses the cap, never buffered whole.
  * No redirects: a discovery document or key set must be served where it is named.
  */
-export async function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal, maxBytes = MAX_IDP_RESPONSE_BYTES): Promise<Record<string, unknown>> {
+export function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal, maxBytes = MAX_IDP_RESPONSE_BYTES): Promise<Record<string, unknown>> {
+  // Only discovery documents and key sets are fetched this way; a span each when spans are recorded (src/telemetry).
+  return traceIdpCall(url.includes('/.well-known/') ? 'discovery' : 'jwks', 'GET', url, () => fetchJsonUntraced(url, timeoutMs, signal, maxBytes));
+}
+
+async function fetchJsonUntraced(url: string, timeoutMs: number, signal: AbortSignal | undefined, maxBytes: number): Promise<Record<string, unknown>> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const res = await request(url, {
     headers: { accept: 'application/json' },

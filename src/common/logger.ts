@@ -16,7 +16,12 @@ import { pino, type Logger } from 'pino';
  * container, and multi-worker lines carry their own `pid`.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  const stdout = destination ? undefined : bufferedStdout();
+  let stdout: LineBatch | undefined;
+  if (!destination) {
+    const dest = bufferedStdout();
+    stdout = new LineBatch(dest);
+    batches.set(dest, stdout);
+  }
   const logger = pino(
     {
       level,
@@ -24,13 +29,13 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? stdout!,
+    destination ?? (stdout as unknown as pino.DestinationStream),
   );
   if (stdout) buffered.set(logger, stdout);
   return logger;
 }
 
-const buffered = new WeakMap<Logger, ReturnType<typeof pino.destination>>();
+const buffered = new WeakMap<Logger, LineBatch>();
 
 /**
  * Writes out every buffered line, then resolves: the last thing before exit.
@@ -41,15 +46,69 @@ const buffered = new WeakMap<Logger, ReturnType<typeof pino.destination>>();
  * itself stays open).
  */
 export function closeLogs(logger: Logger): Promise<void> {
-  const stdout = buffered.get(logger);
-  if (!stdout) return new Promise((resolve) => logger.flush(() => resolve()));
+  const batch = buffered.get(logger);
+  if (!batch) return new Promise((resolve) => logger.flush(() => resolve()));
   buffered.delete(logger);
+  batch.drain();
+  const stdout = batch.destination;
   return new Promise((resolve) => {
     stdout.once('close', () => resolve());
     stdout.once('error', () => resolve());
     stdout.end();
   });
 }
+
+/**
+ * Lines gathered in an array and handed to sonic-boom one batch at a time.
+ * sonic-boom's `write()` measures the UTF-8 length of the whole string it is
+ * appending to on every call (`Buffer.byteLength(bufs[last])`), which flattens
+ * a growing concatenation: with 4 KiB batches that was ≈ 4 µs of CPU per
+ * access line, eight times the cost of building the line, and worse with
+ * bigger batches (measured: 4.8 µs/line at 4 KiB, 10.8 µs at 64 KiB). Joined
+ * here first, sonic-boom sees one write per ~4 KiB. Every logger line goes
+ * through this one batch, so lines stay in order.
+ */
+export class LineBatch {
+  private parts: string[] = [];
+  private size = 0;
+
+  constructor(readonly destination: ReturnType<typeof pino.destination>) {
+    // A process that exits without closeLogs (a crash) still writes what was gathered; sonic-boom's own
+    // exit hook may already have run, so this flushes it once more.
+    process.once('exit', () => {
+      this.drain();
+      try {
+        destination.flushSync();
+      } catch {
+        // Closed already, or a write in progress that the exit cannot wait for.
+      }
+    });
+  }
+
+  write(line: string): boolean {
+    this.parts.push(line);
+    this.size += line.length;
+    if (this.size >= BATCH_CHARS) this.drain();
+    return true;
+  }
+
+  /** Hands what has gathered to the destination (the flush timer, closeLogs, exit). */
+  drain(): void {
+    if (this.size === 0) return;
+    const text = this.parts.length === 1 ? this.parts[0] : this.parts.join('');
+    this.parts = [];
+    this.size = 0;
+    if (!(this.destination as unknown as { destroyed: boolean }).destroyed) this.destination.write(text);
+  }
+
+  flush(cb?: (err?: Error) => void): void {
+    this.drain();
+    this.destination.flush(cb);
+  }
+}
+
+/** Characters gathered before a batch goes to sonic-boom: its own write size (minLength below). */
+const BATCH_CHARS = 4096;
 
 /** Written at least this often when logs are quiet; under load, whenever 4 KiB have gathered. */
 export const LOG_FLUSH_INTERVAL_MS = 200;
@@ -60,10 +119,14 @@ export const LOG_FLUSH_INTERVAL_MS = 200;
  * what has gathered, so a quiet gateway's lines still appear within
  * LOG_FLUSH_INTERVAL_MS; shutdown flushes the rest (main.ts).
  */
+const batches = new WeakMap<object, LineBatch>();
+
 function bufferedStdout(): ReturnType<typeof pino.destination> {
   const dest = pino.destination({ sync: false, minLength: 4096 });
   const timer = setInterval(() => {
     try {
+      const batch = batches.get(dest);
+      if (batch) batch.drain();
       dest.flush();
     } catch {
       // flush() throws while a previous write is still in progress; the next tick catches up.

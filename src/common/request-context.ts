@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import type { CookieFilter, HeaderEdits } from '../proxy/forwarding-headers.js';
 import type { RouteMatch } from '../proxy/route-table.js';
+import type { RequestSpans } from '../telemetry/otel.tracing.js';
 
 /**
  * Per-request state, created once when the request arrives and hung off the
@@ -35,6 +36,10 @@ export class RequestContext {
    * property lookups on every context polymorphic).
    */
   pluginState?: Record<string, unknown>;
+  /** The W3C trace id of this request, for the access log: set when the request is traced or forwarded (src/telemetry). */
+  traceId?: string;
+  /** The request's spans, only while spans are recorded (OTEL_EXPORTER_OTLP_ENDPOINT set). */
+  spans?: RequestSpans;
   constructor(
     readonly requestId: string,
     /** True when the connection's peer is in GATEHOUSE_TRUSTED_IPS. */

@@ -33,6 +33,9 @@ const GATEWAY_OWNED = new Set([
   'x-real-ip',
   'x-request-id',
   'forwarded',
+  // W3C Trace Context: the gateway sends the client's only after checking it (src/telemetry/trace-context.ts).
+  'traceparent',
+  'tracestate',
 ]);
 
 /** `X_User-ID` → `x-user-id`: how the gateway compares header names it owns, so `_` spellings cannot slip past. */
@@ -118,6 +121,9 @@ export interface ConnectionFacts {
   stripHeaders?: HeaderStripRule;
   /** The gateway's own cookies (sessions, login transactions), removed on every route. */
   ownedCookies?: CookieFilter;
+  /** W3C `traceparent` / `tracestate` for the upstream (RequestTracing.upstream); the client's own are never copied unchecked. */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export interface HeaderEdits {
@@ -212,6 +218,10 @@ export function upstreamRequestHeaders(
     'x-real-ip', (trusted && (incoming?.realIp || incoming?.xff?.split(',')[0].trim())) || facts.peer,
     'x-request-id', facts.requestId,
   );
+  if (facts.traceparent !== undefined) {
+    out.push('traceparent', facts.traceparent);
+    if (facts.tracestate !== undefined) out.push('tracestate', facts.tracestate);
+  }
   if (edits?.add) for (const [n, v] of edits.add) out.push(n, v);
   return out;
 }

@@ -8,9 +8,10 @@ import { writeErrorResponse } from '../common/error-response.js';
 import { LOGGER } from '../common/logger.js';
 import { RequestContext, requestIdFor } from '../common/request-context.js';
 import { GatewayConfig } from '../config/gateway-config.js';
-import { isTrustedPeer, upstreamRequestHeaders } from './forwarding-headers.js';
+import { isTrustedPeer, upstreamRequestHeaders, type ConnectionFacts } from './forwarding-headers.js';
 import { RESPONDED, type AccessResult, type CompiledPlugin } from '../plugins/plugin.js';
 import { RouteMatcher } from './route-matcher.js';
+import { activeTracing, type RequestTracing } from '../telemetry/tracing.js';
 import { UpstreamClient } from './upstream.client.js';
 
 /**
@@ -30,6 +31,8 @@ import { UpstreamClient } from './upstream.client.js';
 export class ProxyHandler {
   private readonly accessLog: AccessLog;
   private readonly anyTrusted: boolean;
+  /** Propagation only unless OTEL_EXPORTER_OTLP_ENDPOINT is set (src/telemetry/tracing.ts). */
+  private readonly tracing: RequestTracing;
   /** Set on SIGTERM: responses then close their connection so keep-alive clients move elsewhere. */
   draining = false;
 
@@ -42,6 +45,7 @@ export class ProxyHandler {
   ) {
     this.accessLog = new AccessLog(logger);
     this.anyTrusted = config.settings.trustedIpsText !== '';
+    this.tracing = activeTracing();
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -51,6 +55,16 @@ export class ProxyHandler {
     req.gatehouse = ctx;
     if (this.draining) res.shouldKeepAlive = false;
     this.accessLog.track(req, res, ctx);
+    if (this.tracing.recording) {
+      this.tracing.startRequest(req, res, ctx);
+      this.tracing.run(ctx, () => this.process(req, res, ctx));
+    } else {
+      this.process(req, res, ctx);
+    }
+  };
+
+  /** Route match, access phase, forward; every error through the one error mapping. */
+  private process(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
     let pending: Promise<void>;
     try {
       this.routes.resolve(req, ctx);
@@ -65,28 +79,28 @@ export class ProxyHandler {
       return;
     }
     pending.catch((err: unknown) => writeErrorResponse(req, res, err, this.logger));
-  };
+  }
 
   private forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const { route, upstreamPath } = ctx.match!;
     const service = route.service;
     const socket = req.socket;
-    const headers = upstreamRequestHeaders(
-      req.rawHeaders,
-      {
-        peer: socket.remoteAddress ?? '',
-        peerTrusted: ctx.peerTrusted,
-        scheme: (socket as TLSSocket).encrypted ? 'https' : 'http',
-        localPort: socket.localPort ?? this.config.settings.proxyListen.port,
-        path: ctx.path,
-        requestId: ctx.requestId,
-        upstreamHost: route.preserveHost && req.headers.host ? req.headers.host : service.hostHeader,
-        stripHeaders: route.auth?.stripHeaders,
-        ownedCookies: ctx.cookieFilter ?? this.oidc.ownedCookies,
-      },
-      ctx.headerEdits,
-      req.headers.connection,
-    );
+    const facts: ConnectionFacts = {
+      peer: socket.remoteAddress ?? '',
+      peerTrusted: ctx.peerTrusted,
+      scheme: (socket as TLSSocket).encrypted ? 'https' : 'http',
+      localPort: socket.localPort ?? this.config.settings.proxyListen.port,
+      path: ctx.path,
+      requestId: ctx.requestId,
+      upstreamHost: route.preserveHost && req.headers.host ? req.headers.host : service.hostHeader,
+      stripHeaders: route.auth?.stripHeaders,
+      ownedCookies: ctx.cookieFilter ?? this.oidc.ownedCookies,
+      traceparent: undefined,
+      tracestate: undefined,
+    };
+    // W3C trace context, always sent upstream: the client's (checked) or a new trace (src/telemetry/tracing.ts).
+    this.tracing.upstream(req, ctx, service, upstreamPath!, facts);
+    const headers = upstreamRequestHeaders(req.rawHeaders, facts, ctx.headerEdits, req.headers.connection);
     // RouteMatcher refuses a match without an upstream path before any step runs.
     return this.upstream.forward(req, res, ctx, service, upstreamPath!, headers);
   }

@@ -11,6 +11,7 @@ import type { RequestContext } from '../common/request-context.js';
 import { clientResponseHeaders } from './forwarding-headers.js';
 import type { UpstreamService } from './route-table.js';
 import type { ResponseBodyTap } from '../plugins/plugin.js';
+import { activeTracing } from '../telemetry/tracing.js';
 
 /** Methods RFC 9110 §9.2.2 calls idempotent: safe to send again after a connection failure. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -114,6 +115,10 @@ export class UpstreamClient {
     return new Promise<void>((resolve, reject) => {
       let attempt = 0;
       const done = (err: Error | null, responded: boolean) => {
+        // Spans are recorded (OTEL_EXPORTER_OTLP_ENDPOINT set): the upstream exchange span ends here, retries included.
+        if (ctx.spans !== undefined && !(err && this.willRetry(err, responded, retriable, attempt, service, res))) {
+          activeTracing().upstreamDone(ctx, responded ? res.statusCode : undefined, err);
+        }
         if (!err) return resolve();
         // The client is gone: nobody to answer (the access log records the abort).
         if ((res.destroyed || req.socket.destroyed) && !responded) return resolve();
@@ -122,8 +127,8 @@ export class UpstreamClient {
           if (!res.destroyed) res.destroy(err);
           return resolve();
         }
-        const code = (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
-        if (retriable && attempt < service.retries && code && CONNECT_FAILURES.has(code) && !res.destroyed) {
+        const code = errorCode(err);
+        if (this.willRetry(err, responded, retriable, attempt, service, res)) {
           attempt++;
           ctx.upstreamStartedAt = performance.now();
           pool.dispatch(options, new UpstreamExchange(req.socket, res, ctx, done));
@@ -134,6 +139,13 @@ export class UpstreamClient {
       ctx.upstreamStartedAt = performance.now();
       pool.dispatch(options, new UpstreamExchange(req.socket, res, ctx, done));
     });
+  }
+
+  /** A connection failure before the upstream saw the request, on an idempotent request with retries left. */
+  private willRetry(err: Error, responded: boolean, retriable: boolean, attempt: number, service: UpstreamService, res: ServerResponse): boolean {
+    if (responded || !retriable || attempt >= service.retries || res.destroyed) return false;
+    const code = errorCode(err);
+    return code !== undefined && CONNECT_FAILURES.has(code);
   }
 
   async close(): Promise<void> {
@@ -240,6 +252,10 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.socket[IN_FLIGHT]?.delete(this);
     this.done(err, this.responded);
   }
+}
+
+function errorCode(err: Error): string | undefined {
+  return (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
 }
 
 function toGatewayError(err: Error, code: string | undefined, service: UpstreamService): GatewayError {

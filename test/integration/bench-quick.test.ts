@@ -20,7 +20,7 @@ interface CaseResult {
 }
 
 /** The cases that must run everywhere; nginx's are "unavailable" where nginx is not installed. */
-const REQUIRED = ['1', '2', '2-rs256', '2-es256', '2-cycle', '4', '4-info', '5-rs256', '5-es256', '6', '7', '8-64k-bare', '8-64k-gw', '8-up-bare', '8-up-gw', '9-gw-1w', '9-gw-2w', '10-rl-local', '10-rl-redis'];
+const REQUIRED = ['1', '2', '2-rs256', '2-es256', '2-cycle', '4', '4-warn', '4-otel', '5-rs256', '5-es256', '6', '7', '8-64k-bare', '8-64k-gw', '8-up-bare', '8-up-gw', '9-gw-1w', '9-gw-2w', '10-rl-local', '10-rl-redis'];
 const NGINX = ['3', '8-64k-nginx', '8-up-nginx', '9-nginx-1w', '9-nginx-2w'];
 
 test('npm run bench:quick: every case completes without errors', { timeout: 180_000 }, async (t) => {
