@@ -10,6 +10,7 @@ import { ConfigModule } from './config/config.module.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { HealthModule } from './health/health.module.js';
 import { IssuerRegistry } from './auth/issuer.registry.js';
+import { gatewayMetrics } from './metrics/gateway-metrics.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
 
@@ -21,7 +22,7 @@ export class ProxyAppModule {
   }
 }
 
-/** The status listener's application: health (and later metrics), never shadowed by a proxied route. */
+/** The status listener's application: health and metrics, never shadowed by a proxied route. */
 @Module({})
 export class StatusAppModule {
   /** `issuers` is the proxy application's registry: readiness reports on the very state that verifies tokens. */
@@ -120,7 +121,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger), { logger: nestLogger, abortOnError: false });
   await proxy.init();
   const handler = proxy.get(ProxyHandler);
-  const proxyServer = createServer(serverOptions(config), handler.handle);
+  const proxyServer = createServer(serverOptions(config), gatewayMetrics.countRequests(handler.handle));
+  gatewayMetrics.trackProxyServer(proxyServer);
   proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
   servers.push(proxyServer);
 

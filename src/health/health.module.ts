@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { IssuerRegistry } from '../auth/issuer.registry.js';
+import { MetricsModule } from '../metrics/metrics.module.js';
 import { HealthController } from './health.controller.js';
 import { OidcDiscoveryHealthIndicator } from './oidc-discovery.health.js';
 
@@ -9,7 +10,7 @@ export class HealthModule {
   static register(issuers: IssuerRegistry): DynamicModule {
     return {
       module: HealthModule,
-      imports: [TerminusModule.forRoot({ logger: false, errorLogStyle: 'json' })],
+      imports: [TerminusModule.forRoot({ logger: false, errorLogStyle: 'json' }), MetricsModule],
       controllers: [HealthController],
       providers: [OidcDiscoveryHealthIndicator, { provide: IssuerRegistry, useValue: issuers }],
     };

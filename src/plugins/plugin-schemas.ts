@@ -1,5 +1,6 @@
 import { openIdConnectConfigSchema } from '../config/openid-connect.schema.js';
 import { corsConfigSchema } from './cors/cors.schema.js';
+import { prometheusConfigSchema } from './prometheus/prometheus.schema.js';
 import { proxyCacheConfigSchema } from './proxy-cache/proxy-cache.schema.js';
 import { rateLimitingConfigSchema } from './rate-limiting/rate-limiting.schema.js';
 
@@ -14,6 +15,7 @@ export const PLUGIN_SCHEMAS = {
   cors: corsConfigSchema,
   'proxy-cache': proxyCacheConfigSchema,
   'rate-limiting': rateLimitingConfigSchema,
+  prometheus: prometheusConfigSchema,
 } as const;
 
 export type PluginName = keyof typeof PLUGIN_SCHEMAS;
