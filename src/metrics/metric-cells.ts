@@ -64,7 +64,7 @@ export class HistogramCell {
 }
 
 abstract class Family<C extends { labels: Labels }> {
-  /** Cells by their label values joined with NUL: looked up at load or on a series' first use, never per request. */
+  /** Cells by their label values (as a JSON array: unambiguous whatever the values hold), looked up at load or on a series' first use, never per request. */
   private readonly cells = new Map<string, C>();
 
   constructor(
@@ -78,12 +78,13 @@ abstract class Family<C extends { labels: Labels }> {
 
   /** The cell for these label values (created on first use). Call at load and keep it. */
   cell(labels: Labels): C {
-    let key = '';
+    const values: string[] = [];
     for (const n of this.labelNames) {
       const v = labels[n];
       if (v === undefined) throw new Error(`${this.name}: label "${n}" missing`);
-      key += `${v}\0`;
+      values.push(v);
     }
+    const key = JSON.stringify(values);
     let c = this.cells.get(key);
     if (!c) {
       const own: Record<string, string> = {};
