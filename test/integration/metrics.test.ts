@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { parseExposition, series, total, type Sample } from '../helpers/exposition.js';
-import { FakeIssuer } from '../helpers/fake-issuer.js';
+import { FakeIssuer, json, signingKey } from '../helpers/fake-issuer.js';
 import { bearerPlugin, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -191,5 +191,81 @@ describe('GET /metrics across two workers (GATEHOUSE_WORKERS=2)', () => {
     assert.equal(total(samples, 'gatehouse_idp_request_duration_ms_count', { endpoint: 'discovery' }), 2);
     assert.ok(total(samples, 'gatehouse_token_cache_lookups_total') >= 1);
     assert.equal(series(samples, 'gatehouse_token_cache_entries').length, 1);
+  });
+});
+
+describe('gatehouse_* from the IdP side: introspection outage, key rotation', () => {
+  let issuer: FakeIssuer;
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+  let outage = false;
+
+  before(async () => {
+    issuer = await FakeIssuer.start(undefined, 0, {
+      handlers: {
+        '/introspect': (_req, res) =>
+          outage ? json(res, { error: 'temporarily_unavailable' }, 503) : json(res, { active: true, iss: issuer.issuer, sub: 'job', scope: 'reports', exp: Math.floor(Date.now() / 1000) + 300 }),
+      },
+    });
+    upstream = await startUpstream();
+    gw = await startGateway({
+      config: {
+        _format_version: '3.0',
+        services: [
+          {
+            name: 'svc',
+            url: upstream.url,
+            routes: [
+              { name: 'jwt', paths: ['/jwt'], plugins: [bearerPlugin(issuer.issuer, { rediscovery_lifetime: 0 })] },
+              {
+                name: 'opaque',
+                paths: ['/opaque'],
+                plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['introspection'], client_id: ['gw'], client_secret: ['s3cret'], cache_ttl: 1 } }],
+              },
+            ],
+          },
+        ],
+      },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop('SIGKILL');
+    await upstream?.close();
+    await issuer?.stop();
+  });
+
+  it('counts introspection calls and fails closed as idp_unavailable while the IdP is down', async () => {
+    assert.equal(await call(`${gw.proxyUrl}/opaque`, { authorization: 'Bearer opaque-1' }), 200);
+    outage = true;
+    assert.equal(await call(`${gw.proxyUrl}/opaque`, { authorization: 'Bearer opaque-2' }), 503);
+    outage = false;
+    const { samples } = await scrape(gw.statusUrl);
+    const idp = (outcome: string) => total(samples, 'gatehouse_idp_requests_total', { issuer: issuer.issuer, endpoint: 'introspection', outcome });
+    assert.equal(idp('ok'), 1);
+    assert.equal(idp('error'), 1);
+    assert.equal(total(samples, 'gatehouse_auth_total', { route: 'opaque', method: 'introspection', result: 'allowed' }), 1);
+    assert.equal(total(samples, 'gatehouse_auth_total', { route: 'opaque', method: 'introspection', result: 'idp_unavailable' }), 1);
+  });
+
+  it('counts a rotated key: a kid miss, one refetch caused by it, and the verified-token cache', async () => {
+    const first = await issuer.token({ sub: 'ann' });
+    // The same token three times on one connection: the first resolves the key, the second is verified and
+    // remembered (a token is cached on its second verification), the third is a hit.
+    const agent = new Agent({ connections: 1 });
+    for (let i = 0; i < 3; i++) assert.equal((await request(`${gw.proxyUrl}/jwt`, { headers: { authorization: `Bearer ${first}` }, dispatcher: agent }).then((r) => (r.body.resume(), r.statusCode))), 200);
+    await agent.close();
+    const before = (await scrape(gw.statusUrl)).samples;
+    const key = await signingKey('RS256');
+    issuer.keys.push(key);
+    assert.equal(await call(`${gw.proxyUrl}/jwt`, { authorization: `Bearer ${await issuer.token({ sub: 'ann' }, { key })}` }), 200);
+    const after = (await scrape(gw.statusUrl)).samples;
+    const delta = (name: string, labels: Record<string, string>) => total(after, name, labels) - total(before, name, labels);
+    assert.equal(delta('gatehouse_jwks_kid_misses_total', { issuer: issuer.issuer }), 1);
+    assert.equal(delta('gatehouse_jwks_refetches_total', { issuer: issuer.issuer, cause: 'kid_miss' }), 1);
+    assert.equal(delta('gatehouse_idp_requests_total', { endpoint: 'jwks', outcome: 'ok' }), 1);
+    assert.ok(total(before, 'gatehouse_token_cache_lookups_total', { result: 'hit' }) >= 1);
+    assert.ok(total(before, 'gatehouse_token_cache_lookups_total', { result: 'miss' }) >= 1);
+    assert.equal(total(after, 'gatehouse_auth_total', { route: 'jwt', method: 'bearer', result: 'allowed' }), 4);
   });
 });
