@@ -7,7 +7,9 @@ import { gatewayMetrics, type GatewayMetrics } from './gateway-metrics.js';
  * every swap and every refused document is counted. Call once where the
  * runtime is created.
  */
-export function countConfigChanges(runtime: Pick<ConfigRuntime, 'onApplied' | 'onRejected'>, metrics: GatewayMetrics = gatewayMetrics): void {
+export function countConfigChanges(runtime: Pick<ConfigRuntime, 'current' | 'onApplied' | 'onRejected'>, metrics: GatewayMetrics = gatewayMetrics): void {
+  // The start-up configuration is applied before anyone can listen: its time, not a reload.
+  metrics.configAppliedAt = runtime.current.appliedAt.getTime() / 1000;
   runtime.onApplied((config) => metrics.recordConfigApplied(config.appliedAt));
   runtime.onRejected(() => metrics.recordConfigRejected());
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Registry } from 'prom-client';
+import type { ServerCountersSnapshot } from '../health/server.counters.js';
 import { CollectedGauge, CounterCell, CounterFamily, HistogramCell, HistogramFamily, type Labels } from './metric-cells.js';
 
 /**
@@ -224,22 +224,23 @@ export class GatewayMetrics {
   );
   private readonly configApplied = this.configReloads.cell({ result: 'applied' });
   private readonly configRejected = this.configReloads.cell({ result: 'rejected' });
-  private configAppliedAt = Date.now() / 1000;
+  /** When the running configuration was applied (Unix seconds). */
+  configAppliedAt = Date.now() / 1000;
   readonly rateLimitDecisions = new CounterFamily('gatehouse_rate_limit_decisions_total', 'Decisions of the rate-limiting plugin by route', ['route', 'decision']).register(
     this.registry,
   );
 
   private readonly routeSeries = new Map<string, RouteSeries>();
   private readonly tokenCaches = new Set<WeakRef<Sized>>();
-  /** Proxy listener connection accounting (kong_nginx_connections_total). */
-  private readonly sockets = new Set<Socket>();
-  private accepted = 0;
-  private requests = 0;
+  private serverCounters?: { snapshot(): ServerCountersSnapshot };
 
   constructor() {
     const node = { node_id: this.nodeId };
     new CollectedGauge('kong_nginx_connections_total', 'Number of connections by subsystem', () => this.connectionStates()).register(this.registry);
-    new CollectedGauge('kong_nginx_requests_total', 'Number of requests total', () => [{ labels: { ...node, subsystem: SUBSYSTEM }, value: this.requests }]).register(
+    new CollectedGauge('kong_nginx_requests_total', 'Number of requests total', () => {
+      const c = this.serverCounters?.snapshot();
+      return c ? [{ labels: { ...node, subsystem: SUBSYSTEM }, value: c.total_requests }] : [];
+    }).register(
       this.registry,
     );
     // DB-less, as Kong with `database = off` (where this is always 1): the configuration lives in memory.
@@ -334,40 +335,25 @@ export class GatewayMetrics {
   }
 
   /**
-   * Accounts the proxy listener's connections: accepted (and handled: Node
-   * never drops an accepted connection itself), open ones, and whether each is
-   * writing a response or waiting. Per connection, not per request.
+   * The proxy listener's counters (GET /status reads the same ones): a request
+   * pays one increment there, and connection states are derived when scraped.
    */
-  trackProxyServer(server: Server): void {
-    server.on('connection', (socket: Socket) => {
-      this.accepted++;
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-    });
-  }
-
-  /** Counts requests on the proxy listener (kong_nginx_requests_total) around the handler, without a second `request` listener (whose emit copies the listener array per request). */
-  countRequests(handler: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
-    return (req, res) => {
-      this.requests++;
-      handler(req, res);
-    };
+  useServerCounters(counters: { snapshot(): ServerCountersSnapshot }): void {
+    this.serverCounters = counters;
   }
 
   private connectionStates(): { labels: Labels; value: number }[] {
-    let writing = 0;
-    for (const s of this.sockets) if ((s as Socket & { _httpMessage?: unknown })._httpMessage) writing++;
-    const active = this.sockets.size;
+    const c = this.serverCounters?.snapshot();
+    if (!c) return [];
     const labels = (state: string) => ({ node_id: this.nodeId, subsystem: SUBSYSTEM, state });
     return [
-      { labels: labels('accepted'), value: this.accepted },
-      { labels: labels('handled'), value: this.accepted },
-      { labels: labels('total'), value: this.requests },
-      { labels: labels('active'), value: active },
-      // Node hands a request over only once its headers are parsed: a connection still sending them counts as waiting.
-      { labels: labels('reading'), value: 0 },
-      { labels: labels('writing'), value: writing },
-      { labels: labels('waiting'), value: active - writing },
+      { labels: labels('accepted'), value: c.connections_accepted },
+      { labels: labels('handled'), value: c.connections_handled },
+      { labels: labels('total'), value: c.total_requests },
+      { labels: labels('active'), value: c.connections_active },
+      { labels: labels('reading'), value: c.connections_reading },
+      { labels: labels('writing'), value: c.connections_writing },
+      { labels: labels('waiting'), value: c.connections_waiting },
     ];
   }
 

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
+import { stringify } from 'yaml';
 import { parseExposition, series, total, type Sample } from '../helpers/exposition.js';
 import { FakeIssuer, json, signingKey } from '../helpers/fake-issuer.js';
-import { bearerPlugin, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { bearerPlugin, oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -267,5 +271,39 @@ describe('gatehouse_* from the IdP side: introspection outage, key rotation', ()
     assert.ok(total(before, 'gatehouse_token_cache_lookups_total', { result: 'hit' }) >= 1);
     assert.ok(total(before, 'gatehouse_token_cache_lookups_total', { result: 'miss' }) >= 1);
     assert.equal(total(after, 'gatehouse_auth_total', { route: 'jwt', method: 'bearer', result: 'allowed' }), 4);
+  });
+});
+
+describe('gatehouse_config_* follow live reconfiguration', () => {
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+  let file: string;
+
+  before(async () => {
+    upstream = await startUpstream();
+    file = join(mkdtempSync(join(tmpdir(), 'gatehouse-metrics-')), 'kong.yaml');
+    writeFileSync(file, stringify(oneService(upstream.url, [{ name: 'a', paths: ['/a'] }])));
+    gw = await startGateway({ args: ['--config', file] });
+  });
+
+  after(async () => {
+    await gw?.stop('SIGKILL');
+    await upstream?.close();
+  });
+
+  it('counts an applied and a rejected document; series of the routes kept survive the reload', async () => {
+    const startedAt = total((await scrape(gw.statusUrl)).samples, 'gatehouse_config_last_applied_timestamp_seconds');
+    assert.ok(startedAt > 0 && startedAt <= Date.now() / 1000);
+    writeFileSync(file, 'services: [unclosed');
+    await gw.waitForLog((l) => l.msg === 'config rejected, the running config stays');
+    writeFileSync(file, stringify({ ...oneService(upstream.url, [{ name: 'a', paths: ['/a'] }, { name: 'b', paths: ['/b'] }]), plugins: [{ name: 'prometheus', config: { status_code_metrics: true } }] }));
+    gw.child.kill('SIGHUP');
+    await gw.waitForLog((l) => l.msg === 'config applied');
+    assert.equal(await call(`${gw.proxyUrl}/b`), 200);
+    const { samples } = await scrape(gw.statusUrl);
+    assert.ok(total(samples, 'gatehouse_config_reloads_total', { result: 'applied' }) >= 1);
+    assert.equal(total(samples, 'gatehouse_config_reloads_total', { result: 'rejected' }), 1);
+    assert.ok(total(samples, 'gatehouse_config_last_applied_timestamp_seconds') >= startedAt);
+    assert.equal(total(samples, requestsTotal, { route: 'b', code: '200' }), 1, 'a route added by the reload is counted');
   });
 });
