@@ -109,14 +109,12 @@ describe('prometheus plugin', () => {
   }
 
   it("Kong's parameters and defaults: every metric group off until asked for", () => {
-    assert.deepEqual(prometheusConfigSchema.parse({}), {
-      status_code_metrics: false,
-      latency_metrics: false,
-      bandwidth_metrics: false,
-      upstream_health_metrics: false,
-      per_consumer: false,
-      ai_metrics: false,
-    });
+    const none = { status_code_metrics: false, latency_metrics: false, bandwidth_metrics: false, per_consumer: false };
+    assert.deepEqual(prometheusConfigSchema.parse({}), none);
+    // Kong's dumps spell unset fields as null: the default applies.
+    assert.deepEqual(prometheusConfigSchema.parse({ status_code_metrics: null, per_consumer: null }), none);
+    // Kong's upstream_health_metrics and ai_metrics describe entities Gatehouse has none of: accepted, inert.
+    assert.deepEqual(prometheusConfigSchema.parse({ upstream_health_metrics: true, ai_metrics: true }), none);
     assert.deepEqual(problems({ status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true, upstream_health_metrics: true, per_consumer: true }), []);
     const bad = problems({ status_code_metric: true, per_consumer: 'yes' });
     assert.equal(bad.length, 2, bad.join('\n'));
