@@ -69,8 +69,16 @@ export function baselineOf(id: string): string | undefined {
   if (id === '9-nginx-2w') return '9-nginx-1w';
   if (id.startsWith('9-')) return undefined;
   // Cases 5 and 6 against the bare proxy fed the same requests (the same Bearer tokens).
-  // Cases 10 (rate-limiting) against the same route without the plugin.
-  const sameRequests: Record<string, string> = { '5-rs256': '2-rs256', '5-es256': '2-es256', '6': '2-cycle', '10-rl-local': '5-rs256', '10-rl-redis': '5-rs256' };
+  // Cases 10 (rate-limiting) and 12 (prometheus) against the same route without the plugin.
+  const sameRequests: Record<string, string> = {
+    '5-rs256': '2-rs256',
+    '5-es256': '2-es256',
+    '6': '2-cycle',
+    '10-rl-local': '5-rs256',
+    '10-rl-redis': '5-rs256',
+    '12-prom': '4',
+    '12-prom-jwt': '5-rs256',
+  };
   const plain = id.replace(/@base$/, '');
   if (sameRequests[plain]) return sameRequests[plain];
   return id === '2' || id.startsWith('2-') ? undefined : '2';

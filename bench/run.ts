@@ -286,6 +286,9 @@ async function main() {
       ...jwtRoute,
       plugins: [...jwtRoute.plugins, { name: 'rate-limiting', config: { minute: 1_000_000_000, ...config } }],
     });
+    // prometheus with every per-request metric group on, global (cases 12-*): what recording metrics costs per request.
+    const prometheusEverything = { name: 'prometheus', config: { status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true } };
+    const withPrometheus = (routes: object[]) => ({ ...service(routes), plugins: [prometheusEverything] });
     type GatewayStart = (main?: string, key?: string) => Promise<Target>;
     const gatewayDefs: [string, GatewayStart][] = [
       ['gw', (main, key = 'gw') => startGatehouse(key, service([plainRoute]), {}, PROXY_CPU, undefined, main)],
@@ -305,6 +308,7 @@ async function main() {
         async (main, key = 'gw-rl-redis') =>
           startGatehouse(key, service([plainRoute, rateLimitedJwtRoute({ policy: 'redis', redis: { host: '127.0.0.1', port: await startBenchRedis() } })]), {}, PROXY_CPU, undefined, main),
       ],
+      ['gw-prom', (main, key = 'gw-prom') => startGatehouse(key, withPrometheus([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-unpinned', (main, key = 'gw-unpinned') => startGatehouse(key, service([plainRoute]), {}, undefined, undefined, main)],
       ['gw-2w', (main, key = 'gw-2w') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_WORKERS: '2' }, undefined, undefined, main)],
     ];
@@ -573,6 +577,8 @@ function caseList(ctx: { rsToken: string; esToken: string; cycleFile: string; se
     { id: '6', short: 'bearer RS256, new token', group: 6, title: 'Gatehouse, bearer RS256, new token every request', target: 'gw-jwt-cycle', path: '/jwt', tokensFile: () => ctx.cycleFile, connections: small, gatehouse: true },
     { id: '10-rl-local', short: 'bearer + rate-limiting local', group: 10, title: 'as #5-rs256 plus rate-limiting (policy local, limit_by consumer)', target: 'gw-rl-local', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
     { id: '10-rl-redis', short: 'bearer + rate-limiting redis', group: 10, title: 'as #5-rs256 plus rate-limiting (policy redis, limit_by consumer)', target: 'gw-rl-redis', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
+    { id: '12-prom', short: 'no plugin + prometheus', group: 12, title: 'as #4 plus prometheus (global; status code, latency and bandwidth metrics)', target: 'gw-prom', path: '/', connections: small, gatehouse: true },
+    { id: '12-prom-jwt', short: 'bearer + prometheus', group: 12, title: 'as #5-rs256 plus prometheus (global; status code, latency and bandwidth metrics)', target: 'gw-prom', path: '/jwt', headers: bearer(ctx.rsToken), connections: small, gatehouse: true },
     { id: '7', short: 'session cookie', group: 7, title: 'Gatehouse, session cookie from a real login', target: 'gw-session', path: '/app/', headers: () => ctx.session()!.headers, connections: small, gatehouse: true },
     { id: '8-64k-bare', short: '64 KiB, bare', group: 8, title: '64 KiB responses, bare Node proxy', target: 'bare', path: '/64k', connections: large, gatehouse: false },
     { id: '8-64k-nginx', short: '64 KiB, nginx', group: 8, title: '64 KiB responses, nginx', target: 'nginx', path: '/64k', connections: large, gatehouse: false },

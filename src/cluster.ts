@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { closeLogs } from './common/logger.js';
@@ -5,6 +6,7 @@ import { withNodeFlags } from './node-flags.js';
 import { RefreshBroker } from './auth/refresh-coordinator.js';
 import type { ProcessStatus } from './health/process-status.js';
 import type { ReadinessState } from './health/readiness.state.js';
+import { answerMetricsCollection, MetricsAggregator } from './metrics/metrics.cluster.js';
 
 /**
  * Multi-worker mode (GATEHOUSE_WORKERS > 1): the primary process serves no
@@ -65,6 +67,8 @@ export function isClusterWorker(): boolean {
 /** Called by a worker instead of logging "gatehouse started": the primary announces the start once. */
 export function reportWorkerStarted(logger: Logger, fields: Record<string, unknown>): void {
   logger.info({ ...fields, worker: cluster.worker?.id, pid: process.pid }, 'gatehouse worker started');
+  // From now on the primary may ask this worker for its metrics (it asks started workers only).
+  answerMetricsCollection();
   const message: WorkerStarted = { type: 'gatehouse:worker-started', fields };
   // The log is buffered (logger.ts), so this line may reach stdout after the primary's
   // "gatehouse started"; its `time` is still earlier, and that is what tells the order.
@@ -171,10 +175,14 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
     };
 
     const refreshes = new RefreshBroker();
+    // /metrics answers for the whole gateway: the workers' registries merged here, under one Kong node_id.
+    const metrics = new MetricsAggregator();
+    const nodeId = process.env.GATEHOUSE_NODE_ID || randomUUID();
     const fork = (slot: number) => {
-      const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot) });
+      const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot), GATEHOUSE_NODE_ID: nodeId });
       slots.set(worker, { slot, forkedAt: Date.now() });
       refreshes.attach(worker);
+      metrics.attach(worker);
       worker.on('message', (msg: ToPrimary) => {
         if (msg?.type === 'gatehouse:drain') {
           draining = true;
@@ -183,6 +191,7 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
         }
         if (msg?.type === 'gatehouse:status-request') return collectStatus(worker, msg.id);
         if (msg?.type !== 'gatehouse:worker-started') return;
+        metrics.started(worker);
         // A worker replacing a crashed one joins a gateway that is already draining.
         if (draining) send(worker, { type: 'gatehouse:drain' });
         if (started) return;
@@ -243,6 +252,7 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
       const info = slots.get(worker);
       slots.delete(worker);
       refreshes.detach(worker);
+      metrics.detach(worker);
       if (!info) return;
       if (stopping) {
         if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGINT') exitCode = 1;

@@ -14,6 +14,8 @@ import { GatewayStateModule, type GatewayStateOptions } from './health/gateway-s
 import { processStatus } from './health/process-status.js';
 import { ReadinessState } from './health/readiness.state.js';
 import { ServerCounters } from './health/server.counters.js';
+import { countConfigChanges } from './metrics/config-metrics.js';
+import { gatewayMetrics } from './metrics/gateway-metrics.js';
 import { joinClusterState } from './cluster.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
@@ -29,7 +31,7 @@ export class ProxyAppModule {
   }
 }
 
-/** The status listener's application: health and Kong's status endpoints (later metrics), never shadowed by a proxied route. */
+/** The status listener's application: health, Kong's status endpoints and metrics, never shadowed by a proxied route. */
 @Module({})
 export class StatusAppModule {
   /** `state` comes from the proxy application: readiness reports on the very state that verifies tokens. */
@@ -151,6 +153,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const counters = new ServerCounters();
   const proxyServer = createServer(serverOptions(config), counters.counting(handler.handle));
   counters.attach(proxyServer);
+  // kong_nginx_connections_total and kong_nginx_requests_total read the same counters as GET /status.
+  gatewayMetrics.useServerCounters(counters);
   proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
   servers.push(proxyServer);
 
@@ -161,6 +165,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     logger.info({ origin }, 'draining: readiness answers 503, requests are still served');
   });
   const runtime = proxy.get(ProxyConfigRuntime);
+  countConfigChanges(runtime);
   const state: GatewayStateOptions = {
     proxy,
     readiness,

@@ -2,6 +2,11 @@ import { hash, type KeyObject } from 'node:crypto';
 import { errors as joseErrors, decodeProtectedHeader, type JWTPayload, type JWTHeaderParameters } from 'jose';
 import type { IssuerState } from './issuer.registry.js';
 import { isHmacAlgorithm, verifySignature } from './jws-signature.js';
+import { gatewayMetrics } from '../metrics/gateway-metrics.js';
+
+/** gatehouse_token_cache_lookups_total: bound once, one increment per lookup. */
+const CACHE_HIT = gatewayMetrics.tokenCacheHit;
+const CACHE_MISS = gatewayMetrics.tokenCacheMiss;
 
 export { ASYMMETRIC_ALGORITHMS } from './jws-signature.js';
 
@@ -68,7 +73,9 @@ export class AccessTokenVerifier {
   private readonly doorkeeper = new Uint32Array(DOORKEEPER_SLOTS);
   private doorkeeperWrites = 0;
 
-  constructor(private readonly maxEntries = 50_000) {}
+  constructor(private readonly maxEntries = 50_000) {
+    gatewayMetrics.trackTokenCache(this.cache);
+  }
 
   static cacheKey(token: string): string {
     // One-shot hash: measurably cheaper per request than createHash().update().digest().
@@ -77,9 +84,16 @@ export class AccessTokenVerifier {
 
   lookup(key: string, now = Date.now()): VerifiedToken | undefined {
     const hit = this.cache.get(key);
-    if (!hit) return undefined;
+    if (!hit) {
+      CACHE_MISS.value++;
+      return undefined;
+    }
     this.cache.delete(key);
-    if (hit.expiresAt <= now) return undefined;
+    if (hit.expiresAt <= now) {
+      CACHE_MISS.value++;
+      return undefined;
+    }
+    CACHE_HIT.value++;
     // Least recently used first out: a hit moves to the end of the Map's insertion order.
     this.cache.set(key, hit);
     return hit;
@@ -125,7 +139,10 @@ export class AccessTokenVerifier {
   verifyOnConnection(token: string, opts: VerifyOptions, connection: object): VerifiedToken | undefined {
     const holder = connection as { [LAST_VERIFIED]?: ConnectionMemo };
     const memo = holder[LAST_VERIFIED];
-    if (memo !== undefined && memo.verifier === this && memo.token === token && memo.entry.expiresAt > Date.now()) return memo.entry;
+    if (memo !== undefined && memo.verifier === this && memo.token === token && memo.entry.expiresAt > Date.now()) {
+      CACHE_HIT.value++;
+      return memo.entry;
+    }
     const entry = this.verifyNow(token, opts, AccessTokenVerifier.cacheKey(token));
     if (entry) holder[LAST_VERIFIED] = { verifier: this, token, entry };
     return entry;

@@ -5,6 +5,7 @@ import { IdentityProviderUnavailableError } from './auth.errors.js';
 import { BoundedCache } from './bounded-cache.js';
 import { idpFailed } from './oidc.strategy.js';
 import type { OidcPolicy } from './oidc-policy.js';
+import { gatewayMetrics } from '../metrics/gateway-metrics.js';
 
 /** An active token's answer is never kept longer than this (nor than the token lives, nor `cache_ttl`): revocation must show. */
 const ACTIVE_CACHE_MAX_MS = 5 * 60_000;
@@ -38,7 +39,7 @@ export class IntrospectionClient {
     let result: Record<string, unknown>;
     try {
       // RFC 7662 §2.1: the hint lets the server look in the right place first.
-      result = (await client.tokenIntrospection(cfg, token, { token_type_hint: 'access_token' })) as Record<string, unknown>;
+      result = (await gatewayMetrics.idpCall(policy.issuer.issuer, 'introspection', () => client.tokenIntrospection(cfg, token, { token_type_hint: 'access_token' }))) as Record<string, unknown>;
     } catch (err) {
       if (idpFailed(err)) throw new IdentityProviderUnavailableError(`introspection at ${policy.config.issuer} failed`, err);
       // The IdP answered but not with a usable introspection response (e.g. it refused our client): no decision, fail closed.

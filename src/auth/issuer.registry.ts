@@ -10,6 +10,7 @@ import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { fetchJson } from '../common/fetch-json.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
 import { keyProblem } from './jws-signature.js';
+import { gatewayMetrics } from '../metrics/gateway-metrics.js';
 
 /** OpenID Provider metadata the gateway uses (OpenID Connect Discovery 1.0 §3, RFC 8414). */
 export interface ProviderMetadata {
@@ -152,7 +153,7 @@ export class IssuerDiscovery {
 
   private async fetchDiscovery(): Promise<ProviderMetadata> {
     try {
-      const doc = checkDiscovery(await fetchJson(discoveryUrl(this.issuer), this.timeoutMs), this.issuer);
+      const doc = checkDiscovery(await gatewayMetrics.idpCall(this.issuer, 'discovery', () => fetchJson(discoveryUrl(this.issuer), this.timeoutMs)), this.issuer);
       this.adopt(doc);
       this.logger.info({ issuer: this.issuer }, 'issuer discovered');
       for (const listener of this.listeners) listener();
@@ -239,7 +240,7 @@ export class IssuerState {
   ) {
     this.discovery = typeof issuer === 'string' ? new IssuerDiscovery(issuer, timeoutMs, logger) : issuer;
     // Keys are loaded as soon as the issuer is discovered, not by the first request that needs them.
-    this.discovery.onDiscovered(() => void this.refreshKeys().catch(() => undefined));
+    this.discovery.onDiscovered(() => void this.refreshKeys('rediscovery').catch(() => undefined));
   }
 
   get issuer(): string {
@@ -275,7 +276,7 @@ export class IssuerState {
     if (keys) {
       const now = Date.now();
       if (now - this.jwksFetchedAt > JWKS_MAX_AGE_MS && now - this.jwksAttemptAt >= this.refetchCooldownMs && now >= this.jwksRetryAt) {
-        void this.refreshKeys().catch(() => undefined);
+        void this.refreshKeys('max_age').catch(() => undefined);
       }
     }
     return keys;
@@ -304,9 +305,10 @@ export class IssuerState {
       return await this.selectKeys(header, id);
     } catch (err) {
       if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
+      gatewayMetrics.jwksKidMissed(this.issuer);
       const now = Date.now();
       if (now - this.jwksAttemptAt < this.refetchCooldownMs || now < this.jwksRetryAt) throw err;
-      await this.refreshKeys();
+      await this.refreshKeys('kid_miss');
       return this.selectKeys(header, id);
     }
   }
@@ -335,12 +337,14 @@ export class IssuerState {
   }
 
   /** Fetches the key set (coalesced); on failure keeps the old keys, and throws 503 only when there are none. */
-  refreshKeys(): Promise<void> {
+  refreshKeys(cause: 'kid_miss' | 'max_age' | 'rediscovery' = 'rediscovery'): Promise<void> {
     this.jwksFetching ??= (async () => {
       this.jwksAttemptAt = Date.now();
+      // The first load is not a refetch; every later one is counted with what caused it.
+      if (this.keys) gatewayMetrics.jwksRefetched(this.issuer, cause);
       try {
         const uris = [this.metadata!.jwks_uri, ...this.extraJwksUris];
-        this.adoptKeys(keysOf(await Promise.all(uris.map((u) => fetchJson(u, this.timeoutMs)))));
+        this.adoptKeys(keysOf(await Promise.all(uris.map((u) => gatewayMetrics.idpCall(this.issuer, 'jwks', () => fetchJson(u, this.timeoutMs))))));
         this.logger.debug({ issuer: this.issuer, keys: this.keyCount }, 'issuer keys loaded');
       } catch (err) {
         this.jwksError = reasonOf(err);

@@ -16,6 +16,7 @@ import { TRANSACTION_COOKIE_PREFIX } from './owned-cookies.js';
 import { SessionAuthenticator } from './session.authenticator.js';
 import { epoch, openJwe, sealJwe } from './session.store.js';
 import { UpstreamIdentity } from './upstream-identity.js';
+import { gatewayMetrics } from '../metrics/gateway-metrics.js';
 
 const TRANSACTION_TTL_S = 600;
 /**
@@ -102,8 +103,12 @@ export class LoginFlow {
     await policy.client();
     const url = new URL(policy.redirectUri!.href);
     url.search = ctx.query;
-    const outcome = await runPassport(policy.passport, policy.passportName, passportRequest(req, url.href, { oidc: txn.oidc }));
-    if (outcome.kind !== 'success') throw loginError(outcome, config.unauthorized_error_message);
+    // The code exchange at the token endpoint (and the ID token's validation) is one IdP call.
+    const outcome = await gatewayMetrics.idpCall(policy.issuer.issuer, 'token', async () => {
+      const o = await runPassport(policy.passport, policy.passportName, passportRequest(req, url.href, { oidc: txn.oidc }));
+      if (o.kind !== 'success') throw loginError(o, config.unauthorized_error_message);
+      return o;
+    });
     const tokens = outcome.user as client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
     const idClaims = tokens.claims();
     if (!idClaims) throw new UnauthorizedError(config.unauthorized_error_message, 'token response without an ID token', false);

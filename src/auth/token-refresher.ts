@@ -10,6 +10,7 @@ import { idpFailed } from './oidc.strategy.js';
 import { refreshCoordinator } from './refresh-coordinator.js';
 import type { OidcPolicy } from './oidc-policy.js';
 import { epoch, type SessionData } from './session.store.js';
+import { gatewayMetrics } from '../metrics/gateway-metrics.js';
 
 /** A refreshed session is handed to requests that still carry the old cookie (their browser has not seen the new one yet). */
 const REFRESHED_REUSE_MS = 30_000;
@@ -95,7 +96,7 @@ export class TokenRefresher {
     const cfg = await policy.client();
     let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
     try {
-      tokens = await client.refreshTokenGrant(cfg, session.refresh_token!);
+      tokens = await gatewayMetrics.idpCall(policy.issuer.issuer, 'refresh', () => client.refreshTokenGrant(cfg, session.refresh_token!));
     } catch (err) {
       if (!idpFailed(err)) {
         this.logger.info({ sub: session.sub, error: (err as { error?: string }).error ?? (err as Error).message }, 'refresh refused by the identity provider: session ended');

@@ -10,6 +10,7 @@ import { idpFailed } from './oidc.strategy.js';
 import type { OidcPolicy } from './oidc-policy.js';
 import type { Principal } from './principal.js';
 import { claimValues } from './requirements.js';
+import { gatewayMetrics } from '../metrics/gateway-metrics.js';
 
 /** Userinfo responses are kept this long per access token: the IdP is asked again at least once a minute. */
 const USERINFO_CACHE_MS = 60_000;
@@ -99,7 +100,7 @@ export class UpstreamIdentity {
     const cfg = await policy.client();
     const sub = typeof principal.claims.sub === 'string' ? principal.claims.sub : client.skipSubjectCheck;
     try {
-      const info = await client.fetchUserInfo(cfg, principal.accessToken, sub);
+      const info = await gatewayMetrics.idpCall(policy.issuer.issuer, 'userinfo', () => client.fetchUserInfo(cfg, principal.accessToken, sub));
       const value = Buffer.from(JSON.stringify(info)).toString('base64');
       this.userinfoCache.set(key, value, USERINFO_CACHE_MS);
       return value;

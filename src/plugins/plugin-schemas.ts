@@ -1,6 +1,7 @@
 import { openIdConnectConfigSchema } from '../config/openid-connect.schema.js';
 import { accessLogConfigSchema } from './access-log/access-log.schema.js';
 import { corsConfigSchema } from './cors/cors.schema.js';
+import { prometheusConfigSchema } from './prometheus/prometheus.schema.js';
 import { proxyCacheConfigSchema } from './proxy-cache/proxy-cache.schema.js';
 import { rateLimitingConfigSchema } from './rate-limiting/rate-limiting.schema.js';
 
@@ -16,6 +17,7 @@ export const PLUGIN_SCHEMAS = {
   'proxy-cache': proxyCacheConfigSchema,
   'rate-limiting': rateLimitingConfigSchema,
   'access-log': accessLogConfigSchema,
+  prometheus: prometheusConfigSchema,
 } as const;
 
 export type PluginName = keyof typeof PLUGIN_SCHEMAS;

@@ -1,11 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { attemptedMethod, authResultOf } from '../../auth/auth-outcome.js';
 import type { OidcPolicy } from '../../auth/oidc-policy.js';
 import { OpenIdConnectService } from '../../auth/openid-connect.service.js';
 import { ScopesGuard } from '../../auth/scopes.guard.js';
 import type { RequestContext } from '../../common/request-context.js';
 import type { OpenIdConnectConfig } from '../../config/openid-connect.schema.js';
-import { RESPONDED, type AccessResult, type CompiledPlugin, type GatewayPlugin } from '../plugin.js';
+import { gatewayMetrics } from '../../metrics/gateway-metrics.js';
+import { RESPONDED, type AccessResult, type CompiledPlugin, type GatewayPlugin, type PluginScope } from '../plugin.js';
 
 /** The openid-connect plugin compiled for a route: its policy, and the access step that authenticates and authorizes. */
 export interface OpenIdConnectStep extends CompiledPlugin {
@@ -28,22 +30,41 @@ export class OpenIdConnectPlugin implements GatewayPlugin<OpenIdConnectConfig> {
     private readonly scopes: ScopesGuard,
   ) {}
 
-  compile(config: OpenIdConnectConfig): OpenIdConnectStep {
+  compile(config: OpenIdConnectConfig, scope?: PluginScope): OpenIdConnectStep {
     const policy = this.oidc.policy(config);
     const { oidc, scopes } = this;
+    // gatehouse_auth_total for this route; login redirects, callbacks and logouts (RESPONDED) are flow steps, not decisions.
+    const outcomes = gatewayMetrics.authOutcomesFor(scope?.route ?? '');
+    const refused = (req: IncomingMessage, ctx: RequestContext, err: unknown): never => {
+      outcomes.record(attemptedMethod(req, ctx, policy), authResultOf(err));
+      throw err;
+    };
     return {
       name: this.name,
       priority: this.priority,
       policy,
       access(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): AccessResult {
-        if (oidc.authenticateCached(req, ctx, policy)) {
-          scopes.authorizeRoute(ctx, policy, req.method!);
-          return;
+        try {
+          if (oidc.authenticateCached(req, ctx, policy)) {
+            scopes.authorizeRoute(ctx, policy, req.method!);
+            outcomes.record(ctx.principal?.via ?? 'bearer', 'allowed');
+            return;
+          }
+        } catch (err) {
+          refused(req, ctx, err);
         }
-        return oidc.authenticate(req, res, ctx, policy).then((outcome) => {
-          if (outcome === 'responded') return RESPONDED;
-          scopes.authorizeRoute(ctx, policy, req.method!);
-        });
+        return oidc.authenticate(req, res, ctx, policy).then(
+          (outcome) => {
+            if (outcome === 'responded') return RESPONDED;
+            try {
+              scopes.authorizeRoute(ctx, policy, req.method!);
+            } catch (err) {
+              refused(req, ctx, err);
+            }
+            outcomes.record(ctx.principal?.via ?? 'none', 'allowed');
+          },
+          (err: unknown) => refused(req, ctx, err),
+        );
       },
     };
   }

@@ -6,6 +6,7 @@ import { GatewayError, ServiceUnavailableError } from '../../common/gateway.erro
 import { LOGGER } from '../../common/logger.js';
 import { redisClients } from '../../common/redis-client.registry.js';
 import type { RequestContext } from '../../common/request-context.js';
+import { gatewayMetrics } from '../../metrics/gateway-metrics.js';
 import type { AccessResult, CompiledPlugin, GatewayPlugin, PluginScope } from '../plugin.js';
 import { LocalCounters, RedisCounters, type LimitWindow, type Take } from './rate-limiting.counters.js';
 import { WINDOWS, type RateLimitingConfig, type WindowName } from './rate-limiting.schema.js';
@@ -58,6 +59,8 @@ export class RateLimitingPlugin implements GatewayPlugin<RateLimitingConfig> {
     const { error_code: errorCode, error_message: errorMessage, retry_after_jitter_max: jitterMax, fault_tolerant: faultTolerant } = config;
     const logger = this.logger;
     let lastWarn = 0;
+    // gatehouse_rate_limit_decisions_total for this route, bound at load.
+    const decisions = gatewayMetrics.rateLimitFor(scope.route);
 
     const budgetFor = (ctx: RequestContext): Budget => {
       const claims = ctx.principal?.claims;
@@ -66,6 +69,7 @@ export class RateLimitingPlugin implements GatewayPlugin<RateLimitingConfig> {
     };
 
     const settle = (ctx: RequestContext, windows: readonly LimitWindow[], take: Take, now: number): void => {
+      (take.passed ? decisions.allowed : decisions.limited).value++;
       if (take.passed && hide) return;
       // Kong's headers: each window's limit and remaining; RateLimit-* for the window closest to refusing.
       const headers: Record<string, string> = {};
@@ -104,6 +108,7 @@ export class RateLimitingPlugin implements GatewayPlugin<RateLimitingConfig> {
 
     const redisDown = (ctx: RequestContext, err: unknown): void => {
       const message = err instanceof Error ? err.message : String(err);
+      (faultTolerant ? decisions.passedStoreDown : decisions.refusedStoreDown).value++;
       if (!faultTolerant) throw new ServiceUnavailableError('Rate limiting is unavailable', `rate-limiting: Redis unavailable: ${message}`, err);
       const now = Date.now();
       if (now - lastWarn >= WARN_INTERVAL_MS) {
