@@ -3,6 +3,7 @@ import type { DeclarativeConfig, PLUGIN_SCHEMAS, PluginEntry, PluginName } from 
 import type { CompiledPlugin } from '../plugins/plugin.js';
 import type { OidcPolicy } from '../auth/oidc-policy.js';
 import { unsafeSegment } from './path-normalizer.js';
+import { regexLiteralPrefix, RouteIndex, stripPort, wildcardToRegex, type PathMatcher, type RouteEntry } from './route-index.js';
 
 /**
  * The route table, compiled once from the declarative config. Matching follows
@@ -15,6 +16,10 @@ import { unsafeSegment } from './path-normalizer.js';
  * 4. then prefix paths, longest first (Kong prefixes are plain string prefixes:
  *    `/oidc` also matches `/oidcx`, as in Kong);
  * 5. ties go to the route defined first.
+ *
+ * `match` answers through a RouteIndex (route-index.ts) built from the sorted
+ * entries; `matchLinear` is the plain scan of them that states these rules
+ * directly, kept as the reference the index is tested against.
  */
 
 export interface UpstreamService {
@@ -70,30 +75,15 @@ export interface RouteMatch {
   upstreamPath: string | undefined;
 }
 
-interface PathMatcher {
-  kind: 'exactOrPrefix' | 'regex' | 'any';
-  prefix: string;
-  regex?: RegExp;
-}
-
-interface Entry {
-  route: CompiledRoute;
-  matcher: PathMatcher;
-  methods?: ReadonlySet<string>;
-  plainHosts?: ReadonlySet<string>;
-  wildcardHosts?: readonly RegExp[];
-  /** Sort keys, highest first. */
-  weight: number;
-  plainHostsOnly: number;
-  regexPriority: number;
-  order: number;
-}
+type Entry = RouteEntry;
 
 export class RouteTable {
   private readonly entries: Entry[];
+  private readonly index: RouteIndex;
 
   private constructor(entries: Entry[]) {
     this.entries = entries;
+    this.index = new RouteIndex(entries);
   }
 
   static compile(config: DeclarativeConfig): RouteTable {
@@ -136,12 +126,14 @@ export class RouteTable {
       };
       const hosts = r.hosts ?? [];
       const plainHosts = hosts.filter((h) => !h.includes('*')).map((h) => h.toLowerCase());
-      const wildcardHosts = hosts.filter((h) => h.includes('*')).map(wildcardToRegex);
+      const wildcardHostNames = hosts.filter((h) => h.includes('*')).map((h) => h.toLowerCase());
+      const wildcardHosts = wildcardHostNames.map(wildcardToRegex);
       const base = {
         route,
         methods: r.methods?.length ? new Set(r.methods) : undefined,
         plainHosts: hosts.length ? new Set(plainHosts) : undefined,
         wildcardHosts: wildcardHosts.length ? wildcardHosts : undefined,
+        wildcardHostNames: wildcardHosts.length ? wildcardHostNames : undefined,
         weight: (hosts.length ? 1 : 0) + (r.methods?.length ? 1 : 0) + (r.paths?.length ? 1 : 0),
         plainHostsOnly: hosts.length && !wildcardHosts.length ? 1 : 0,
         regexPriority: r.regex_priority,
@@ -152,7 +144,7 @@ export class RouteTable {
           p === undefined
             ? { kind: 'any', prefix: '' }
             : p.startsWith('~')
-              ? { kind: 'regex', prefix: '', regex: new RegExp(`^(?:${p.slice(1)})`) }
+              ? { kind: 'regex', prefix: '', regex: new RegExp(`^(?:${p.slice(1)})`), literal: regexLiteralPrefix(p.slice(1)) }
               : { kind: 'exactOrPrefix', prefix: p };
         entries.push({ ...base, matcher, order: entries.length });
       }
@@ -194,6 +186,16 @@ export class RouteTable {
    * @param path the normalised request path, without the query
    */
   match(method: string, host: string | undefined, path: string): RouteMatch | undefined {
+    const e = this.index.find(method, host, path);
+    return e && this.result(e, this.index.matchedLength, path);
+  }
+
+  /**
+   * The same answer as `match`, by visiting the sorted entries in order: the
+   * order rules above, stated as a scan. The reference the index is checked
+   * against (test/unit/route-index.test.ts); not used on the request path.
+   */
+  matchLinear(method: string, host: string | undefined, path: string): RouteMatch | undefined {
     const hostWithPort = host?.toLowerCase();
     const hostOnly = hostWithPort && stripPort(hostWithPort);
     let found: Entry | undefined;
@@ -237,22 +239,6 @@ function hostMatches(e: Entry, withPort: string | undefined, hostOnly: string | 
   if (e.plainHosts && (e.plainHosts.has(hostOnly) || e.plainHosts.has(withPort))) return true;
   if (e.wildcardHosts) for (const re of e.wildcardHosts) if (re.test(hostOnly) || re.test(withPort)) return true;
   return false;
-}
-
-function stripPort(host: string): string {
-  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
-  const colon = host.lastIndexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
-}
-
-/**
- * Kong turns each `*` of a wildcard host into `.+`: `*.example.com` matches
- * `a.example.com` and `a.b.example.com`; `example.*` matches `example.com` and
- * `example.co.uk`.
- */
-function wildcardToRegex(host: string): RegExp {
-  const escaped = host.toLowerCase().replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^${escaped.replace('*', '.+')}$`);
 }
 
 /**

@@ -1,0 +1,436 @@
+import type { CompiledRoute } from './route-table.js';
+
+/**
+ * The index the route table matches through. It answers exactly what the
+ * ordered scan of the sorted entries answers (`RouteTable.matchLinear`, the
+ * reference it is checked against in test/unit/route-index.test.ts), without
+ * visiting every entry: with 10,000 routes the scan visited thousands of
+ * entries and ran hundreds of regexes per request (bench/README.md, "10,000
+ * routes").
+ *
+ * The order rules (route-table.ts) rank entries by group first — the number of
+ * categories a route constrains, then plain-hosts-only before wildcard — and
+ * within a group: a prefix equal to the whole path, then regexes by
+ * `regex_priority`, then the longest prefix, then routes without paths; ties go
+ * to the entry defined first. So the index is cut along the same lines:
+ *
+ * - **host buckets**: one for routes without hosts, one per plain host (a map
+ *   lookup), one per wildcard host (found through its fixed suffix or prefix,
+ *   then confirmed by the wildcard's own regex). A request visits only the
+ *   buckets its Host admits, as Kong's router narrows by host before paths.
+ * - per bucket, **one index per group**, visited in group order;
+ * - per group, **a radix tree** of prefix paths (longest prefix in one walk
+ *   down the path, as find-my-way does) that also holds each regex at the node
+ *   of its literal prefix (`~/users/\d+` under `/users/`): a regex is tried only
+ *   when the path starts with that literal, which an anchored regex needs to
+ *   match at all. Regexes without a literal prefix sit at the root and are tried
+ *   for every path that reaches their group.
+ *
+ * Within a group the buckets' answers are merged by the same keys the sort
+ * uses (length and definition order for prefixes, priority and definition
+ * order for regexes), so an entry found through any bucket ranks as it would
+ * in the scan. Methods are checked per entry (`admits`), as in the scan.
+ */
+
+export interface PathMatcher {
+  kind: 'exactOrPrefix' | 'regex' | 'any';
+  prefix: string;
+  regex?: RegExp;
+  /** For a regex: the literal text every match starts with (regexLiteralPrefix). */
+  literal?: string;
+}
+
+export interface RouteEntry {
+  route: CompiledRoute;
+  matcher: PathMatcher;
+  methods?: ReadonlySet<string>;
+  plainHosts?: ReadonlySet<string>;
+  wildcardHosts?: readonly RegExp[];
+  /** The wildcard hosts as written, lower-cased: the keys of their buckets here. */
+  wildcardHostNames?: readonly string[];
+  /** Sort keys, highest first. */
+  weight: number;
+  plainHostsOnly: number;
+  regexPriority: number;
+  order: number;
+}
+
+/** weight (0–3) × plain-hosts-only (0–1): the groups of the sort, highest first. */
+const GROUPS = 8;
+const groupOf = (e: RouteEntry) => e.weight * 2 + e.plainHostsOnly;
+
+/** The one place a request's method (and any later per-entry condition) is checked. */
+function admits(e: RouteEntry, method: string): boolean {
+  return e.methods === undefined || e.methods.has(method);
+}
+
+class RadixNode {
+  /** Edges by their first character code. */
+  children: Map<number, RadixNode> | undefined = undefined;
+  /** Prefix paths ending here, by definition order. */
+  prefixes: RouteEntry[] = [];
+  /** Regexes whose literal prefix ends here, by regex_priority (highest first), then definition order. */
+  regexes: RouteEntry[] = [];
+  /** The nearest node from here towards the root, this one included, holding prefixes; then the next one above it. */
+  prefixChain: RadixNode | undefined = undefined;
+  prefixNext: RadixNode | undefined = undefined;
+  regexChain: RadixNode | undefined = undefined;
+  regexNext: RadixNode | undefined = undefined;
+
+  constructor(
+    /** The edge's text from the parent. */
+    public label: string,
+    /** The length of the key this node ends (the offset in the path after its edge). */
+    public readonly end: number,
+  ) {}
+}
+
+class GroupIndex {
+  readonly root = new RadixNode('', 0);
+  /** Entries without paths, by definition order. */
+  readonly any: RouteEntry[] = [];
+}
+
+class HostBucket {
+  readonly groups: (GroupIndex | undefined)[] = new Array<GroupIndex | undefined>(GROUPS).fill(undefined);
+  /** For a wildcard bucket: the wildcard's regex (the one the scan tests), which confirms a candidate. */
+  constructor(readonly wildcard?: RegExp) {}
+}
+
+/** Inserts `key` and returns its node, splitting an edge where the key ends or branches inside it. */
+function insert(root: RadixNode, key: string): RadixNode {
+  let node = root;
+  let at = 0;
+  while (at < key.length) {
+    const c = key.charCodeAt(at);
+    const child = node.children?.get(c);
+    if (child === undefined) {
+      const leaf = new RadixNode(key.slice(at), key.length);
+      (node.children ??= new Map()).set(c, leaf);
+      return leaf;
+    }
+    const label = child.label;
+    let common = 1;
+    while (common < label.length && at + common < key.length && label.charCodeAt(common) === key.charCodeAt(at + common)) common++;
+    if (common < label.length) {
+      const mid = new RadixNode(label.slice(0, common), at + common);
+      child.label = label.slice(common);
+      mid.children = new Map([[child.label.charCodeAt(0), child]]);
+      node.children!.set(c, mid);
+      node = mid;
+    } else {
+      node = child;
+    }
+    at += common;
+  }
+  return node;
+}
+
+/** The deepest node whose key is a prefix of `path`: every key on the way up to the root is one too, and no other is. */
+function deepest(root: RadixNode, path: string): RadixNode {
+  let node = root;
+  let at = 0;
+  while (at < path.length) {
+    const child = node.children?.get(path.charCodeAt(at));
+    if (child === undefined || !path.startsWith(child.label, at)) break;
+    node = child;
+    at = child.end;
+  }
+  return node;
+}
+
+function finish(node: RadixNode, prefixAbove: RadixNode | undefined, regexAbove: RadixNode | undefined): void {
+  node.prefixes.sort((a, b) => a.order - b.order);
+  node.regexes.sort(regexRank);
+  node.prefixNext = prefixAbove;
+  node.prefixChain = node.prefixes.length ? node : prefixAbove;
+  node.regexNext = regexAbove;
+  node.regexChain = node.regexes.length ? node : regexAbove;
+  if (node.children) for (const child of node.children.values()) finish(child, node.prefixChain, node.regexChain);
+}
+
+const regexRank = (a: RouteEntry, b: RouteEntry) => b.regexPriority - a.regexPriority || a.order - b.order;
+
+function firstAdmitted(entries: readonly RouteEntry[], method: string): RouteEntry | undefined {
+  for (let i = 0; i < entries.length; i++) if (admits(entries[i], method)) return entries[i];
+  return undefined;
+}
+
+export class RouteIndex {
+  private readonly hostless = new HostBucket();
+  private readonly plain = new Map<string, HostBucket>();
+  /** `*.example.com` under `.example.com` (the port, when the wildcard names one, included). */
+  private readonly suffixWildcards = new Map<string, HostBucket>();
+  /** `example.*` and `example.*:8080` under `example.`. */
+  private readonly prefixWildcards = new Map<string, HostBucket[]>();
+  /** Any other wildcard shape (the schema admits none): tested one by one. */
+  private readonly otherWildcards: HostBucket[] = [];
+  private readonly hostRoutes: boolean;
+  private readonly wildcards: boolean;
+  /** The groups some bucket has entries in, highest first. */
+  private readonly groups: readonly number[];
+
+  // Scratch space of find(), reused: matching is synchronous, so no two finds overlap.
+  private readonly buckets: HostBucket[] = [];
+  private readonly walked: (RadixNode | undefined)[] = [];
+  /** How much of the path the entry returned by the last find() matched. */
+  matchedLength = 0;
+
+  constructor(entries: readonly RouteEntry[]) {
+    const wildcardBuckets = new Map<string, HostBucket>();
+    for (const e of entries) {
+      const g = groupOf(e);
+      const place = (bucket: HostBucket) => {
+        const index = (bucket.groups[g] ??= new GroupIndex());
+        const m = e.matcher;
+        if (m.kind === 'exactOrPrefix') insert(index.root, m.prefix).prefixes.push(e);
+        else if (m.kind === 'regex') insert(index.root, m.literal ?? '').regexes.push(e);
+        else index.any.push(e);
+      };
+      if (!e.plainHosts && !e.wildcardHosts) {
+        place(this.hostless);
+        continue;
+      }
+      for (const host of e.plainHosts ?? []) {
+        let bucket = this.plain.get(host);
+        if (!bucket) this.plain.set(host, (bucket = new HostBucket()));
+        place(bucket);
+      }
+      const names = e.wildcardHostNames ?? [];
+      new Set(names).forEach((name) => {
+        let bucket = wildcardBuckets.get(name);
+        if (!bucket) {
+          bucket = new HostBucket(e.wildcardHosts![names.indexOf(name)]);
+          wildcardBuckets.set(name, bucket);
+          this.addWildcard(name, bucket);
+        }
+        place(bucket);
+      });
+    }
+    const present = new Set<number>();
+    for (const bucket of [this.hostless, ...this.plain.values(), ...wildcardBuckets.values()]) {
+      for (const [g, index] of bucket.groups.entries()) {
+        if (!index) continue;
+        present.add(g);
+        finish(index.root, undefined, undefined);
+        index.any.sort((a, b) => a.order - b.order);
+      }
+    }
+    this.groups = [...present].sort((a, b) => b - a);
+    this.hostRoutes = this.plain.size > 0 || wildcardBuckets.size > 0;
+    this.wildcards = wildcardBuckets.size > 0;
+    this.buckets.push(this.hostless);
+  }
+
+  /**
+   * A wildcard matches a host only if the host contains its fixed part around
+   * a dot: `*.example.com` needs a host ending in `.example.com` after at
+   * least one character, `example.*` a host starting with `example.`; both
+   * are then confirmed by the wildcard's regex.
+   */
+  private addWildcard(name: string, bucket: HostBucket): void {
+    const star = name.indexOf('*');
+    const single = name.indexOf('*', star + 1) === -1;
+    if (single && star === 0 && name.charCodeAt(1) === 46 /* . */) {
+      this.suffixWildcards.set(name.slice(1), bucket);
+    } else if (single && star > 1 && name.charCodeAt(star - 1) === 46) {
+      const key = name.slice(0, star);
+      const list = this.prefixWildcards.get(key);
+      if (list) list.push(bucket);
+      else this.prefixWildcards.set(key, [bucket]);
+    } else {
+      this.otherWildcards.push(bucket);
+    }
+  }
+
+  /**
+   * The entry the ordered scan would return, or undefined; `matchedLength`
+   * then holds how much of the path it matched.
+   *
+   * @param host the Host header as received (any case, may carry a port)
+   */
+  find(method: string, host: string | undefined, path: string): RouteEntry | undefined {
+    const buckets = this.buckets;
+    const count = this.hostRoutes && host ? this.collectHostBuckets(host) : 1;
+    const walked = this.walked;
+    const groups = this.groups;
+    for (let k = 0; k < groups.length; k++) {
+      const g = groups[k];
+      let prefix: RouteEntry | undefined;
+      let prefixLength = -1;
+      let any: RouteEntry | undefined;
+      let regexes = false;
+      for (let i = 0; i < count; i++) {
+        const index = buckets[i].groups[g];
+        if (index === undefined) {
+          walked[i] = undefined;
+          continue;
+        }
+        const node = deepest(index.root, path);
+        walked[i] = node;
+        if (node.regexChain !== undefined) regexes = true;
+        // The longest admitted prefix of this bucket; across buckets, longer then earlier wins.
+        for (let n = node.prefixChain; n !== undefined && n.end >= prefixLength; n = n.prefixNext) {
+          const e = firstAdmitted(n.prefixes, method);
+          if (e === undefined) continue;
+          if (n.end > prefixLength || e.order < prefix!.order) {
+            prefix = e;
+            prefixLength = n.end;
+          }
+          break;
+        }
+        if (index.any.length) {
+          const e = firstAdmitted(index.any, method);
+          if (e !== undefined && (any === undefined || e.order < any.order)) any = e;
+        }
+      }
+      // A prefix equal to the whole path beats every regex of its group.
+      if (prefix !== undefined && prefixLength === path.length) {
+        this.matchedLength = prefixLength;
+        return prefix;
+      }
+      if (regexes) {
+        const e = this.bestRegex(count, method, path);
+        if (e !== undefined) return e;
+      }
+      if (prefix !== undefined) {
+        this.matchedLength = prefixLength;
+        return prefix;
+      }
+      if (any !== undefined) {
+        this.matchedLength = 0;
+        return any;
+      }
+    }
+    return undefined;
+  }
+
+  /** The first regex, in the scan's order, whose literal prefix the path starts with and which matches. */
+  private bestRegex(count: number, method: string, path: string): RouteEntry | undefined {
+    let best: RouteEntry | undefined;
+    let length = 0;
+    for (let i = 0; i < count; i++) {
+      for (let n = this.walked[i]?.regexChain; n !== undefined; n = n.regexNext) {
+        const list = n.regexes;
+        for (let j = 0; j < list.length; j++) {
+          const e = list[j];
+          // The list is in rank order: once an entry cannot outrank the best so far, none after it can.
+          if (best !== undefined && regexRank(e, best) >= 0) break;
+          if (!admits(e, method)) continue;
+          const m = e.matcher.regex!.exec(path);
+          if (m !== null) {
+            best = e;
+            length = m[0].length;
+            break;
+          }
+        }
+      }
+    }
+    this.matchedLength = length;
+    return best;
+  }
+
+  /** Fills `buckets` after the hostless one with those the Host admits; returns their count. */
+  private collectHostBuckets(host: string): number {
+    const withPort = host.toLowerCase();
+    const hostOnly = stripPort(withPort);
+    if (!withPort || !hostOnly) return 1;
+    let count = this.addHostBuckets(hostOnly, 1);
+    if (withPort !== hostOnly) count = this.addHostBuckets(withPort, count);
+    return count;
+  }
+
+  private addHostBuckets(host: string, count: number): number {
+    const plain = this.plain.get(host);
+    if (plain !== undefined) count = this.add(plain, count);
+    if (!this.wildcards) return count;
+    for (let i = 1; i < host.length - 1; i++) {
+      if (host.charCodeAt(i) !== 46 /* . */) continue;
+      if (this.suffixWildcards.size) {
+        const b = this.suffixWildcards.get(host.slice(i));
+        if (b !== undefined && b.wildcard!.test(host)) count = this.add(b, count);
+      }
+      if (this.prefixWildcards.size) {
+        const list = this.prefixWildcards.get(host.slice(0, i + 1));
+        if (list !== undefined) for (const b of list) if (b.wildcard!.test(host)) count = this.add(b, count);
+      }
+    }
+    for (const b of this.otherWildcards) if (b.wildcard!.test(host)) count = this.add(b, count);
+    return count;
+  }
+
+  private add(bucket: HostBucket, count: number): number {
+    for (let i = 1; i < count; i++) if (this.buckets[i] === bucket) return count;
+    this.buckets[count] = bucket;
+    return count + 1;
+  }
+}
+
+export function stripPort(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.lastIndexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+/**
+ * Kong turns each `*` of a wildcard host into `.+`: `*.example.com` matches
+ * `a.example.com` and `a.b.example.com`; `example.*` matches `example.com` and
+ * `example.co.uk`.
+ */
+export function wildcardToRegex(host: string): RegExp {
+  const escaped = host.toLowerCase().replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${escaped.replace('*', '.+')}$`);
+}
+
+/**
+ * The literal text every match of the anchored regex `^(?:source)` starts
+ * with: `/users/` for `/users/\d+`, `/a.b` for `/a\.b(/|$)`. Conservative —
+ * it stops at the first character that is not a plain literal (class, group,
+ * escape other than of punctuation, `.`, anchor), leaves out a literal that a
+ * quantifier follows (`/ab?` gives `/a`), and is empty when the pattern has an
+ * alternation outside every group (`/a|/b` may match without `/a`). A path
+ * that does not start with it cannot match, so the regex need not be run.
+ */
+export function regexLiteralPrefix(source: string): string {
+  if (hasTopLevelAlternation(source)) return '';
+  let literal = '';
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i];
+    let ch: string;
+    let next: number;
+    if (c === '\\') {
+      const escaped = source[i + 1];
+      // An escaped ASCII punctuation character is that character; \d, \w, \1, \u… are not literals.
+      if (escaped === undefined || !/^[!-/:-@[-`{-~]$/.test(escaped)) break;
+      ch = escaped;
+      next = i + 2;
+    } else if ('^$.|?*+()[]{}'.includes(c)) {
+      break;
+    } else {
+      ch = c;
+      next = i + 1;
+    }
+    const after = source[next];
+    if (after === '?' || after === '*' || after === '+' || after === '{') break;
+    literal += ch;
+    i = next;
+  }
+  return literal;
+}
+
+/** True when `|` occurs outside every group and class (JavaScript regex syntax, no `u` flag). */
+function hasTopLevelAlternation(source: string): boolean {
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth <= 0) return true;
+  }
+  return false;
+}
