@@ -3,7 +3,7 @@ import type { DeclarativeConfig, PLUGIN_SCHEMAS, PluginEntry, PluginName } from 
 import type { CompiledPlugin } from '../plugins/plugin.js';
 import type { OidcPolicy } from '../auth/oidc-policy.js';
 import { unsafeSegment } from './path-normalizer.js';
-import { regexLiteralPrefix, RouteIndex, stripPort, wildcardToRegex, type PathMatcher, type RouteEntry } from './route-index.js';
+import { PathMatcher, regexLiteralPrefix, RouteEntry, RouteIndex, stripPort, wildcardToRegex } from './route-index.js';
 
 /**
  * The route table, compiled once from the declarative config. Matching follows
@@ -128,25 +128,31 @@ export class RouteTable {
       const plainHosts = hosts.filter((h) => !h.includes('*')).map((h) => h.toLowerCase());
       const wildcardHostNames = hosts.filter((h) => h.includes('*')).map((h) => h.toLowerCase());
       const wildcardHosts = wildcardHostNames.map(wildcardToRegex);
-      const base = {
-        route,
-        methods: r.methods?.length ? new Set(r.methods) : undefined,
-        plainHosts: hosts.length ? new Set(plainHosts) : undefined,
-        wildcardHosts: wildcardHosts.length ? wildcardHosts : undefined,
-        wildcardHostNames: wildcardHosts.length ? wildcardHostNames : undefined,
-        weight: (hosts.length ? 1 : 0) + (r.methods?.length ? 1 : 0) + (r.paths?.length ? 1 : 0),
-        plainHostsOnly: hosts.length && !wildcardHosts.length ? 1 : 0,
-        regexPriority: r.regex_priority,
-      };
+      const methods = r.methods?.length ? new Set(r.methods) : undefined;
+      const plainHostSet = hosts.length ? new Set(plainHosts) : undefined;
+      const weight = (hosts.length ? 1 : 0) + (r.methods?.length ? 1 : 0) + (r.paths?.length ? 1 : 0);
       const paths = r.paths?.length ? r.paths : [undefined];
       for (const p of paths) {
-        const matcher: PathMatcher =
+        const matcher =
           p === undefined
-            ? { kind: 'any', prefix: '' }
+            ? new PathMatcher('any', '')
             : p.startsWith('~')
-              ? { kind: 'regex', prefix: '', regex: new RegExp(`^(?:${p.slice(1)})`), literal: regexLiteralPrefix(p.slice(1)) }
-              : { kind: 'exactOrPrefix', prefix: p };
-        entries.push({ ...base, matcher, order: entries.length });
+              ? new PathMatcher('regex', '', new RegExp(`^(?:${p.slice(1)})`), regexLiteralPrefix(p.slice(1)))
+              : new PathMatcher('exactOrPrefix', p);
+        entries.push(
+          new RouteEntry(
+            route,
+            matcher,
+            methods,
+            plainHostSet,
+            wildcardHosts.length ? wildcardHosts : undefined,
+            wildcardHosts.length ? wildcardHostNames : undefined,
+            weight,
+            hosts.length && !wildcardHosts.length ? 1 : 0,
+            r.regex_priority,
+            entries.length,
+          ),
+        );
       }
     };
 
