@@ -177,6 +177,9 @@ export class RouteIndex {
   private readonly suffixWildcards = new Map<string, HostBucket>();
   /** `example.*` and `example.*:8080` under `example.`. */
   private readonly prefixWildcards = new Map<string, HostBucket[]>();
+  /** The distinct lengths of those keys. */
+  private readonly suffixLengths: readonly number[];
+  private readonly prefixLengths: readonly number[];
   /** Any other wildcard shape (the schema admits none): tested one by one. */
   private readonly otherWildcards: HostBucket[] = [];
   private readonly hostRoutes: boolean;
@@ -231,6 +234,8 @@ export class RouteIndex {
       }
     }
     this.groups = [...present].sort((a, b) => b - a);
+    this.suffixLengths = [...new Set([...this.suffixWildcards.keys()].map((k) => k.length))];
+    this.prefixLengths = [...new Set([...this.prefixWildcards.keys()].map((k) => k.length))];
     this.hostRoutes = this.plain.size > 0 || wildcardBuckets.size > 0;
     this.wildcards = wildcardBuckets.size > 0;
     this.buckets.push(this.hostless);
@@ -239,8 +244,8 @@ export class RouteIndex {
   /**
    * A wildcard matches a host only if the host contains its fixed part around
    * a dot: `*.example.com` needs a host ending in `.example.com` after at
-   * least one character, `example.*` a host starting with `example.`; both
-   * are then confirmed by the wildcard's regex.
+   * least one character, `example.*` a host starting with `example.` and
+   * longer than that; both are then confirmed by the wildcard's regex.
    */
   private addWildcard(name: string, bucket: HostBucket): void {
     const star = name.indexOf('*');
@@ -358,16 +363,17 @@ export class RouteIndex {
     const plain = this.plain.get(host);
     if (plain !== undefined) count = this.add(plain, count);
     if (!this.wildcards) return count;
-    for (let i = 1; i < host.length - 1; i++) {
-      if (host.charCodeAt(i) !== 46 /* . */) continue;
-      if (this.suffixWildcards.size) {
-        const b = this.suffixWildcards.get(host.slice(i));
-        if (b !== undefined && b.wildcard!.test(host)) count = this.add(b, count);
-      }
-      if (this.prefixWildcards.size) {
-        const list = this.prefixWildcards.get(host.slice(0, i + 1));
-        if (list !== undefined) for (const b of list) if (b.wildcard!.test(host)) count = this.add(b, count);
-      }
+    // One lookup per distinct key length whose position holds the dot, rather than one per dot of the host.
+    for (const length of this.suffixLengths) {
+      const at = host.length - length;
+      if (at < 1 || host.charCodeAt(at) !== 46 /* . */) continue;
+      const b = this.suffixWildcards.get(host.slice(at));
+      if (b !== undefined && b.wildcard!.test(host)) count = this.add(b, count);
+    }
+    for (const length of this.prefixLengths) {
+      if (length >= host.length || host.charCodeAt(length - 1) !== 46) continue;
+      const list = this.prefixWildcards.get(host.slice(0, length));
+      if (list !== undefined) for (const b of list) if (b.wildcard!.test(host)) count = this.add(b, count);
     }
     for (const b of this.otherWildcards) if (b.wildcard!.test(host)) count = this.add(b, count);
     return count;
