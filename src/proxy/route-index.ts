@@ -21,9 +21,10 @@ import type { CompiledRoute } from './route-table.js';
  * - per bucket, **one index per group**, visited in group order;
  * - per group, **a radix tree** of prefix paths (longest prefix in one walk
  *   down the path, as find-my-way does) that also holds each regex at the node
- *   of its literal prefix (`~/users/\d+` under `/users/`): a regex is tried only
- *   when the path starts with that literal, which an anchored regex needs to
- *   match at all. Regexes without a literal prefix sit at the root and are tried
+ *   of its literal prefix (`~/users/\d+` under `/users/`; one node per
+ *   alternative for `~/(?:a|b)/x`): a regex is tried only when the path starts
+ *   with such a literal, which an anchored regex needs to match at all.
+ *   Regexes without a literal prefix sit at the root and are tried
  *   for every path that reaches their group.
  *
  * Within a group the buckets' answers are merged by the same keys the sort
@@ -45,8 +46,8 @@ export class PathMatcher {
     /** The prefix path; empty for the other kinds. */
     readonly prefix: string,
     readonly regex: RegExp | undefined = undefined,
-    /** For a regex: the literal text every match starts with (regexLiteralPrefix). */
-    readonly literal = '',
+    /** For a regex: texts one of which every match starts with (regexLiteralPrefixes). */
+    readonly literals: readonly string[] = [],
   ) {}
 }
 
@@ -201,7 +202,7 @@ export class RouteIndex {
         const index = (bucket.groups[g] ??= new GroupIndex());
         const m = e.matcher;
         if (m.kind === 'exactOrPrefix') insert(index.root, m.prefix).prefixes.push(e);
-        else if (m.kind === 'regex') insert(index.root, m.literal).regexes.push(e);
+        else if (m.kind === 'regex') for (const literal of m.literals) insert(index.root, literal).regexes.push(e);
         else index.any.push(e);
       };
       if (!e.plainHosts && !e.wildcardHosts) {
@@ -402,47 +403,86 @@ export function wildcardToRegex(host: string): RegExp {
   return new RegExp(`^${escaped.replace('*', '.+')}$`);
 }
 
+/** At most this many literal prefixes per regex; beyond, their common prefix stands for them. */
+const MAX_LITERALS = 16;
+
 /**
- * The literal text every match of the anchored regex `^(?:source)` starts
- * with: `/users/` for `/users/\d+`, `/a.b` for `/a\.b(/|$)`. Conservative —
- * it stops at the first character that is not a plain literal (class, group,
- * escape other than of punctuation, `.`, anchor), leaves out a literal that a
- * quantifier follows (`/ab?` gives `/a`), and is empty when the pattern has an
- * alternation outside every group (`/a|/b` may match without `/a`). A path
- * that does not start with it cannot match, so the regex need not be run.
+ * Texts one of which every match of the anchored regex `^(?:source)` starts
+ * with: `/users/` for `/users/\d+`; `/a.b` for `/a\.b(/|$)`; `/legacy/x` and
+ * `/old/x` for `/(?:legacy|old)/x`. A regex is placed in the radix tree at each
+ * of them; a path that starts with none cannot match, so the regex is not run.
+ *
+ * Conservative: a sequence stops at the first term that is not a plain
+ * literal or an unquantified group (class, `.`, anchor, lookaround, escape
+ * other than of punctuation), a literal that a quantifier follows is left out
+ * (`/ab?` gives `/a`), alternatives (`|`, at the top or in a group) each give
+ * their own prefix, and more than MAX_LITERALS of them collapse to their common
+ * prefix. An empty text (the root) stands for "any path".
  */
-export function regexLiteralPrefix(source: string): string {
-  if (hasTopLevelAlternation(source)) return '';
-  let literal = '';
+export function regexLiteralPrefixes(source: string): string[] {
+  let texts = alternatives(source).map((t) => t.text);
+  if (texts.length > MAX_LITERALS) texts = [commonPrefix(texts)];
+  // Keep only the shortest of texts that extend one another: a path reaching the longer one passes the shorter.
+  texts = [...new Set(texts)].sort((a, b) => a.length - b.length);
+  return texts.filter((t, i) => !texts.slice(0, i).some((shorter) => t.startsWith(shorter)));
+}
+
+interface Literal {
+  text: string;
+  /** The whole alternative is this literal text, so a following term may extend it. */
+  complete: boolean;
+}
+
+function alternatives(source: string): Literal[] {
+  return splitAlternatives(source).flatMap(sequence);
+}
+
+/** The literal prefixes of a sequence without top-level `|`. */
+function sequence(source: string): Literal[] {
+  let states: Literal[] = [{ text: '', complete: true }];
+  const extend = (fn: (s: Literal) => Literal[]) => (states = states.flatMap((s) => (s.complete ? fn(s) : [s])));
   let i = 0;
   while (i < source.length) {
     const c = source[i];
-    let ch: string;
+    let term: Literal[];
     let next: number;
     if (c === '\\') {
       const escaped = source[i + 1];
-      // An escaped ASCII punctuation character is that character; \d, \w, \1, \u… are not literals.
+      // An escaped ASCII punctuation character is that character; \d, \w, \b, \1, \u… are not literals.
       if (escaped === undefined || !/^[!-/:-@[-`{-~]$/.test(escaped)) break;
-      ch = escaped;
+      term = [{ text: escaped, complete: true }];
       next = i + 2;
-    } else if ('^$.|?*+()[]{}'.includes(c)) {
+    } else if (c === '(') {
+      const close = closingParen(source, i);
+      if (close === -1) break;
+      const inner = source.slice(i + 1, close);
+      // (…), (?:…) and (?<name>…) consume what they match; lookarounds (?= (?! (?<= (?<! do not.
+      const body = inner.startsWith('?:') ? inner.slice(2) : /^\?<[A-Za-z_$][\w$]*>/.test(inner) ? inner.slice(inner.indexOf('>') + 1) : inner.startsWith('?') ? undefined : inner;
+      if (body === undefined) break;
+      term = alternatives(body);
+      next = close + 1;
+    } else if ('^$.|?*+)[]{}'.includes(c)) {
       break;
     } else {
-      ch = c;
+      term = [{ text: c, complete: true }];
       next = i + 1;
     }
     const after = source[next];
     if (after === '?' || after === '*' || after === '+' || after === '{') break;
-    literal += ch;
+    extend((s) => term.map((t) => ({ text: s.text + t.text, complete: t.complete })));
+    if (states.length > MAX_LITERALS) return [{ text: commonPrefix(states.map((s) => s.text)), complete: false }];
     i = next;
   }
-  return literal;
+  if (i < source.length) states = states.map((s) => ({ text: s.text, complete: false }));
+  return states;
 }
 
-/** True when `|` occurs outside every group and class (JavaScript regex syntax, no `u` flag). */
-function hasTopLevelAlternation(source: string): boolean {
+/** The parts of `source` between `|` outside every group and class (JavaScript syntax, no `u` flag). */
+function splitAlternatives(source: string): string[] {
+  const parts: string[] = [];
   let depth = 0;
   let inClass = false;
+  let start = 0;
   for (let i = 0; i < source.length; i++) {
     const c = source[i];
     if (c === '\\') i++;
@@ -450,7 +490,32 @@ function hasTopLevelAlternation(source: string): boolean {
     else if (c === '[') inClass = true;
     else if (c === '(') depth++;
     else if (c === ')') depth--;
-    else if (c === '|' && depth <= 0) return true;
+    else if (c === '|' && depth <= 0) {
+      parts.push(source.slice(start, i));
+      start = i + 1;
+    }
   }
-  return false;
+  parts.push(source.slice(start));
+  return parts;
+}
+
+/** The index of the `)` closing the group opened at `open`, or -1. */
+function closingParen(source: string, open: number): number {
+  let depth = 0;
+  let inClass = false;
+  for (let i = open; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return i;
+  }
+  return -1;
+}
+
+function commonPrefix(texts: readonly string[]): string {
+  let prefix = texts[0] ?? '';
+  for (const t of texts) while (!t.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  return prefix;
 }

@@ -3,7 +3,7 @@ import type { DeclarativeConfig, PLUGIN_SCHEMAS, PluginEntry, PluginName } from 
 import type { CompiledPlugin } from '../plugins/plugin.js';
 import type { OidcPolicy } from '../auth/oidc-policy.js';
 import { unsafeSegment } from './path-normalizer.js';
-import { PathMatcher, regexLiteralPrefix, RouteEntry, RouteIndex, stripPort, wildcardToRegex } from './route-index.js';
+import { PathMatcher, regexLiteralPrefixes, RouteEntry, RouteIndex, stripPort, wildcardToRegex } from './route-index.js';
 
 /**
  * The route table, compiled once from the declarative config. Matching follows
@@ -137,7 +137,7 @@ export class RouteTable {
           p === undefined
             ? new PathMatcher('any', '')
             : p.startsWith('~')
-              ? new PathMatcher('regex', '', new RegExp(`^(?:${p.slice(1)})`), regexLiteralPrefix(p.slice(1)))
+              ? new PathMatcher('regex', '', new RegExp(`^(?:${p.slice(1)})`), regexLiteralPrefixes(p.slice(1)))
               : new PathMatcher('exactOrPrefix', p);
         entries.push(
           new RouteEntry(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseDeclarativeConfig } from '../../src/config/config.loader.js';
-import { regexLiteralPrefix } from '../../src/proxy/route-index.js';
+import { regexLiteralPrefixes } from '../../src/proxy/route-index.js';
 import { RouteTable, type RouteMatch } from '../../src/proxy/route-table.js';
 import { ROUTE_SET_PLAIN_PATH, routeSet, svc } from '../../bench/route-set.js';
 
@@ -33,7 +33,7 @@ type Rng = ReturnType<typeof prng>;
 
 const SEGMENTS = ['a', 'ab', 'abc', 'b', 'users', 'u', 'v1', 'v2', 'x', '42', 'a.b'];
 const REGEX_TAILS = ['\\d+', '\\d+$', '[a-z]+', '.*', '(/|$)', '$', '', '(a|b)', 'x?', 's*', '/\\d+', '(?<id>\\d+)$', '\\.b', '{2}'];
-const NO_LITERAL_REGEXES = ['(?:/users|/u)/\\d+', '.*', '[/]a', '/a|/b', '(/v\\d)+', '/?a', '\\/(a|ab)/'];
+const NO_LITERAL_REGEXES = ['(?:/users|/u)/\\d+', '.*', '[/]a', '/a|/b', '(/v\\d)+', '/?a', '\\/(a|ab)/', '/(?:users|a)/\\d+', '/(?<v>v1|v2)/?', '/(a|b\\.)(b|$)', '/a|/ab|x', '(?:/a|/b)?/u'];
 const PLAIN_HOSTS = ['a.test', 'b.test', 'a.test:8080', 'B.Test', 'x.a.test'];
 const WILDCARD_HOSTS = ['*.test', '*.a.test', 'a.*', 'a.*:8080', '*.test:8443', 'x.*'];
 const METHOD_SETS = [['GET'], ['POST'], ['GET', 'POST'], ['DELETE']];
@@ -173,48 +173,60 @@ describe('RouteIndex agrees with the ordered scan', () => {
   });
 });
 
-describe('regexLiteralPrefix', () => {
-  const rows: [string, string][] = [
-    ['/users/\\d+', '/users/'],
-    ['/status$', '/status'],
-    ['/a\\.b(/|$)', '/a.b'],
-    ['/a\\/b', '/a/b'],
-    ['/ab?', '/a'],
-    ['/ab*', '/a'],
-    ['/ab+', '/a'],
-    ['/ab{2}', '/a'],
-    ['/a.b', '/a'],
-    ['/v\\d/x', '/v'],
-    ['/a|/b', ''],
-    ['/x/(a|b)', '/x/'],
-    ['/x/[|]', '/x/'],
-    ['/x/\\|', '/x/|'],
-    ['(?:/users|/u)/\\d+', ''],
-    ['^/a', ''],
-    ['[/]a', ''],
-    ['/(?<v>v\\d+)/users', '/'],
-    ['/a\\bc', '/a'],
-    ['/a\\1', '/a'],
-    ['/a[]|b', ''],
-    ['/a[]]|b', ''],
-    ['', ''],
+describe('regexLiteralPrefixes', () => {
+  const rows: [string, string[]][] = [
+    ['/users/\\d+', ['/users/']],
+    ['/status$', ['/status']],
+    ['/a\\.b(/|$)', ['/a.b']],
+    ['/a\\/b', ['/a/b']],
+    ['/ab?', ['/a']],
+    ['/ab*', ['/a']],
+    ['/ab+', ['/a']],
+    ['/ab{2}', ['/a']],
+    ['/a.b', ['/a']],
+    ['/v\\d/x', ['/v']],
+    ['/a|/b', ['/a', '/b']],
+    ['/a|/ab', ['/a']],
+    ['/a|.*', ['']],
+    ['/x/(a|b)', ['/x/a', '/x/b']],
+    ['/(?:legacy|old)/svc/\\d+', ['/legacy/svc/', '/old/svc/']],
+    ['/(?<v>v1|v2)/users', ['/v1/users', '/v2/users']],
+    ['/(a|b\\d)c', ['/ac', '/b']],
+    ['/(a|b)?c', ['/']],
+    ['/(a|b)+c', ['/']],
+    ['/(?=a)a', ['/']],
+    ['/(?!a)b', ['/']],
+    ['/(?<=\\/)a', ['/']],
+    ['/((a|b)(c|d))/e', ['/ac/e', '/ad/e', '/bc/e', '/bd/e']],
+    ['/(a|b)(c|d)(e|f)(g|h)(i|j)/x', ['/']],
+    ['/x/[|]', ['/x/']],
+    ['/x/\\|', ['/x/|']],
+    ['(?:/users|/u)/\\d+', ['/users/', '/u/']],
+    ['^/a', ['']],
+    ['[/]a', ['']],
+    ['/a\\bc', ['/a']],
+    ['/a\\1', ['/a']],
+    ['/a[]|b', ['/a', 'b']],
+    ['/a[(]|b', ['/a', 'b']],
+    ['/a)', ['/a']],
+    ['', ['']],
   ];
-  for (const [source, literal] of rows) {
-    it(`${source} → "${literal}"`, () => assert.equal(regexLiteralPrefix(source), literal));
+  for (const [source, literals] of rows) {
+    it(`${source} → ${JSON.stringify(literals)}`, () => assert.deepEqual(regexLiteralPrefixes(source).sort(), [...literals].sort()));
   }
 
-  it('every path a regex matches starts with its literal prefix (random regexes and paths)', () => {
+  it('every path a regex matches starts with one of its literal prefixes (random regexes and paths)', () => {
     const r = prng(42);
     let matches = 0;
     for (let i = 0; i < 20_000; i++) {
       const source = routePath(r).replace(/^~/, '');
       const re = new RegExp(`^(?:${source})`);
-      const literal = regexLiteralPrefix(source);
+      const literals = regexLiteralPrefixes(source);
       for (let k = 0; k < 5; k++) {
         const path = randomPath(r, [`~${source}`]);
         if (!re.test(path)) continue;
         matches++;
-        assert.ok(path.startsWith(literal), `${source} matches ${path} but its literal prefix is "${literal}"`);
+        assert.ok(literals.some((l) => path.startsWith(l)), `${source} matches ${path} but its literal prefixes are ${JSON.stringify(literals)}`);
       }
     }
     assert.ok(matches > 20_000, `only ${matches} matching pairs`);
