@@ -98,16 +98,21 @@ export class RouteTable {
     });
 
     const globals = config.plugins.filter((p) => !p.service && !p.route);
+    // Top-level plugins grouped once, in file order, by the route or (route-less) service they name: looking
+    // them up per route kept compile at routes × plugins, which a file exported with every plugin at the top
+    // level (Kong's shape) makes quadratic.
+    const byRoute = groupBy(config.plugins.filter((p) => p.route !== undefined), (p) => p.route!);
+    const byService = groupBy(config.plugins.filter((p) => p.service !== undefined && !p.route), (p) => p.service!);
     const addRoute = (r: DeclarativeConfig['routes'][number], serviceName: string, fallbackName: string, enabled: boolean) => {
       if (!enabled) return; // Kong leaves the routes of a disabled service out of the router.
       const routeName = r.name ?? fallbackName;
-      const scoped = config.plugins.filter((p) => p.route === r.name && r.name !== undefined);
+      const scoped = (r.name !== undefined && byRoute.get(r.name)) || [];
       // Kong's precedence: route+service > route > service > global; a disabled instance does not shadow.
       const candidates: PluginEntry[] = [
         ...scoped.filter((p) => p.service === serviceName),
         ...scoped.filter((p) => !p.service),
         ...(r.plugins as PluginEntry[]),
-        ...config.plugins.filter((p) => p.service === serviceName && !p.route),
+        ...(byService.get(serviceName) ?? []),
         ...(servicePlugins.get(serviceName) ?? []),
         ...globals,
       ];
@@ -159,10 +164,11 @@ export class RouteTable {
     config.services.forEach((s, i) =>
       s.routes.forEach((r, j) => addRoute(r, s.name ?? `services[${i}]`, `services[${i}].routes[${j}]`, s.enabled)),
     );
+    const servicesByName = new Map<string | undefined, DeclarativeConfig['services'][number]>();
+    for (const s of config.services) if (!servicesByName.has(s.name)) servicesByName.set(s.name, s);
     config.routes.forEach((r, j) => {
       const serviceName = r.service!;
-      const svc = config.services.find((s) => s.name === serviceName);
-      addRoute(r, serviceName, `routes[${j}]`, svc?.enabled ?? true);
+      addRoute(r, serviceName, `routes[${j}]`, servicesByName.get(serviceName)?.enabled ?? true);
     });
 
     entries.sort(
@@ -234,6 +240,17 @@ export class RouteTable {
     const route = e.route;
     return { route, upstreamPath: upstreamPathV0(route.service.path, path, route.stripPath, matchedLength) };
   }
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = groups.get(k);
+    if (list) list.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }
 
 function kindRank(m: PathMatcher): number {
