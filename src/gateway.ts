@@ -6,27 +6,38 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GatewayExceptionFilter } from './common/gateway-exception.filter.js';
 import { NestPinoLogger } from './common/logger.js';
-import { ConfigModule } from './config/config.module.js';
+import { GatewayConfigModule } from './config/gateway-config.module.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { HealthModule } from './health/health.module.js';
-import { IssuerRegistry } from './auth/issuer.registry.js';
+import { EMPTY_CONFIGURATION_HASH, isEmptyConfiguration } from './health/configuration-hash.js';
+import { GatewayStateModule, type GatewayStateOptions } from './health/gateway-state.module.js';
+import { processStatus } from './health/process-status.js';
+import { ReadinessState } from './health/readiness.state.js';
+import { ServerCounters } from './health/server.counters.js';
+import { joinClusterState } from './cluster.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
+import { ProxyConfigRuntime } from './proxy/proxy-config.runtime.js';
+import { adminOptions, startAdminListener } from './admin/admin.server.js';
+import type { ConfigStore } from './config/config-store.js';
 
 /** The proxy listener's application: the route table, plugins and the catch-all forward. */
 @Module({})
 export class ProxyAppModule {
-  static register(config: GatewayConfig, logger: Logger): DynamicModule {
-    return { module: ProxyAppModule, imports: [ConfigModule.forRoot(config, logger), ProxyModule] };
+  static register(config: GatewayConfig, logger: Logger, settingsModule?: DynamicModule): DynamicModule {
+    return { module: ProxyAppModule, imports: [GatewayConfigModule.forRoot(config, logger, settingsModule), ProxyModule] };
   }
 }
 
-/** The status listener's application: health (and later metrics), never shadowed by a proxied route. */
+/** The status listener's application: health and Kong's status endpoints (later metrics), never shadowed by a proxied route. */
 @Module({})
 export class StatusAppModule {
-  /** `issuers` is the proxy application's registry: readiness reports on the very state that verifies tokens. */
-  static register(config: GatewayConfig, logger: Logger, issuers: IssuerRegistry): DynamicModule {
-    return { module: StatusAppModule, imports: [ConfigModule.forRoot(config, logger), HealthModule.register(issuers)] };
+  /** `state` comes from the proxy application: readiness reports on the very state that verifies tokens. */
+  static register(config: GatewayConfig, logger: Logger, state: GatewayStateOptions, settingsModule?: DynamicModule): DynamicModule {
+    return {
+      module: StatusAppModule,
+      imports: [GatewayConfigModule.forRoot(config, logger, settingsModule), GatewayStateModule.forRoot(state), HealthModule],
+    };
   }
 }
 
@@ -35,8 +46,21 @@ export interface RunningGateway {
   statusUrl: string;
   proxy: INestApplicationContext;
   status: NestFastifyApplication;
+  /** Serving, then draining (SIGTERM, `POST /status/ready`): readiness answers 503 while requests are still served. */
+  readiness: ReadinessState;
+  /** The live declarative config: apply a document, read the applied one. */
+  runtime: ProxyConfigRuntime;
+  /** The Admin API's URL, when it listens (a store given and GATEHOUSE_ADMIN_LISTEN not off). */
+  adminUrl?: string;
   /** Stop accepting, let in-flight requests finish (bounded), close upstream pools. */
   shutdown(): Promise<void>;
+}
+
+export interface StartGatewayOptions {
+  /** @nestjs/config's module holding the validated GATEHOUSE_* settings (loadGatewaySettings). */
+  settingsModule?: DynamicModule;
+  /** Where the declarative config lives; the Admin API listens only when there is one. */
+  store?: ConfigStore;
 }
 
 /**
@@ -111,21 +135,43 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, logger: Logger, options: StartGatewayOptions = {}): Promise<RunningGateway> {
+  const { store } = options;
   const nestLogger = new NestPinoLogger(logger);
   const servers: Server[] = [];
 
   // The proxy listener: a Nest application context (modules, DI, lifecycle) whose catch-all handler
   // the Node server calls directly (see ProxyHandler for why not through Nest's router).
-  const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger), { logger: nestLogger, abortOnError: false });
+  const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger, options.settingsModule), {
+    logger: nestLogger,
+    abortOnError: false,
+  });
   await proxy.init();
   const handler = proxy.get(ProxyHandler);
-  const proxyServer = createServer(serverOptions(config), handler.handle);
+  const counters = new ServerCounters();
+  const proxyServer = createServer(serverOptions(config), counters.counting(handler.handle));
+  counters.attach(proxyServer);
   proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
   servers.push(proxyServer);
 
+  const readiness = new ReadinessState();
+  readiness.onDraining((origin) => {
+    // Keep-alive clients are told to reconnect, so they land on an instance that stays.
+    handler.draining = true;
+    logger.info({ origin }, 'draining: readiness answers 503, requests are still served');
+  });
+  const runtime = proxy.get(ProxyConfigRuntime);
+  const state: GatewayStateOptions = {
+    proxy,
+    readiness,
+    // The applied configuration's own digest: it follows every reload.
+    configurationHash: () => (isEmptyConfiguration(runtime.current.declarative) ? EMPTY_CONFIGURATION_HASH : runtime.current.hash),
+    // With GATEHOUSE_WORKERS > 1 every worker's counters (and draining) are shared through the primary.
+    processStatuses: joinClusterState(readiness, () => processStatus(counters)),
+  };
+
   const status = await NestFactory.create<NestFastifyApplication>(
-    StatusAppModule.register(config, logger, proxy.get(IssuerRegistry)),
+    StatusAppModule.register(config, logger, state, options.settingsModule),
     fastifyAdapter(config, logger, (s) => servers.push(s)),
     { logger: nestLogger, abortOnError: false },
   );
@@ -134,6 +180,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const { proxyListen, statusListen } = config.settings;
   await listen(proxyServer, proxyListen.host, proxyListen.port);
   await status.listen(statusListen.port, statusListen.host);
+  // The Admin API writes through the store and applies to this process's runtime (other processes follow the store).
+  const adminListen = config.settings.adminListen;
+  const admin =
+    store && adminListen
+      ? await startAdminListener({ listen: adminListen, runtime: proxy.get(ProxyConfigRuntime), store, logger, options: adminOptions(config.settings) })
+      : undefined;
   const url = (server: Server, fallbackHost: string) => {
     const address = server.address();
     const host = fallbackHost === '0.0.0.0' || fallbackHost === '::' ? '127.0.0.1' : fallbackHost;
@@ -144,6 +196,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   return {
     proxy,
     status,
+    readiness,
+    runtime: proxy.get(ProxyConfigRuntime),
+    adminUrl: admin?.url,
     proxyUrl: url(proxyServer, proxyListen.host),
     statusUrl: url(status.getHttpServer(), statusListen.host),
     shutdown() {
@@ -155,8 +210,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         force.unref();
         // Stop accepting; idle keep-alive connections close now, busy ones after their response
         // (which carries Connection: close); then the upstream pools close.
+        readiness.startDraining('signal');
         handler.draining = true;
-        await Promise.all([closeServer(proxyServer), status.close()]);
+        await Promise.all([closeServer(proxyServer), status.close(), admin?.close()]);
         await proxy.close();
         clearTimeout(force);
       })();
