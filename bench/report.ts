@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { renderChart } from './chart.js';
+import type { RouteScaleResult } from './route-scale.js';
 
 /** The results: one JSON document, rendered as a Markdown table and an SVG chart. */
 
@@ -59,6 +60,8 @@ export interface BenchReport {
   notes: string[];
   cases: CaseResult[];
   streams: StreamResult[];
+  /** Group 12: the 10,000-route table outside the request path (bench/route-scale.ts). */
+  routeScale?: RouteScaleResult;
 }
 
 /** The case each one is compared with in the ratio column. */
@@ -81,6 +84,8 @@ export function baselineOf(id: string): string | undefined {
   };
   const plain = id.replace(/@base$/, '');
   if (sameRequests[plain]) return sameRequests[plain];
+  // Case 12 against the one-route table of case 4 (of the same build).
+  if (plain === '13-routes-10k') return id === plain ? '4' : '4@base';
   return id === '2' || id.startsWith('2-') ? undefined : '2';
 }
 
@@ -179,6 +184,10 @@ function targets(r: BenchReport): string[][] {
   }
   check('11: proxy-cache hit vs bare proxy (#2), req/s', ratio('11-cache-hit', '2'), '≥ 1.3×', (v) => v >= 1.3, '×', cpuRatio('11-cache-hit', '2'));
   check('11: proxy-cache miss (fetch + store) vs bare proxy (#2), req/s', ratio('11-cache-miss', '2'), 'reported', () => true, '×', cpuRatio('11-cache-miss', '2'));
+  check('13: 10,000 routes vs one route (#4), req/s', ratio('13-routes-10k', '4'), '≥ 0.85×', (v) => v >= 0.85, '×', cpuRatio('13-routes-10k', '4'));
+  if (r.routeScale) {
+    check(`12: compile ${num(r.routeScale.routes)} routes + attach plugins (a one-route change)`, r.routeScale.compileMs, '< 250 ms', (v) => v < 250, 'ms');
+  }
   check('9: 2 workers vs 1 (unpinned, see note)', ratio('9-gw-2w', '9-gw-1w'), '≥ 1.7× (needs free cores)', (v) => v >= 1.7);
   return rows;
 }
@@ -221,6 +230,19 @@ export function renderMarkdown(r: BenchReport): string {
           : `| ${s.target} | ${s.direction} | ${num(s.mibPerS)} | ${num(s.rssBeforeMiB)} | ${num(s.rssPeakMiB)} | ${num(s.rssGrowthMiB, 1)} |`,
       );
     }
+  }
+  if (r.routeScale) {
+    const s = r.routeScale;
+    out.push(
+      '',
+      `## ${num(s.routes)} routes: the table outside the request path, and the matcher alone`,
+      '',
+      `Parse (schema) ${num(s.parseMs)} ms, \`RouteTable.compile\` + plugin chains ${num(s.compileMs)} ms (median of ${s.runs}); per \`match()\` call, fastest of ${s.runs} runs (bench/route-scale.ts):`,
+      '',
+      '| request | routes | index ns | ordered scan ns | scan / index |',
+      '|---|---:|---:|---:|---:|',
+      ...s.match.map((m) => `| ${m.request} | ${num(m.routes)} | ${num(m.indexNs)} | ${num(m.linearNs)} | ${num(m.linearNs / m.indexNs, 1)}× |`),
+    );
   }
   out.push(
     '',

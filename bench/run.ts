@@ -14,6 +14,8 @@ import { freePort, startProcess, type Proc } from './processes.js';
 import { processTree } from './procstat.js';
 import { summarizeProfile } from './profile-summary.js';
 import { median, runOrder, writeReport, type BenchReport, type CaseResult, type Sample, type StreamResult } from './report.js';
+import { ROUTE_SET_PLAIN_PATH, routeSet } from './route-set.js';
+import type { RouteScaleResult } from './route-scale.js';
 import { startSessionLogin, type SessionLogin } from './session.js';
 import { runWrk, wrkVersion } from './wrk.js';
 import { mallocTunables, NODE_FLAGS } from '../src/node-flags.js';
@@ -311,6 +313,8 @@ async function main() {
       ['gw-prom', (main, key = 'gw-prom') => startGatehouse(key, withPrometheus([plainRoute, jwtRoute]), {}, PROXY_CPU, undefined, main)],
       ['gw-unpinned', (main, key = 'gw-unpinned') => startGatehouse(key, service([plainRoute]), {}, undefined, undefined, main)],
       ['gw-2w', (main, key = 'gw-2w') => startGatehouse(key, service([plainRoute]), { GATEHOUSE_WORKERS: '2' }, undefined, undefined, main)],
+      // Group 12: the same plain request shape as case 4, routed through a table of 10,000 routes.
+      ['gw-10k', (main, key = 'gw-10k') => startGatehouse(key, routeSet(upstream.url), {}, PROXY_CPU, undefined, main)],
     ];
 
     let cases = caseList({ rsToken, esToken, cycleFile, session: () => session });
@@ -347,6 +351,19 @@ async function main() {
         else targets.set('gw-session', session.target);
       } catch (err) {
         failedTargets.set('gw-session', (err as Error).message.split('\n').slice(0, 6).join(' | '));
+      }
+    }
+
+    // --- group 12: compile time and matcher cost of the 10,000-route table, in a process of its own on the proxy core
+    let routeScale: RouteScaleResult | undefined;
+    if (selected.some((c) => c.group === 12)) {
+      const args = [join(BENCH_DIST, 'route-scale.js'), '--runs', opts.quick ? '3' : '7'];
+      const r = spawnSync(pin ? 'taskset' : process.execPath, pin ? ['-c', PROXY_CPU, process.execPath, ...args] : args, { encoding: 'utf8' });
+      if (r.status === 0) {
+        routeScale = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as RouteScaleResult;
+        log(`route scale: ${routeScale.routes} routes, parse ${routeScale.parseMs.toFixed(0)} ms, compile + attach ${routeScale.compileMs.toFixed(0)} ms`);
+      } else {
+        notes.push(`route-scale.js failed: ${(r.stderr || r.stdout).split('\n').slice(0, 4).join(' ')}`);
       }
     }
 
@@ -494,6 +511,7 @@ async function main() {
       notes,
       cases: [...results.values()],
       streams,
+      routeScale,
     };
   } finally {
     await cleanup();
@@ -588,6 +606,7 @@ function caseList(ctx: { rsToken: string; esToken: string; cycleFile: string; se
     { id: '8-up-gw', short: '1 MiB upload, Gatehouse', group: 8, title: '1 MiB uploads, Gatehouse', target: 'gw', path: '/upload', method: 'POST', bodyBytes: MiB, connections: large, gatehouse: true },
     { id: '11-cache-hit', short: 'proxy-cache hit', group: 11, title: 'Gatehouse, proxy-cache (memory), the same GET: every request a Hit', target: 'gw-cache', path: '/cache', connections: small, gatehouse: true },
     { id: '11-cache-miss', short: 'proxy-cache miss', group: 11, title: 'Gatehouse, proxy-cache (memory), Cache-Control: no-cache: every request fetched and stored', target: 'gw-cache', path: '/cache', headers: () => ({ 'cache-control': 'no-cache' }), connections: small, gatehouse: true },
+    { id: '13-routes-10k', short: '10,000 routes, plain route', group: 13, title: 'Gatehouse, 10,000 routes (prefix, regex, host, method mixes), request to a plain prefix route', target: 'gw-10k', path: ROUTE_SET_PLAIN_PATH, connections: small, gatehouse: true },
     { id: '9-gw-1w', short: 'unpinned Gatehouse 1 worker', group: 9, title: 'unpinned: Gatehouse, 1 worker', target: 'gw-unpinned', path: '/', connections: small, unpinned: true, gatehouse: true },
     { id: '9-gw-2w', short: 'unpinned Gatehouse 2 workers', group: 9, title: 'unpinned: Gatehouse, GATEHOUSE_WORKERS=2', target: 'gw-2w', path: '/', connections: small, unpinned: true, gatehouse: true },
     { id: '9-nginx-1w', short: 'unpinned nginx 1 worker', group: 9, title: 'unpinned: nginx, 1 worker', target: 'nginx-unpinned', path: '/', connections: small, unpinned: true, gatehouse: false },

@@ -3,6 +3,7 @@ import type { DeclarativeConfig, PLUGIN_SCHEMAS, PluginEntry, PluginName } from 
 import type { CompiledPlugin } from '../plugins/plugin.js';
 import type { OidcPolicy } from '../auth/oidc-policy.js';
 import { unsafeSegment } from './path-normalizer.js';
+import { PathMatcher, regexLiteralPrefixes, RouteEntry, RouteIndex, stripPort, wildcardToRegex } from './route-index.js';
 
 /**
  * The route table, compiled once from the declarative config. Matching follows
@@ -15,6 +16,10 @@ import { unsafeSegment } from './path-normalizer.js';
  * 4. then prefix paths, longest first (Kong prefixes are plain string prefixes:
  *    `/oidc` also matches `/oidcx`, as in Kong);
  * 5. ties go to the route defined first.
+ *
+ * `match` answers through a RouteIndex (route-index.ts) built from the sorted
+ * entries; `matchLinear` is the plain scan of them that states these rules
+ * directly, kept as the reference the index is tested against.
  */
 
 export interface UpstreamService {
@@ -70,30 +75,15 @@ export interface RouteMatch {
   upstreamPath: string | undefined;
 }
 
-interface PathMatcher {
-  kind: 'exactOrPrefix' | 'regex' | 'any';
-  prefix: string;
-  regex?: RegExp;
-}
-
-interface Entry {
-  route: CompiledRoute;
-  matcher: PathMatcher;
-  methods?: ReadonlySet<string>;
-  plainHosts?: ReadonlySet<string>;
-  wildcardHosts?: readonly RegExp[];
-  /** Sort keys, highest first. */
-  weight: number;
-  plainHostsOnly: number;
-  regexPriority: number;
-  order: number;
-}
+type Entry = RouteEntry;
 
 export class RouteTable {
   private readonly entries: Entry[];
+  private readonly index: RouteIndex;
 
   private constructor(entries: Entry[]) {
     this.entries = entries;
+    this.index = new RouteIndex(entries);
   }
 
   static compile(config: DeclarativeConfig): RouteTable {
@@ -108,16 +98,21 @@ export class RouteTable {
     });
 
     const globals = config.plugins.filter((p) => !p.service && !p.route);
+    // Top-level plugins grouped once, in file order, by the route or (route-less) service they name: looking
+    // them up per route kept compile at routes × plugins, which a file exported with every plugin at the top
+    // level (Kong's shape) makes quadratic.
+    const byRoute = groupBy(config.plugins.filter((p) => p.route !== undefined), (p) => p.route!);
+    const byService = groupBy(config.plugins.filter((p) => p.service !== undefined && !p.route), (p) => p.service!);
     const addRoute = (r: DeclarativeConfig['routes'][number], serviceName: string, fallbackName: string, enabled: boolean) => {
       if (!enabled) return; // Kong leaves the routes of a disabled service out of the router.
       const routeName = r.name ?? fallbackName;
-      const scoped = config.plugins.filter((p) => p.route === r.name && r.name !== undefined);
+      const scoped = (r.name !== undefined && byRoute.get(r.name)) || [];
       // Kong's precedence: route+service > route > service > global; a disabled instance does not shadow.
       const candidates: PluginEntry[] = [
         ...scoped.filter((p) => p.service === serviceName),
         ...scoped.filter((p) => !p.service),
         ...(r.plugins as PluginEntry[]),
-        ...config.plugins.filter((p) => p.service === serviceName && !p.route),
+        ...(byService.get(serviceName) ?? []),
         ...(servicePlugins.get(serviceName) ?? []),
         ...globals,
       ];
@@ -136,35 +131,44 @@ export class RouteTable {
       };
       const hosts = r.hosts ?? [];
       const plainHosts = hosts.filter((h) => !h.includes('*')).map((h) => h.toLowerCase());
-      const wildcardHosts = hosts.filter((h) => h.includes('*')).map(wildcardToRegex);
-      const base = {
-        route,
-        methods: r.methods?.length ? new Set(r.methods) : undefined,
-        plainHosts: hosts.length ? new Set(plainHosts) : undefined,
-        wildcardHosts: wildcardHosts.length ? wildcardHosts : undefined,
-        weight: (hosts.length ? 1 : 0) + (r.methods?.length ? 1 : 0) + (r.paths?.length ? 1 : 0),
-        plainHostsOnly: hosts.length && !wildcardHosts.length ? 1 : 0,
-        regexPriority: r.regex_priority,
-      };
+      const wildcardHostNames = hosts.filter((h) => h.includes('*')).map((h) => h.toLowerCase());
+      const wildcardHosts = wildcardHostNames.map(wildcardToRegex);
+      const methods = r.methods?.length ? new Set(r.methods) : undefined;
+      const plainHostSet = hosts.length ? new Set(plainHosts) : undefined;
+      const weight = (hosts.length ? 1 : 0) + (r.methods?.length ? 1 : 0) + (r.paths?.length ? 1 : 0);
       const paths = r.paths?.length ? r.paths : [undefined];
       for (const p of paths) {
-        const matcher: PathMatcher =
+        const matcher =
           p === undefined
-            ? { kind: 'any', prefix: '' }
+            ? new PathMatcher('any', '')
             : p.startsWith('~')
-              ? { kind: 'regex', prefix: '', regex: new RegExp(`^(?:${p.slice(1)})`) }
-              : { kind: 'exactOrPrefix', prefix: p };
-        entries.push({ ...base, matcher, order: entries.length });
+              ? new PathMatcher('regex', '', new RegExp(`^(?:${p.slice(1)})`), regexLiteralPrefixes(p.slice(1)))
+              : new PathMatcher('exactOrPrefix', p);
+        entries.push(
+          new RouteEntry(
+            route,
+            matcher,
+            methods,
+            plainHostSet,
+            wildcardHosts.length ? wildcardHosts : undefined,
+            wildcardHosts.length ? wildcardHostNames : undefined,
+            weight,
+            hosts.length && !wildcardHosts.length ? 1 : 0,
+            r.regex_priority,
+            entries.length,
+          ),
+        );
       }
     };
 
     config.services.forEach((s, i) =>
       s.routes.forEach((r, j) => addRoute(r, s.name ?? `services[${i}]`, `services[${i}].routes[${j}]`, s.enabled)),
     );
+    const servicesByName = new Map<string | undefined, DeclarativeConfig['services'][number]>();
+    for (const s of config.services) if (!servicesByName.has(s.name)) servicesByName.set(s.name, s);
     config.routes.forEach((r, j) => {
       const serviceName = r.service!;
-      const svc = config.services.find((s) => s.name === serviceName);
-      addRoute(r, serviceName, `routes[${j}]`, svc?.enabled ?? true);
+      addRoute(r, serviceName, `routes[${j}]`, servicesByName.get(serviceName)?.enabled ?? true);
     });
 
     entries.sort(
@@ -194,6 +198,16 @@ export class RouteTable {
    * @param path the normalised request path, without the query
    */
   match(method: string, host: string | undefined, path: string): RouteMatch | undefined {
+    const e = this.index.find(method, host, path);
+    return e && this.result(e, this.index.matchedLength, path);
+  }
+
+  /**
+   * The same answer as `match`, by visiting the sorted entries in order: the
+   * order rules above, stated as a scan. The reference the index is checked
+   * against (test/unit/route-index.test.ts); not used on the request path.
+   */
+  matchLinear(method: string, host: string | undefined, path: string): RouteMatch | undefined {
     const hostWithPort = host?.toLowerCase();
     const hostOnly = hostWithPort && stripPort(hostWithPort);
     let found: Entry | undefined;
@@ -228,6 +242,17 @@ export class RouteTable {
   }
 }
 
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = groups.get(k);
+    if (list) list.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
 function kindRank(m: PathMatcher): number {
   return m.kind === 'regex' ? 2 : m.kind === 'exactOrPrefix' ? 1 : 0;
 }
@@ -237,22 +262,6 @@ function hostMatches(e: Entry, withPort: string | undefined, hostOnly: string | 
   if (e.plainHosts && (e.plainHosts.has(hostOnly) || e.plainHosts.has(withPort))) return true;
   if (e.wildcardHosts) for (const re of e.wildcardHosts) if (re.test(hostOnly) || re.test(withPort)) return true;
   return false;
-}
-
-function stripPort(host: string): string {
-  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
-  const colon = host.lastIndexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
-}
-
-/**
- * Kong turns each `*` of a wildcard host into `.+`: `*.example.com` matches
- * `a.example.com` and `a.b.example.com`; `example.*` matches `example.com` and
- * `example.co.uk`.
- */
-function wildcardToRegex(host: string): RegExp {
-  const escaped = host.toLowerCase().replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^${escaped.replace('*', '.+')}$`);
 }
 
 /**

@@ -20,7 +20,7 @@ interface CaseResult {
 }
 
 /** The cases that must run everywhere; nginx's are "unavailable" where nginx is not installed. */
-const REQUIRED = ['1', '2', '2-rs256', '2-es256', '2-cycle', '4', '4-warn', '4-otel', '5-rs256', '5-es256', '6', '7', '8-64k-bare', '8-64k-gw', '8-up-bare', '8-up-gw', '9-gw-1w', '9-gw-2w', '10-rl-local', '10-rl-redis'];
+const REQUIRED = ['1', '2', '2-rs256', '2-es256', '2-cycle', '4', '4-warn', '4-otel', '5-rs256', '5-es256', '6', '7', '8-64k-bare', '8-64k-gw', '8-up-bare', '8-up-gw', '9-gw-1w', '9-gw-2w', '10-rl-local', '10-rl-redis', '13-routes-10k'];
 const NGINX = ['3', '8-64k-nginx', '8-up-nginx', '9-nginx-1w', '9-nginx-2w'];
 
 test('npm run bench:quick: every case completes without errors', { timeout: 180_000 }, async (t) => {
@@ -40,7 +40,14 @@ test('npm run bench:quick: every case completes without errors', { timeout: 180_
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   assert.equal(code, 0, `bench --quick exited with ${code}:\n${output.slice(-4000)}`);
 
-  const report = JSON.parse(readFileSync(json, 'utf8')) as { mode: string; cases: CaseResult[]; streams: { target: string; error?: string }[] };
+  const report = JSON.parse(readFileSync(json, 'utf8')) as {
+    mode: string;
+    cases: CaseResult[];
+    streams: { target: string; error?: string }[];
+    routeScale?: { routes: number; compileMs: number };
+  };
+  assert.equal(report.routeScale?.routes, 10_000, 'group 12 measured the 10,000-route table');
+  assert.ok(report.routeScale.compileMs > 0);
   assert.equal(report.mode, 'quick');
   const byId = new Map(report.cases.map((c) => [c.id, c]));
   for (const id of REQUIRED) {
