@@ -2,6 +2,7 @@ import { type DynamicModule, Module, type INestApplicationContext } from '@nestj
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GatewayExceptionFilter } from './common/gateway-exception.filter.js';
@@ -12,6 +13,9 @@ import { HealthModule } from './health/health.module.js';
 import { IssuerRegistry } from './auth/issuer.registry.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
+import { createListenerServer, listenerUrl, type ListenerServer, type ListenerSpec } from './proxy/listeners.js';
+import { TlsContextStore } from './common/tls-context.js';
+import { WebSocketProxy } from './proxy/websocket.proxy.js';
 
 /** The proxy listener's application: the route table, plugins and the catch-all forward. */
 @Module({})
@@ -31,7 +35,9 @@ export class StatusAppModule {
 }
 
 export interface RunningGateway {
+  /** The first proxy listener's URL; `proxyUrls` has one per listener, in GATEHOUSE_PROXY_LISTEN order. */
   proxyUrl: string;
+  proxyUrls: string[];
   statusUrl: string;
   proxy: INestApplicationContext;
   status: NestFastifyApplication;
@@ -97,17 +103,17 @@ function fastifyAdapter(config: GatewayConfig, logger: Logger, onServer: (s: Ser
   });
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function listen(server: Server | ListenerServer, host: string, port: number, backlog?: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog }, () => {
       server.off('error', reject);
       resolve();
     });
   });
 }
 
-function closeServer(server: Server): Promise<void> {
+function closeServer(server: Server | ListenerServer): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
@@ -120,9 +126,29 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger), { logger: nestLogger, abortOnError: false });
   await proxy.init();
   const handler = proxy.get(ProxyHandler);
-  const proxyServer = createServer(serverOptions(config), handler.handle);
-  proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
-  servers.push(proxyServer);
+  const websockets = proxy.get(WebSocketProxy);
+  const { proxyListen, statusListen } = config.settings;
+  // The first listener's address may have been rewritten by the demo (a free port chosen up front).
+  const specs: ListenerSpec[] = config.settings.proxyListeners.map((l, i) => (i === 0 ? { ...l, host: proxyListen.host, port: proxyListen.port } : l));
+  const tls = config.settings.tls ? new TlsContextStore(config.settings.tls, logger) : undefined;
+  tls?.watch();
+  const proxyServers: ListenerServer[] = [];
+  // HTTP/2 sessions outlive server.close(): shutdown sends them GOAWAY (in-flight streams finish), the timeout destroys them.
+  const h2Sessions = new Set<Http2Session>();
+  for (const spec of specs) {
+    const server = createListenerServer(spec, serverOptions(config), { request: handler.handle, upgrade: websockets.upgrade }, tls);
+    if (spec.http2) {
+      server.on('session', (session: Http2Session) => {
+        h2Sessions.add(session);
+        session.once('close', () => h2Sessions.delete(session));
+        if (handler.draining) session.close();
+      });
+    }
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
+    // Failed handshakes (scanners, clients refusing the certificate) are not the gateway's errors.
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => logger.debug({ reason: err.code ?? err.message, peer: socket.remoteAddress }, 'TLS handshake failed'));
+    proxyServers.push(server);
+  }
 
   const status = await NestFactory.create<NestFastifyApplication>(
     StatusAppModule.register(config, logger, proxy.get(IssuerRegistry)),
@@ -131,8 +157,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   );
   status.useGlobalFilters(new GatewayExceptionFilter(logger));
 
-  const { proxyListen, statusListen } = config.settings;
-  await listen(proxyServer, proxyListen.host, proxyListen.port);
+  for (let i = 0; i < specs.length; i++) await listen(proxyServers[i], specs[i].host, specs[i].port, specs[i].backlog);
   await status.listen(statusListen.port, statusListen.host);
   const url = (server: Server, fallbackHost: string) => {
     const address = server.address();
@@ -144,19 +169,26 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   return {
     proxy,
     status,
-    proxyUrl: url(proxyServer, proxyListen.host),
+    proxyUrl: listenerUrl(specs[0], proxyServers[0]),
+    proxyUrls: specs.map((spec, i) => listenerUrl(spec, proxyServers[i])),
     statusUrl: url(status.getHttpServer(), statusListen.host),
     shutdown() {
       closing ??= (async () => {
         const force = setTimeout(() => {
           logger.warn({ timeout_ms: config.settings.shutdownTimeoutMs }, 'shutdown timeout reached, closing remaining connections');
           for (const s of servers) s.closeAllConnections();
+          for (const s of proxyServers) (s as Server).closeAllConnections?.();
+          websockets.destroyAll();
+          for (const session of h2Sessions) session.destroy();
         }, config.settings.shutdownTimeoutMs);
         force.unref();
         // Stop accepting; idle keep-alive connections close now, busy ones after their response
         // (which carries Connection: close); then the upstream pools close.
         handler.draining = true;
-        await Promise.all([closeServer(proxyServer), status.close()]);
+        for (const session of h2Sessions) session.close();
+        // WebSockets are told (close 1001) and counted in the drain like in-flight requests.
+        await Promise.all([...proxyServers.map(closeServer), status.close(), websockets.closeAll()]);
+        tls?.close();
         await proxy.close();
         clearTimeout(force);
       })();

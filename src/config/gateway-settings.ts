@@ -1,6 +1,8 @@
 import { BlockList, isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigProblem } from './config.loader.js';
+import { checkTlsSettings, type CipherSuite, type TlsSettings } from '../common/tls-context.js';
+import { parseListeners, type ListenerSpec } from '../proxy/listeners.js';
 
 /**
  * Gateway-level settings from the environment, named like Kong's `KONG_*`
@@ -18,7 +20,13 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_SHUTDOWN_TIMEOUT: '10000',
   GATEHOUSE_MAX_HEADER_SIZE: '16384',
   GATEHOUSE_WORKERS: '1',
+  GATEHOUSE_SSL_CERT: '',
+  GATEHOUSE_SSL_CERT_KEY: '',
+  GATEHOUSE_SSL_CIPHER_SUITE: 'intermediate',
+  GATEHOUSE_SSL_CIPHERS: '',
 } as const;
+
+const CIPHER_SUITES = ['intermediate', 'modern', 'custom'] as const;
 
 export interface ListenAddress {
   host: string;
@@ -28,7 +36,18 @@ export interface ListenAddress {
 export interface GatewaySettings {
   /** Path of the declarative config, or undefined for the built-in demo. */
   declarativeConfig?: string;
+  /** The first proxy listener (the one logs and the demo name); `proxyListeners` has them all. */
   proxyListen: ListenAddress;
+  /** Every proxy listener, Kong's `proxy_listen` syntax (see listeners.ts). */
+  proxyListeners: ListenerSpec[];
+  /**
+   * Server certificates for `ssl` listeners; undefined when none are configured
+   * (then no listener may be `ssl`, except the TLS demo, which makes its own).
+   */
+  tls?: TlsSettings;
+  /** TLS version and cipher policy, also used by the demo's self-signed certificate. */
+  sslCipherSuite: CipherSuite;
+  sslCiphers?: string;
   statusListen: ListenAddress;
   /** Peers whose X-Forwarded-* and X-Request-Id are believed. Empty: nobody. */
   trustedIps: BlockList;
@@ -59,7 +78,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
   // An empty variable (`FOO=` in a compose file or a ConfigMap) means "use the default".
   const get = (k: keyof typeof SETTINGS_DEFAULTS) => env[k]?.trim() || SETTINGS_DEFAULTS[k];
 
-  const listen = (k: 'GATEHOUSE_PROXY_LISTEN' | 'GATEHOUSE_STATUS_LISTEN'): ListenAddress => {
+  const listen = (k: 'GATEHOUSE_STATUS_LISTEN'): ListenAddress => {
     const value = get(k).trim();
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
     const port = m ? Number(m[3]) : NaN;
@@ -69,6 +88,25 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     }
     return { host: m[1] ?? m[2], port };
   };
+  const proxy = parseListeners(get('GATEHOUSE_PROXY_LISTEN'), 'GATEHOUSE_PROXY_LISTEN');
+  problems.push(...proxy.problems);
+  const sslCipherSuite = get('GATEHOUSE_SSL_CIPHER_SUITE').toLowerCase() as CipherSuite;
+  const sslCiphers = get('GATEHOUSE_SSL_CIPHERS') || undefined;
+  if (!CIPHER_SUITES.includes(sslCipherSuite)) {
+    problems.push({ path: 'GATEHOUSE_SSL_CIPHER_SUITE', message: `must be one of ${CIPHER_SUITES.join(', ')}, got "${get('GATEHOUSE_SSL_CIPHER_SUITE')}"` });
+  } else if (sslCipherSuite === 'custom' && !sslCiphers) {
+    problems.push({ path: 'GATEHOUSE_SSL_CIPHERS', message: 'is required when GATEHOUSE_SSL_CIPHER_SUITE is custom (an OpenSSL cipher list)' });
+  }
+  const list = (k: 'GATEHOUSE_SSL_CERT' | 'GATEHOUSE_SSL_CERT_KEY') => get(k).split(',').map((f) => f.trim()).filter(Boolean);
+  let tls: TlsSettings | undefined;
+  const certFiles = list('GATEHOUSE_SSL_CERT');
+  const keyFiles = list('GATEHOUSE_SSL_CERT_KEY');
+  if (certFiles.length || keyFiles.length) {
+    tls = { certFiles, keyFiles, cipherSuite: sslCipherSuite, ciphers: sslCiphers };
+    if (!certFiles.length) problems.push({ path: 'GATEHOUSE_SSL_CERT', message: 'is required with GATEHOUSE_SSL_CERT_KEY' });
+    else if (CIPHER_SUITES.includes(sslCipherSuite)) problems.push(...checkTlsSettings(tls));
+  }
+
   const positiveInt = (k: keyof typeof SETTINGS_DEFAULTS, alternative = '') => {
     const n = Number(get(k));
     if (!Number.isInteger(n) || n <= 0) problems.push({ path: k, message: `must be a positive integer${alternative}, got "${get(k)}"` });
@@ -107,7 +145,11 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
 
   const settings: GatewaySettings = {
     declarativeConfig,
-    proxyListen: listen('GATEHOUSE_PROXY_LISTEN'),
+    proxyListen: proxy.listeners[0] ? { host: proxy.listeners[0].host, port: proxy.listeners[0].port } : { host: '127.0.0.1', port: 0 },
+    proxyListeners: proxy.listeners,
+    tls,
+    sslCipherSuite,
+    sslCiphers,
     statusListen: listen('GATEHOUSE_STATUS_LISTEN'),
     trustedIps,
     trustedIpsText,
@@ -118,6 +160,11 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     maxHeaderSize: positiveInt('GATEHOUSE_MAX_HEADER_SIZE'),
     workers: get('GATEHOUSE_WORKERS').trim() === 'auto' ? availableParallelism() : positiveInt('GATEHOUSE_WORKERS', ' or "auto"'),
   };
+  // The TLS demo makes its own self-signed certificate; anything else needs files.
+  const demoTls = !declarativeConfig && env.GATEHOUSE_DEMO_TLS === '1';
+  if (!tls && !demoTls && proxy.listeners.some((l) => l.ssl)) {
+    problems.push({ path: 'GATEHOUSE_SSL_CERT', message: 'is required: GATEHOUSE_PROXY_LISTEN has an ssl listener (set GATEHOUSE_SSL_CERT and GATEHOUSE_SSL_CERT_KEY to PEM files)' });
+  }
   if (problems.length) throw new SettingsError(problems);
   return settings;
 }
