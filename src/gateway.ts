@@ -136,7 +136,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   // HTTP/2 sessions outlive server.close(): shutdown sends them GOAWAY (in-flight streams finish), the timeout destroys them.
   const h2Sessions = new Set<Http2Session>();
   for (const spec of specs) {
-    const server = createListenerServer(spec, serverOptions(config), { request: handler.handle, upgrade: websockets.upgrade }, tls);
+    const server = createListenerServer(spec, serverOptions(config), { request: handler.handle, upgrade: handler.upgrade }, tls);
     if (spec.http2) {
       server.on('session', (session: Http2Session) => {
         h2Sessions.add(session);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { PLUGIN_SCHEMAS, type PluginName } from '../plugins/plugin-schemas.js';
 
@@ -102,13 +103,18 @@ const routeFields = {
   paths: z.array(path).optional(),
   methods: z.array(method).optional(),
   hosts: z.array(host).optional(),
-  protocols: z.array(z.enum(['http', 'https'])).default(['http', 'https']),
+  protocols: z
+    .array(z.enum(['http', 'https', 'ws', 'wss', 'grpc', 'grpcs']))
+    .refine((p) => !p.includes('grpc') && !p.includes('grpcs'), 'grpc and grpcs are not supported (upstreams are reached over HTTP/1.1; see docs/protocols.md)')
+    .refine((p) => p.length > 0, 'must list at least one protocol')
+    .default(['http', 'https']),
   strip_path: z.boolean().default(true),
   preserve_host: z.boolean().default(false),
   regex_priority: integer().default(0),
   // Only Kong's default join (v0) is implemented; v1 is refused rather than silently treated as v0.
   path_handling: z.literal('v0', { error: 'only "v0" (Kong\'s default) is supported' }).default('v0'),
-  https_redirect_status_code: integer(300, 599).optional(),
+  // Kong's choices: 426 (the default) or a redirect to https://.
+  https_redirect_status_code: z.union([z.literal(426), z.literal(301), z.literal(302), z.literal(307), z.literal(308)], { error: 'must be one of 426, 301, 302, 307, 308' }).default(426),
   request_buffering: z.boolean().optional(),
   response_buffering: z.boolean().optional(),
   plugins: z.array(nestedPlugin).default([]),
@@ -138,6 +144,10 @@ const serviceSchema = z
     read_timeout: timeout.default(DEFAULT_TIMEOUT_MS),
     write_timeout: timeout.default(DEFAULT_TIMEOUT_MS),
     retries: integer(0, 32767).default(DEFAULT_RETRIES),
+    // Kong's default (nginx proxy_ssl_verify off) does not verify; Gatehouse does unless told not to.
+    tls_verify: z.boolean().default(true),
+    // Kong lists CA certificate entity ids here; Gatehouse takes PEM file paths (read at load).
+    ca_certificates: z.array(z.string().min(1).superRefine(caFileProblem)).optional(),
     enabled: z.boolean().default(true),
     routes: z.array(nestedRoute).default([]),
     plugins: z.array(nestedPlugin).default([]),
@@ -152,6 +162,18 @@ const serviceSchema = z
       ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required (or host, with protocol/port/path)' });
     }
   }, { when: () => true });
+
+/** A CA bundle path must name a readable PEM file with at least one certificate, checked at load. */
+function caFileProblem(file: string, ctx: z.RefinementCtx): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+    return;
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) ctx.addIssue({ code: 'custom', message: `"${file}" holds no PEM certificate` });
+}
 
 const FORMAT_VERSIONS = ['1.1', '2.1', '3.0'] as const;
 

@@ -7,6 +7,7 @@ import { ProxyHandler } from './proxy.handler.js';
 import { RouteMatcher } from './route-matcher.js';
 import { RouteTable } from './route-table.js';
 import { UpstreamClient } from './upstream.client.js';
+import { WebSocketProxy } from './websocket.proxy.js';
 
 /** Route table compiled once, the upstream pools, and the catch-all handler of the proxy listener. */
 @Module({
@@ -24,9 +25,10 @@ import { UpstreamClient } from './upstream.client.js';
     },
     { provide: UpstreamClient, inject: [RouteTable], useFactory: (t: RouteTable) => new UpstreamClient(t.services) },
     RouteMatcher,
+    WebSocketProxy,
     ProxyHandler,
   ],
-  exports: [RouteTable, ProxyHandler],
+  exports: [RouteTable, ProxyHandler, WebSocketProxy],
 })
 export class ProxyModule implements OnApplicationShutdown {
   constructor(@Inject(UpstreamClient) private readonly upstream: UpstreamClient) {}

@@ -11,6 +11,7 @@ import type { RequestContext } from '../common/request-context.js';
 import { clientResponseHeaders } from './forwarding-headers.js';
 import type { UpstreamService } from './route-table.js';
 import type { ResponseBodyTap } from '../plugins/plugin.js';
+import { certificateFailure, upstreamTlsOptions } from '../common/tls-upstream.js';
 
 /** Methods RFC 9110 §9.2.2 calls idempotent: safe to send again after a connection failure. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -38,10 +39,13 @@ export class UpstreamClient {
     if (pool) return pool;
     // Services on one origin share connections when their timeouts agree; the pool's own
     // headersTimeout/bodyTimeout are the service's read_timeout, so requests need no per-request timers.
-    const key = `${service.origin}#${service.connectTimeoutMs}#${service.readTimeoutMs}`;
+    const tls = upstreamTlsOptions(service);
+    const key = `${service.origin}#${service.connectTimeoutMs}#${service.readTimeoutMs}#${tls ? `${service.tlsVerify}#${service.caCertificates ?? ''}` : ''}`;
     pool = this.pools.get(key);
     if (!pool) {
       pool = new Pool(service.origin, {
+        // Upstreams are HTTP/1.1 keep-alive pools, whatever the client spoke (HTTP/2 included).
+        ...(tls ? { connect: tls } : {}),
         connectTimeout: service.connectTimeoutMs,
         headersTimeout: service.readTimeoutMs,
         bodyTimeout: service.readTimeoutMs,
@@ -70,7 +74,14 @@ export class UpstreamClient {
     headers: string[],
   ): Promise<void> {
     const method = req.method!;
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    // HTTP/2 has no Transfer-Encoding: a body without a length is announced by a HEADERS frame without END_STREAM.
+    const stream = (req as { stream?: { endAfterHeaders: boolean } }).stream;
+    const hasBody =
+      req.headers['content-length'] !== undefined
+        ? req.headers['content-length'] !== '0'
+        : stream === undefined
+          ? req.headers['transfer-encoding'] !== undefined
+          : !stream.endAfterHeaders;
     const options: Dispatcher.DispatchOptions = {
       method: method as Dispatcher.HttpMethod,
       path: path + ctx.query,
@@ -81,12 +92,15 @@ export class UpstreamClient {
     };
     const pool = this.pool(service);
     const retriable = !hasBody && IDEMPOTENT.has(method);
+    // On HTTP/2 the request's own stream stands for the connection: the session socket is shared by
+    // concurrent requests, and one request ending must not abort the others' upstream exchanges.
+    const client = (stream as unknown as Socket | undefined) ?? req.socket;
     return new Promise<void>((resolve, reject) => {
       let attempt = 0;
       const done = (err: Error | null, responded: boolean) => {
         if (!err) return resolve();
         // The client is gone: nobody to answer (the access log records the abort).
-        if ((res.destroyed || req.socket.destroyed) && !responded) return resolve();
+        if ((res.destroyed || client.destroyed) && !responded) return resolve();
         if (responded) {
           // Already streaming: abort rather than end cleanly, so the client sees a broken response.
           if (!res.destroyed) res.destroy(err);
@@ -96,13 +110,13 @@ export class UpstreamClient {
         if (retriable && attempt < service.retries && code && CONNECT_FAILURES.has(code) && !res.destroyed) {
           attempt++;
           ctx.upstreamStartedAt = performance.now();
-          pool.dispatch(options, new UpstreamExchange(req.socket, res, ctx, done));
+          pool.dispatch(options, new UpstreamExchange(client, res, ctx, done));
           return;
         }
         reject(toGatewayError(err, code, service));
       };
       ctx.upstreamStartedAt = performance.now();
-      pool.dispatch(options, new UpstreamExchange(req.socket, res, ctx, done));
+      pool.dispatch(options, new UpstreamExchange(client, res, ctx, done));
     });
   }
 
@@ -203,7 +217,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 }
 
-function toGatewayError(err: Error, code: string | undefined, service: UpstreamService): GatewayError {
+export function toGatewayError(err: Error, code: string | undefined, service: UpstreamService): GatewayError {
   const where = `upstream ${service.name} (${service.origin})`;
   if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return new GatewayTimeoutError(`${where}: ${code ?? err.name}`, err);
@@ -211,6 +225,8 @@ function toGatewayError(err: Error, code: string | undefined, service: UpstreamS
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return new ServiceUnavailableError('name resolution failed', `${where}: DNS lookup failed (${code})`, err);
   }
+  const certificate = certificateFailure(code);
+  if (certificate) return new BadGatewayError(`${where}: ${certificate}`, err);
   if (err instanceof undiciErrors.RequestAbortedError) {
     return new BadGatewayError(`${where}: request aborted`, err);
   }
