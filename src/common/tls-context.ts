@@ -1,6 +1,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ConfigProblem } from '../config/config.loader.js';
@@ -88,6 +88,10 @@ function loadPair(certFile: string, keyFile: string, suite: SecureContextOptions
     if (cn) names.push(cn.toLowerCase());
   }
   return { context, options, names, notAfter: x509.validTo };
+}
+
+function samePem(a: SecureContextOptions, b: SecureContextOptions | undefined): boolean {
+  return !!b && (a.cert as Buffer).equals(b.cert as Buffer) && (a.key as Buffer).equals(b.key as Buffer);
 }
 
 /** Checks every pair at start-up, so a bad file is a settings problem with its variable named, not a crash later. */
@@ -185,6 +189,8 @@ export class TlsContextStore {
       this.logger?.error({ err: (err as Error).message }, 'TLS certificate reload failed; the previous certificates stay in use');
       return false;
     }
+    // Other files in the directory changed, or a rotation rewrote the same bytes: nothing to swap.
+    if (pairs.every((p, i) => samePem(p.options, this.pairs[i]?.options))) return false;
     this.pairs = pairs;
     this.index();
     this.generation++;
@@ -195,10 +201,14 @@ export class TlsContextStore {
 
   /** Watches the files' directories; changes are coalesced for `debounceMs` (a rotation writes several files). */
   watch(debounceMs = 250): void {
-    const dirs = new Set([...this.settings.certFiles, ...this.settings.keyFiles].map((f) => dirname(resolve(f))));
+    const files = [...this.settings.certFiles, ...this.settings.keyFiles];
+    const dirs = new Set(files.map((f) => dirname(resolve(f))));
+    const names = new Set(files.map((f) => basename(f)));
     for (const dir of dirs) {
       try {
-        const w = watch(dir, { persistent: false }, () => {
+        const w = watch(dir, { persistent: false }, (_event, filename) => {
+          // Our files, or a Kubernetes secret volume's `..data` symlink swap (and its `..2026_…` targets).
+          if (filename && !names.has(filename) && !filename.startsWith('..')) return;
           clearTimeout(this.timer);
           this.timer = setTimeout(() => this.reload(), debounceMs);
           this.timer.unref();
