@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const started = { proxy: gateway.proxyUrl, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers };
+  const started = { proxy: gateway.proxyUrl, listeners: gateway.proxyUrls, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers };
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
 
