@@ -114,7 +114,10 @@ const routeFields = {
   // Only Kong's default join (v0) is implemented; v1 is refused rather than silently treated as v0.
   path_handling: z.literal('v0', { error: 'only "v0" (Kong\'s default) is supported' }).default('v0'),
   // Kong's choices: 426 (the default) or a redirect to https://.
-  https_redirect_status_code: z.union([z.literal(426), z.literal(301), z.literal(302), z.literal(307), z.literal(308)], { error: 'must be one of 426, 301, 302, 307, 308' }).default(426),
+  https_redirect_status_code: z
+    .number()
+    .refine((n) => [426, 301, 302, 307, 308].includes(n), 'must be one of 426, 301, 302, 307, 308')
+    .default(426),
   request_buffering: z.boolean().optional(),
   response_buffering: z.boolean().optional(),
   plugins: z.array(nestedPlugin).default([]),
