@@ -8,6 +8,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ "${GATEHOUSE_BENCH_DEPS:-}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+  command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""

@@ -45,7 +45,7 @@ export function parseListeners(value: string, setting: string, opts: { allowOff?
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(address ?? '');
     const port = m ? Number(m[3]) : NaN;
     if (!m || port > 65535) {
-      problems.push({ path: at, message: `must be "host:port [ssl] [http2]" (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "${entry}"` });
+      problems.push({ path: at, message: `must be "host:port" and optional flags (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "${entry}"` });
       return;
     }
     const spec: ListenerSpec = { host: m[1] ?? m[2], port, ssl: false, http2: false, text: entry };

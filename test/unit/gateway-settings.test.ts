@@ -132,9 +132,9 @@ describe('readGatewaySettings: --config', () => {
 
 describe('readGatewaySettings: problems', () => {
   const cases: [env: NodeJS.ProcessEnv, expected: string][] = [
-    [{ GATEHOUSE_PROXY_LISTEN: 'nonsense' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port [ssl] [http2]" (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "nonsense"'],
-    [{ GATEHOUSE_PROXY_LISTEN: '8000' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port [ssl] [http2]" (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "8000"'],
-    [{ GATEHOUSE_PROXY_LISTEN: '0.0.0.0:70000' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port [ssl] [http2]" (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "0.0.0.0:70000"'],
+    [{ GATEHOUSE_PROXY_LISTEN: 'nonsense' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" and optional flags (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "nonsense"'],
+    [{ GATEHOUSE_PROXY_LISTEN: '8000' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" and optional flags (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "8000"'],
+    [{ GATEHOUSE_PROXY_LISTEN: '0.0.0.0:70000' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" and optional flags (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "0.0.0.0:70000"'],
     [{ GATEHOUSE_STATUS_LISTEN: '::1:8100' }, 'GATEHOUSE_STATUS_LISTEN: must be "host:port" (e.g. 0.0.0.0:8000 or [::]:8000), got "::1:8100"'],
     [{ GATEHOUSE_TRUSTED_IPS: '10.0.0.0/33' }, 'GATEHOUSE_TRUSTED_IPS: "10.0.0.0/33" is not an IP address or CIDR block'],
     [{ GATEHOUSE_TRUSTED_IPS: 'fd00::/129' }, 'GATEHOUSE_TRUSTED_IPS: "fd00::/129" is not an IP address or CIDR block'],
