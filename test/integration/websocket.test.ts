@@ -11,6 +11,7 @@ import { FakeIssuer } from '../helpers/fake-issuer.js';
 import { bearerPlugin, rssBytes, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { loginAtIdp } from '../helpers/idp-login.js';
 import { freePort } from '../helpers/ports.js';
+import { TestPki } from '../helpers/tls.js';
 
 /**
  * A real WebSocket upstream (the `ws` package): echoes messages, records each
@@ -256,6 +257,37 @@ describe('WebSockets: authenticated upgrades, tunnelling, closing', () => {
     sink.resume();
     await until(() => upstream.received - before >= total * chunk.length, 'the sink to receive everything', 30_000);
     client.close();
+  });
+});
+
+describe('WebSockets over TLS (wss) on an ssl http2 listener', () => {
+  it('upgrades HTTP/1.1 connections of the HTTP/2 listener; a wss-only route refuses clear text with 426', async () => {
+    const pki = new TestPki();
+    const pair = pki.issue('srv', ['localhost']);
+    const upstream = await new WsUpstream().start();
+    const gw = await startGateway({
+      env: { GATEHOUSE_PROXY_LISTEN: '127.0.0.1:0, 127.0.0.1:0 ssl http2', GATEHOUSE_SSL_CERT: pair.certFile, GATEHOUSE_SSL_CERT_KEY: pair.keyFile },
+      config: { _format_version: '3.0', services: [{ name: 's', url: upstream.url, routes: [{ paths: ['/secure'], strip_path: false, protocols: ['wss'] }] }] },
+    });
+    try {
+      const [plain, tls] = gw.logs().find((l) => l.msg === 'gatehouse started')!.listeners as string[];
+      const secure = await new Promise<{ first: string; proto: string }>((resolve, reject) => {
+        const ws = new WebSocket(`${tls.replace('https:', 'wss:').replace('127.0.0.1', 'localhost')}/secure`, { ca: pki.ca.cert });
+        ws.once('message', (m) => {
+          resolve({ first: m.toString(), proto: String(upstream.handshakes.at(-1)!['x-forwarded-proto']) });
+          ws.close();
+        });
+        ws.once('error', reject);
+      });
+      assert.deepEqual(JSON.parse(secure.first), { hello: '/secure' });
+      assert.equal(secure.proto, 'https');
+      const clear = await open(`${plain.replace('http:', 'ws:')}/secure`);
+      assert.equal(clear.status, 426);
+      assert.deepEqual(clear.body, { message: 'Please use HTTPS protocol' });
+    } finally {
+      await gw.stop();
+      await upstream.stop();
+    }
   });
 });
 
