@@ -102,11 +102,13 @@ export function createListenerServer(spec: ListenerSpec, httpOptions: HttpServer
           // The HTTP/1.1 header limit applies to HTTP/2's decoded header list as well.
           settings: { maxHeaderListSize: httpOptions.maxHeaderSize },
           maxSessionMemory: 10,
+          // A handshake gets the time a client has for its request headers (tls' default is 120 s).
+          handshakeTimeout: httpOptions.headersTimeout,
         },
         handlers.request as unknown as Parameters<typeof createSecureServer>[1],
       );
     } else {
-      server = createHttpsServer({ ...httpOptions, ...tls.serverOptions() }, handlers.request);
+      server = createHttpsServer({ ...httpOptions, ...tls.serverOptions(), handshakeTimeout: httpOptions.headersTimeout }, handlers.request);
     }
     const s = server as HttpsServer;
     const unsubscribe = tls.onReload((defaults) => s.setSecureContext(defaults));

@@ -86,6 +86,8 @@ export class ProxyHandler {
    * 9110 §7.8 allows: served as a plain request, on a connection that closes.
    */
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Node caches the peer address on first read; the access log reads it when the connection has closed.
+    void req.socket.remoteAddress;
     const res = responseOnUpgradedSocket(req, socket as Socket);
     const websocket = req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket';
     if (!websocket) {

@@ -10,10 +10,12 @@ import { requestScheme } from './forwarding-headers.js';
  * https:// and the same host (without its port, like Kong's `$host`) and path.
  */
 export class HttpsRequiredError extends GatewayError {
-  constructor(status: number, location: string | undefined) {
+  constructor(status: number, location: string | undefined, http2: boolean) {
     super(status, status === 426 ? 'Please use HTTPS protocol' : status === 301 || status === 308 ? 'Moved Permanently' : 'Moved Temporarily', {
       reason: 'the route accepts only https',
-      headers: status === 426 ? { connection: 'Upgrade', upgrade: 'TLS/1.2, HTTP/1.1' } : { location: location! },
+      // An HTTP/2 request is only seen as clear text when a trusted proxy says so; HTTP/2 responses
+      // cannot carry connection-specific fields (RFC 9113 §8.2.2).
+      headers: status !== 426 ? { location: location! } : http2 ? undefined : { connection: 'Upgrade', upgrade: 'TLS/1.2, HTTP/1.1' },
     });
   }
 }
@@ -56,7 +58,7 @@ export function checkRouteProtocols(req: IncomingMessage, ctx: RequestContext, w
     const sent = (ctx.peerTrusted && (req.headers['x-forwarded-host'] as string | undefined)) || req.headers.host || '';
     location = `https://${stripPort(sent.split(',', 1)[0].trim())}${ctx.path}${ctx.query}`;
   }
-  throw new HttpsRequiredError(status, location);
+  throw new HttpsRequiredError(status, location, req.httpVersionMajor === 2);
 }
 
 function stripPort(host: string): string {
