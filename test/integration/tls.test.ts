@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, Agent, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -286,5 +286,33 @@ describe('upstream TLS: https services verify the certificate, set SNI, and fail
   it('tls_verify: false skips verification (Kong\'s default, opt-in here)', async () => {
     const res = await httpRequest(gw.proxyUrl, '/unverified');
     assert.equal(res.status, 200);
+  });
+});
+
+describe('the demo with GATEHOUSE_DEMO_TLS=1', () => {
+  it('serves the demo over HTTPS with a self-signed certificate the banner names; login cookies are Secure and __Host-', async () => {
+    const gw = await startGateway({
+      env: { GATEHOUSE_DEMO_TLS: '1', GATEHOUSE_DEMO_IDP_LISTEN: '127.0.0.1:0', GATEHOUSE_DEMO_UPSTREAM_LISTEN: '127.0.0.1:0' },
+    });
+    try {
+      const banner = gw.lines.join('\n');
+      assert.match(banner, /SELF-SIGNED/);
+      const certFile = /(\S+gatehouse-demo-tls-\S+\/demo\.crt)/.exec(banner)?.[1];
+      assert.ok(certFile, 'the banner prints the certificate path');
+      assert.match(gw.proxyUrl, /^https:\/\//);
+      assert.match(banner, new RegExp(`protected route\\s+${gw.proxyUrl}/oidc`));
+      const ca = readFileSync(certFile, 'utf8');
+      // An API call without a token: the JSON 401, over TLS verified against the printed certificate.
+      const res = await tlsRequest(`${gw.proxyUrl}/oidc`, { ca, headers: { accept: 'application/json' } });
+      assert.equal(res.status, 401);
+      assert.equal(res.peerCn, 'localhost');
+      // A browser is sent to log in with a Secure, __Host- login-transaction cookie (the redirect URI is https).
+      const browserish = await tlsRequest(`${gw.proxyUrl}/oidc`, { ca, headers: { accept: 'text/html' } });
+      assert.equal(browserish.status, 302);
+      const cookies = [browserish.headers['set-cookie'] ?? []].flat();
+      assert.ok(cookies.some((c) => c.startsWith('__Host-') && /;\s*Secure/i.test(c)), `cookies: ${cookies}`);
+    } finally {
+      await gw.stop();
+    }
   });
 });
