@@ -88,6 +88,9 @@ export class ProxyHandler {
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Node caches the peer address on first read; the access log reads it when the connection has closed.
     void req.socket.remoteAddress;
+    // The HTTP server removed its own error listener when it handed the socket over: without one, a client
+    // resetting the connection during the handshake would be an uncaught exception.
+    socket.on('error', onUpgradedSocketError);
     const res = responseOnUpgradedSocket(req, socket as Socket);
     const websocket = req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket';
     if (!websocket) {
@@ -179,6 +182,10 @@ function responseOnUpgradedSocket(req: IncomingMessage, socket: Socket): ServerR
     if (res.statusCode !== 101) socket.end();
   });
   return res;
+}
+
+function onUpgradedSocketError(this: Duplex): void {
+  this.destroy();
 }
 
 function adaptHttp2Request(req: IncomingMessage): void {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
@@ -28,6 +28,10 @@ class WsUpstream {
   received = 0;
   /** Answer the handshake with this status instead of 101. */
   refuse?: number;
+  /** Hold handshakes without answering (counted in `stalled`). */
+  stall = false;
+  stalled = 0;
+  private held = new Set<import('node:stream').Duplex>();
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => {
@@ -36,6 +40,13 @@ class WsUpstream {
     });
     this.server.on('upgrade', (req, socket, head) => {
       this.handshakes.push(req.headers);
+      if (this.stall) {
+        this.stalled++;
+        socket.on('error', () => undefined);
+        this.held.add(socket);
+        socket.once('close', () => this.held.delete(socket));
+        return;
+      }
       if (this.refuse) {
         socket.end(`HTTP/1.1 ${this.refuse} Forbidden\r\ncontent-type: application/json\r\ncontent-length: 18\r\nconnection: close\r\n\r\n{"upstream":"no!"}`);
         return;
@@ -69,6 +80,7 @@ class WsUpstream {
 
   async stop() {
     for (const ws of this.sockets) ws.terminate();
+    for (const s of this.held) s.destroy();
     this.server.closeAllConnections();
     await new Promise((r) => this.server.close(r));
   }
@@ -197,6 +209,26 @@ describe('WebSockets: authenticated upgrades, tunnelling, closing', () => {
     const down = await open(`${ws}/down`);
     assert.equal(down.status, 502);
     assert.deepEqual(down.body, { message: 'An invalid response was received from the upstream server' });
+  });
+
+  it('survives a client that resets the connection while its handshake is in progress', async () => {
+    upstream.stall = true;
+    try {
+      const socket = connect(Number(new URL(gw.proxyUrl).port), '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(
+        'GET /open HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      );
+      await until(() => upstream.stalled > 0, 'the upstream to hold the handshake');
+      socket.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      upstream.stall = false;
+    }
+    assert.equal(gw.child.exitCode, null, 'the gateway is still running');
+    const r = await open(`${ws}/open`);
+    assert.equal(r.status, 101);
+    r.ws!.close();
   });
 
   it('closes cleanly from the upstream side: the client sees the upstream\'s code', async () => {
