@@ -3,7 +3,7 @@
 # The install and build steps are the ones CI runs (.ci/run → npm ci, npm test → npm run build),
 # so a green CI keeps this file's steps working even though no Docker engine runs there.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -13,7 +13,7 @@ COPY test ./test
 COPY bench ./bench
 RUN npm run build
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     GATEHOUSE_DECLARATIVE_CONFIG=/etc/gatehouse/kong.yaml \
     GATEHOUSE_PROXY_LISTEN=0.0.0.0:8000 \

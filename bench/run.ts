@@ -203,6 +203,8 @@ async function main() {
         GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
         GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${statusPort}`,
         GATEHOUSE_LOG_LEVEL: 'warn',
+        // No load balancer to wait for: stop at once.
+        GATEHOUSE_SHUTDOWN_DELAY: '0',
         GLIBC_TUNABLES: mallocTunables(),
         ...env,
       },

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import { closeLogs } from './common/logger.js';
 import { withNodeFlags } from './node-flags.js';
 import { RefreshBroker } from './auth/refresh-coordinator.js';
+import type { ProcessStatus } from './health/process-status.js';
+import type { ReadinessState } from './health/readiness.state.js';
 
 /**
  * Multi-worker mode (GATEHOUSE_WORKERS > 1): the primary process serves no
@@ -14,8 +16,15 @@ import { RefreshBroker } from './auth/refresh-coordinator.js';
  *
  * - "gatehouse started" is logged once, by the primary, when every worker is
  *   listening (each worker logs "gatehouse worker started").
- * - SIGTERM/SIGINT are forwarded to the workers (each drains its in-flight
- *   requests as a single process would); the primary exits when they have.
+ * - SIGTERM/SIGINT are forwarded to the workers over IPC (each runs the
+ *   shutdown sequence a single process would: readiness 503, the shutdown
+ *   delay, then drain); a second signal is forwarded too and skips the delay.
+ *   Workers ignore signals sent to them directly while the primary is there
+ *   (Ctrl-C signals the whole process group: each worker would see it twice).
+ *   The primary exits when every worker has.
+ * - Draining (a signal, or `POST /status/ready` answered by any one worker) is
+ *   relayed to every worker, and `GET /status` sums every worker's counters:
+ *   the listeners are one gateway to whoever probes them.
  * - A worker that dies unexpectedly is replaced after a backoff that doubles
  *   on consecutive quick deaths. A worker that dies before the gateway has
  *   started at all means the start itself fails (port taken, bad file), so the
@@ -26,6 +35,21 @@ interface WorkerStarted {
   type: 'gatehouse:worker-started';
   fields: Record<string, unknown>;
 }
+
+/** Lifecycle and status messages between the primary and its workers. */
+type ToPrimary =
+  | WorkerStarted
+  | { type: 'gatehouse:drain' }
+  | { type: 'gatehouse:status-request'; id: number }
+  | { type: 'gatehouse:status-report'; id: number; status: ProcessStatus };
+type ToWorker =
+  | { type: 'gatehouse:signal'; signal: NodeJS.Signals }
+  | { type: 'gatehouse:drain' }
+  | { type: 'gatehouse:status-collect'; id: number }
+  | { type: 'gatehouse:status-reply'; id: number; statuses: ProcessStatus[] };
+
+/** How long `GET /status` waits for the other workers' counters before answering with those it has. */
+const STATUS_COLLECT_TIMEOUT_MS = 1_000;
 
 const RESTART_BASE_DELAY_MS = 500;
 const RESTART_MAX_DELAY_MS = 30_000;
@@ -47,7 +71,62 @@ export function reportWorkerStarted(logger: Logger, fields: Record<string, unkno
   process.send?.(message);
 }
 
-export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: number): Promise<number> {
+/**
+ * Calls `onSignal` for SIGTERM and SIGINT, every time (the shutdown sequence
+ * tells the first from the next). In a worker the signals come from the
+ * primary over IPC; a signal sent to the worker directly counts only once the
+ * primary is gone.
+ */
+export function onShutdownSignal(onSignal: (signal: NodeJS.Signals) => void): void {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (!cluster.isWorker || !process.connected) onSignal(signal);
+    });
+  }
+  if (cluster.isWorker) {
+    process.on('message', (m: ToWorker) => {
+      if (m?.type === 'gatehouse:signal') onSignal(m.signal);
+    });
+  }
+}
+
+/**
+ * A worker's side of the shared state: draining started here is announced to
+ * the others (through the primary) and theirs is adopted here; the returned
+ * source gives every worker's status. In a single process: this process only.
+ */
+export function joinClusterState(readiness: ReadinessState, local: () => ProcessStatus): () => Promise<ProcessStatus[]> {
+  if (!cluster.isWorker) return async () => [local()];
+  const pending = new Map<number, (statuses: ProcessStatus[]) => void>();
+  let nextId = 0;
+  const send = (m: ToPrimary) => {
+    if (process.connected) process.send!(m);
+  };
+  readiness.onDraining((origin) => {
+    if (origin !== 'cluster') send({ type: 'gatehouse:drain' });
+  });
+  process.on('message', (m: ToWorker) => {
+    if (m?.type === 'gatehouse:drain') readiness.startDraining('cluster');
+    else if (m?.type === 'gatehouse:status-collect') send({ type: 'gatehouse:status-report', id: m.id, status: local() });
+    else if (m?.type === 'gatehouse:status-reply') pending.get(m.id)?.(m.statuses);
+  });
+  return () =>
+    new Promise((resolve) => {
+      if (!process.connected) return resolve([local()]);
+      const id = nextId++;
+      // The primary answers within its own collect timeout; this one only covers a primary that is gone.
+      const timer = setTimeout(() => finish([local()]), STATUS_COLLECT_TIMEOUT_MS * 2);
+      const finish = (statuses: ProcessStatus[]) => {
+        clearTimeout(timer);
+        pending.delete(id);
+        resolve(statuses);
+      };
+      pending.set(id, finish);
+      send({ type: 'gatehouse:status-request', id });
+    });
+}
+
+export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: number, shutdownDelayMs = 0): Promise<number> {
   // Workers get the command-line V8 flags the gateway needs even when the primary was started without them.
   cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });
   return new Promise((resolveExit) => {
@@ -57,15 +136,56 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
     const startedSlots = new Set<number>();
     let started = false;
     let stopping = false;
+    let draining = false;
     let exitCode = 0;
+    let nextCollect = 0;
+
+    const send = (worker: Worker, m: ToWorker) => {
+      if (worker.isConnected()) worker.send(m);
+    };
+    /** Every live worker's status for one `GET /status`, answered to the worker that was asked. */
+    const collectStatus = (asker: Worker, id: number) => {
+      const id2 = nextCollect++;
+      const reports: ProcessStatus[] = [];
+      const expected = [...slots.keys()].filter((w) => w.isConnected());
+      const listeners = new Map<Worker, (m: ToPrimary) => void>();
+      const reply = () => {
+        clearTimeout(timer);
+        for (const [w, l] of listeners) w.off('message', l);
+        send(asker, { type: 'gatehouse:status-reply', id, statuses: reports.sort((a, b) => a.pid - b.pid) });
+      };
+      const timer = setTimeout(reply, STATUS_COLLECT_TIMEOUT_MS);
+      for (const w of expected) {
+        const l = (m: ToPrimary) => {
+          if (m?.type !== 'gatehouse:status-report' || m.id !== id2) return;
+          w.off('message', l);
+          listeners.delete(w);
+          reports.push(m.status);
+          if (listeners.size === 0) reply();
+        };
+        listeners.set(w, l);
+        w.on('message', l);
+        send(w, { type: 'gatehouse:status-collect', id: id2 });
+      }
+      if (expected.length === 0) reply();
+    };
 
     const refreshes = new RefreshBroker();
     const fork = (slot: number) => {
       const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot) });
       slots.set(worker, { slot, forkedAt: Date.now() });
       refreshes.attach(worker);
-      worker.on('message', (msg: WorkerStarted) => {
-        if (msg?.type !== 'gatehouse:worker-started' || started) return;
+      worker.on('message', (msg: ToPrimary) => {
+        if (msg?.type === 'gatehouse:drain') {
+          draining = true;
+          for (const w of slots.keys()) if (w !== worker) send(w, { type: 'gatehouse:drain' });
+          return;
+        }
+        if (msg?.type === 'gatehouse:status-request') return collectStatus(worker, msg.id);
+        if (msg?.type !== 'gatehouse:worker-started') return;
+        // A worker replacing a crashed one joins a gateway that is already draining.
+        if (draining) send(worker, { type: 'gatehouse:drain' });
+        if (started) return;
         startedSlots.add(slot);
         if (startedSlots.size === workers) {
           started = true;
@@ -80,6 +200,25 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
       void closeLogs(logger).then(() => resolveExit(exitCode));
     };
 
+    /**
+     * Over IPC for a worker that is serving (it ignores the signal itself while the primary is
+     * there), and the signal too, for a worker still starting: it has no handler yet and just ends.
+     */
+    const signalWorker = (worker: Worker, signal: NodeJS.Signals) => {
+      send(worker, { type: 'gatehouse:signal', signal });
+      worker.process.kill(signal);
+    };
+
+    let force: NodeJS.Timeout | undefined;
+    const killAfter = (ms: number) => {
+      clearTimeout(force);
+      force = setTimeout(() => {
+        logger.warn({ workers: slots.size }, 'workers did not exit in time, killing them');
+        for (const worker of slots.keys()) worker.process.kill('SIGKILL');
+      }, ms);
+      force.unref();
+    };
+
     const stop = (signal: NodeJS.Signals, code: number) => {
       if (stopping) return;
       stopping = true;
@@ -87,14 +226,18 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
       for (const t of pendingRestarts) clearTimeout(t);
       pendingRestarts.clear();
       logger.info({ signal, workers: slots.size }, 'stopping workers');
-      for (const worker of slots.keys()) worker.process.kill(signal);
-      const force = setTimeout(() => {
-        logger.warn({ workers: slots.size }, 'workers did not exit in time, killing them');
-        for (const worker of slots.keys()) worker.process.kill('SIGKILL');
-      }, shutdownTimeoutMs + SHUTDOWN_GRACE_MS);
-      force.unref();
+      for (const worker of slots.keys()) signalWorker(worker, signal);
+      killAfter(shutdownDelayMs + shutdownTimeoutMs + SHUTDOWN_GRACE_MS);
       finish();
     };
+
+    /** A signal while stopping: forwarded, so the workers skip what is left of their shutdown delay. */
+    const hurry = (signal: NodeJS.Signals) => {
+      logger.info({ signal, workers: slots.size }, 'stopping workers now: the rest of the shutdown delay is skipped');
+      for (const worker of slots.keys()) signalWorker(worker, signal);
+      killAfter(shutdownTimeoutMs + SHUTDOWN_GRACE_MS);
+    };
+    const onSignal = (signal: NodeJS.Signals) => (stopping ? hurry(signal) : stop(signal, 0));
 
     cluster.on('exit', (worker, code, signal) => {
       const info = slots.get(worker);
@@ -122,8 +265,12 @@ export function runPrimary(workers: number, logger: Logger, shutdownTimeoutMs: n
       pendingRestarts.add(t);
     });
 
-    process.on('SIGTERM', () => stop('SIGTERM', 0));
-    process.on('SIGINT', () => stop('SIGINT', 0));
+    // Each worker reads its declarative config again (FileConfigStore.reload).
+    process.on('SIGHUP', () => {
+      for (const worker of slots.keys()) worker.process.kill('SIGHUP');
+    });
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
 
     for (let slot = 0; slot < workers; slot++) fork(slot);
   });

@@ -7,30 +7,41 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GatewayExceptionFilter } from './common/gateway-exception.filter.js';
 import { NestPinoLogger } from './common/logger.js';
-import { ConfigModule } from './config/config.module.js';
+import { GatewayConfigModule } from './config/gateway-config.module.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { HealthModule } from './health/health.module.js';
-import { IssuerRegistry } from './auth/issuer.registry.js';
+import { EMPTY_CONFIGURATION_HASH, isEmptyConfiguration } from './health/configuration-hash.js';
+import { GatewayStateModule, type GatewayStateOptions } from './health/gateway-state.module.js';
+import { processStatus } from './health/process-status.js';
+import { ReadinessState } from './health/readiness.state.js';
+import { ServerCounters } from './health/server.counters.js';
+import { joinClusterState } from './cluster.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
+import { ProxyConfigRuntime } from './proxy/proxy-config.runtime.js';
 import { createListenerServer, listenerUrl, type ListenerServer, type ListenerSpec } from './proxy/listeners.js';
 import { TlsContextStore } from './common/tls-context.js';
 import { WebSocketProxy } from './proxy/websocket.proxy.js';
+import { adminOptions, startAdminListener } from './admin/admin.server.js';
+import type { ConfigStore } from './config/config-store.js';
 
 /** The proxy listener's application: the route table, plugins and the catch-all forward. */
 @Module({})
 export class ProxyAppModule {
-  static register(config: GatewayConfig, logger: Logger): DynamicModule {
-    return { module: ProxyAppModule, imports: [ConfigModule.forRoot(config, logger), ProxyModule] };
+  static register(config: GatewayConfig, logger: Logger, settingsModule?: DynamicModule): DynamicModule {
+    return { module: ProxyAppModule, imports: [GatewayConfigModule.forRoot(config, logger, settingsModule), ProxyModule] };
   }
 }
 
-/** The status listener's application: health (and later metrics), never shadowed by a proxied route. */
+/** The status listener's application: health and Kong's status endpoints (later metrics), never shadowed by a proxied route. */
 @Module({})
 export class StatusAppModule {
-  /** `issuers` is the proxy application's registry: readiness reports on the very state that verifies tokens. */
-  static register(config: GatewayConfig, logger: Logger, issuers: IssuerRegistry): DynamicModule {
-    return { module: StatusAppModule, imports: [ConfigModule.forRoot(config, logger), HealthModule.register(issuers)] };
+  /** `state` comes from the proxy application: readiness reports on the very state that verifies tokens. */
+  static register(config: GatewayConfig, logger: Logger, state: GatewayStateOptions, settingsModule?: DynamicModule): DynamicModule {
+    return {
+      module: StatusAppModule,
+      imports: [GatewayConfigModule.forRoot(config, logger, settingsModule), GatewayStateModule.forRoot(state), HealthModule],
+    };
   }
 }
 
@@ -41,8 +52,21 @@ export interface RunningGateway {
   statusUrl: string;
   proxy: INestApplicationContext;
   status: NestFastifyApplication;
+  /** Serving, then draining (SIGTERM, `POST /status/ready`): readiness answers 503 while requests are still served. */
+  readiness: ReadinessState;
+  /** The live declarative config: apply a document, read the applied one. */
+  runtime: ProxyConfigRuntime;
+  /** The Admin API's URL, when it listens (a store given and GATEHOUSE_ADMIN_LISTEN not off). */
+  adminUrl?: string;
   /** Stop accepting, let in-flight requests finish (bounded), close upstream pools. */
   shutdown(): Promise<void>;
+}
+
+export interface StartGatewayOptions {
+  /** @nestjs/config's module holding the validated GATEHOUSE_* settings (loadGatewaySettings). */
+  settingsModule?: DynamicModule;
+  /** Where the declarative config lives; the Admin API listens only when there is one. */
+  store?: ConfigStore;
 }
 
 /**
@@ -117,16 +141,22 @@ function closeServer(server: Server | ListenerServer): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, logger: Logger, options: StartGatewayOptions = {}): Promise<RunningGateway> {
+  const { store } = options;
   const nestLogger = new NestPinoLogger(logger);
   const servers: Server[] = [];
 
   // The proxy listener: a Nest application context (modules, DI, lifecycle) whose catch-all handler
   // the Node server calls directly (see ProxyHandler for why not through Nest's router).
-  const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger), { logger: nestLogger, abortOnError: false });
+  const proxy = await NestFactory.createApplicationContext(ProxyAppModule.register(config, logger, options.settingsModule), {
+    logger: nestLogger,
+    abortOnError: false,
+  });
   await proxy.init();
   const handler = proxy.get(ProxyHandler);
   const websockets = proxy.get(WebSocketProxy);
+  const counters = new ServerCounters();
+  const onRequest = counters.counting(handler.handle);
   const { proxyListen, statusListen } = config.settings;
   // The first listener's address may have been rewritten by the demo (a free port chosen up front).
   const specs: ListenerSpec[] = config.settings.proxyListeners.map((l, i) => (i === 0 ? { ...l, host: proxyListen.host, port: proxyListen.port } : l));
@@ -136,7 +166,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   // HTTP/2 sessions outlive server.close(): shutdown sends them GOAWAY (in-flight streams finish), the timeout destroys them.
   const h2Sessions = new Set<Http2Session>();
   for (const spec of specs) {
-    const server = createListenerServer(spec, serverOptions(config), { request: handler.handle, upgrade: handler.upgrade }, tls);
+    const server = createListenerServer(spec, serverOptions(config), { request: onRequest, upgrade: handler.upgrade }, tls);
+    counters.attach(server as Server);
     if (spec.http2) {
       server.on('session', (session: Http2Session) => {
         h2Sessions.add(session);
@@ -150,8 +181,24 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     proxyServers.push(server);
   }
 
+  const readiness = new ReadinessState();
+  readiness.onDraining((origin) => {
+    // Keep-alive clients are told to reconnect, so they land on an instance that stays.
+    handler.draining = true;
+    logger.info({ origin }, 'draining: readiness answers 503, requests are still served');
+  });
+  const runtime = proxy.get(ProxyConfigRuntime);
+  const state: GatewayStateOptions = {
+    proxy,
+    readiness,
+    // The applied configuration's own digest: it follows every reload.
+    configurationHash: () => (isEmptyConfiguration(runtime.current.declarative) ? EMPTY_CONFIGURATION_HASH : runtime.current.hash),
+    // With GATEHOUSE_WORKERS > 1 every worker's counters (and draining) are shared through the primary.
+    processStatuses: joinClusterState(readiness, () => processStatus(counters)),
+  };
+
   const status = await NestFactory.create<NestFastifyApplication>(
-    StatusAppModule.register(config, logger, proxy.get(IssuerRegistry)),
+    StatusAppModule.register(config, logger, state, options.settingsModule),
     fastifyAdapter(config, logger, (s) => servers.push(s)),
     { logger: nestLogger, abortOnError: false },
   );
@@ -159,6 +206,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
 
   for (let i = 0; i < specs.length; i++) await listen(proxyServers[i], specs[i].host, specs[i].port, specs[i].backlog);
   await status.listen(statusListen.port, statusListen.host);
+  // The Admin API writes through the store and applies to this process's runtime (other processes follow the store).
+  const adminListen = config.settings.adminListen;
+  const admin =
+    store && adminListen
+      ? await startAdminListener({ listen: adminListen, runtime: proxy.get(ProxyConfigRuntime), store, logger, options: adminOptions(config.settings) })
+      : undefined;
   const url = (server: Server, fallbackHost: string) => {
     const address = server.address();
     const host = fallbackHost === '0.0.0.0' || fallbackHost === '::' ? '127.0.0.1' : fallbackHost;
@@ -169,6 +222,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   return {
     proxy,
     status,
+    readiness,
+    runtime: proxy.get(ProxyConfigRuntime),
+    adminUrl: admin?.url,
     proxyUrl: listenerUrl(specs[0], proxyServers[0]),
     proxyUrls: specs.map((spec, i) => listenerUrl(spec, proxyServers[i])),
     statusUrl: url(status.getHttpServer(), statusListen.host),
@@ -184,10 +240,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         force.unref();
         // Stop accepting; idle keep-alive connections close now, busy ones after their response
         // (which carries Connection: close); then the upstream pools close.
+        readiness.startDraining('signal');
         handler.draining = true;
         for (const session of h2Sessions) session.close();
         // WebSockets are told (close 1001) and counted in the drain like in-flight requests.
-        await Promise.all([...proxyServers.map(closeServer), status.close(), websockets.closeAll()]);
+        await Promise.all([...proxyServers.map(closeServer), status.close(), admin?.close(), websockets.closeAll()]);
         tls?.close();
         await proxy.close();
         clearTimeout(force);

@@ -1,12 +1,17 @@
 import './runtime-tuning.js';
 import 'reflect-metadata';
-import { ConfigError, loadDeclarativeConfigFile } from './config/config.loader.js';
+import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } from './config/config.loader.js';
+import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
-import { readGatewaySettings, SettingsError } from './config/gateway-settings.js';
+import { loadGatewaySettings } from './config/gateway-config.module.js';
+import { SettingsError, type GatewaySettings } from './config/gateway-settings.js';
+import type { ConfigStore } from './config/config-store.js';
+import { documentWithIds } from './admin/admin-entities.js';
 import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
-import { isClusterWorker, reportWorkerStarted, runPrimary } from './cluster.js';
+import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './cluster.js';
+import { ShutdownSequence } from './health/shutdown.sequence.js';
 import { sessionCapacityWarning } from './auth/session.store.js';
 
 /**
@@ -15,9 +20,9 @@ import { sessionCapacityWarning } from './auth/session.store.js';
  * every problem listed and nothing ever listens.
  */
 async function main(): Promise<void> {
-  let settings;
+  let settings, settingsModule;
   try {
-    settings = readGatewaySettings(process.env, process.argv.slice(2));
+    ({ settings, module: settingsModule } = await loadGatewaySettings(process.argv.slice(2)));
   } catch (err) {
     if (err instanceof SettingsError) return fail(err.message);
     throw err;
@@ -25,26 +30,44 @@ async function main(): Promise<void> {
   const logger = createLogger(settings.logLevel);
 
   let config: GatewayConfig;
-  if (!settings.declarativeConfig && settings.workers > 1) {
+  const store = createConfigStore(settings);
+  // SIGHUP reloads the config once the gateway runs; until then it must not end the process (its default action).
+  if (store) process.on('SIGHUP', () => undefined);
+  if (settings.demo && settings.workers > 1) {
     // The demo runs an embedded IdP in-process: N copies would be N different issuers.
     return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
   }
-  if (!settings.declarativeConfig) {
-    const { startDemo, DemoStartError } = await import('./demo/demo.js');
-    try {
-      config = await startDemo(settings, logger);
-    } catch (err) {
-      if (err instanceof DemoStartError || err instanceof ConfigError) return fail(err.message);
-      throw err;
+  try {
+    if (settings.demo) {
+      const { startDemo, DemoStartError } = await import('./demo/demo.js');
+      try {
+        config = await startDemo(settings, logger);
+      } catch (err) {
+        if (err instanceof DemoStartError || err instanceof ConfigError) return fail(err.message);
+        throw err;
+      }
+      // The demo keeps admin changes in the embedded store. Its document holds the demo's
+      // {vault://env/GATEHOUSE_DEMO_*} references, so a restart on other ports or secrets still fits.
+      if (store) config = await fromStore(store, config.document, config, settings);
+    } else if (!settings.declarativeConfig) {
+      // A database and no file: whatever the store holds, or nothing yet (a fresh Kong with a database).
+      config = await fromStore(store!, { _format_version: '3.0' }, undefined, settings);
+    } else {
+      const file = settings.declarativeConfig;
+      // Through the store, so its watch starts from exactly the bytes that were validated; a writable
+      // store that is still empty starts from the file (Kong's declarative_config import).
+      let document = store ? await store.load() : undefined;
+      if (!document) {
+        if (store && !store.writable) return fail(`${store.source}: holds no declarative config`);
+        document = (await loadDeclarativeConfigFile(file)).document;
+        config = store ? await fromStore(store, document as Record<string, unknown>, undefined, settings) : new GatewayConfig(settings, validateDeclarativeDocument(document, file), file, false, document as Record<string, unknown>);
+      } else {
+        config = new GatewayConfig(settings, validateDeclarativeDocument(document, store!.source), store!.kind === 'off' ? file : store!.source, false, document as Record<string, unknown>);
+      }
     }
-  } else {
-    try {
-      const loaded = await loadDeclarativeConfigFile(settings.declarativeConfig);
-      config = new GatewayConfig(settings, loaded.config, loaded.source);
-    } catch (err) {
-      if (err instanceof ConfigError) return fail(err.message);
-      throw err;
-    }
+  } catch (err) {
+    if (err instanceof ConfigError) return fail(err.message);
+    throw err;
   }
 
   // Once, where the file was loaded: not per worker, not on a first request.
@@ -60,27 +83,35 @@ async function main(): Promise<void> {
 
   // The file is validated once, here, before any worker is forked.
   if (settings.workers > 1 && !isClusterWorker()) {
-    process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs);
+    process.exitCode = await runPrimary(settings.workers, logger, settings.shutdownTimeoutMs, settings.shutdownDelayMs);
     return;
   }
 
   let gateway;
   try {
-    gateway = await startGateway(config, logger);
+    gateway = await startGateway(config, logger, { settingsModule, store });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      return fail(`cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); set GATEHOUSE_PROXY_LISTEN / GATEHOUSE_STATUS_LISTEN`);
+      return fail(`cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); set GATEHOUSE_PROXY_LISTEN / GATEHOUSE_STATUS_LISTEN / GATEHOUSE_ADMIN_LISTEN`);
     }
     throw err;
   }
-  const started = { proxy: gateway.proxyUrl, listeners: gateway.proxyUrls, status: gateway.statusUrl, config: config.source, demo: config.demo, issuers: config.issuers };
+  const started = { proxy: gateway.proxyUrl, listeners: gateway.proxyUrls, status: gateway.statusUrl, admin: gateway.adminUrl, database: settings.database, config: config.source, demo: config.demo, issuers: config.issuers };
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
+  // Every process follows the store itself: with workers, each one sees the file change (or its SIGHUP, forwarded by the primary).
+  const unfollow = store ? followConfigStore(store, gateway.runtime, logger) : undefined;
 
-  const stop = (signal: string) => {
-    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-    gateway.shutdown().then(
+  // SIGTERM: readiness 503, serve on for GATEHOUSE_SHUTDOWN_DELAY, then drain and exit (ShutdownSequence).
+  const sequence = new ShutdownSequence(gateway, settings.shutdownDelayMs, logger);
+  onShutdownSignal((signal) => {
+    const done = sequence.signal(signal);
+    if (!done) return;
+    // A shutting-down gateway takes no new configuration.
+    unfollow?.();
+    void store?.close();
+    done.then(
       () => {
         logger.info('shutdown complete');
         void closeLogs(logger).then(() => process.exit(0));
@@ -90,9 +121,23 @@ async function main(): Promise<void> {
         void closeLogs(logger).then(() => process.exit(1));
       },
     );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/**
+ * The store's document, or `seed` (ids added) saved into an empty writable
+ * store. Validated with the store as its source, so a bad stored document
+ * names the store file.
+ */
+async function fromStore(store: ConfigStore, seed: Record<string, unknown>, demo: GatewayConfig | undefined, settings: GatewaySettings): Promise<GatewayConfig> {
+  let document = (await store.load()) as Record<string, unknown> | undefined;
+  if (!document) {
+    document = documentWithIds(seed);
+    // Validated before it is stored: a bad seed file must not become the store's content.
+    validateDeclarativeDocument(document, store.source);
+    if (store.writable) await store.save(document, { actor: demo ? 'demo' : 'seed' });
+  }
+  return new GatewayConfig(settings, validateDeclarativeDocument(document, store.source), store.source, demo !== undefined, document);
 }
 
 function fail(message: string): void {

@@ -462,9 +462,20 @@ export class IssuerRegistry implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit() {
+    this.prepare(this.config.openIdConnectConfigs);
+  }
+
+  /**
+   * Creates the key sets of `profiles` (a config about to be applied) and
+   * starts discovering issuers not seen before, in the background. Issuers
+   * already known keep their discovery document, keys and caches.
+   */
+  prepare(profiles: readonly IssuerProfile[]): void {
+    const known = new Set(this.discoveries.keys());
     // Every profile first, so each shared discovery knows its final timeout before it starts.
-    for (const c of this.config.openIdConnectConfigs) this.get(c);
+    for (const c of profiles) this.get(c);
     for (const [issuer, discovery] of this.discoveries) {
+      if (known.has(issuer)) continue;
       if (issuer.startsWith('http://') && !isLoopbackHttp(issuer)) {
         this.logger.warn({ issuer }, 'issuer uses plain http: tokens and keys can be tampered with in transit; use https in production');
       }

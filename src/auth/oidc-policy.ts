@@ -80,7 +80,7 @@ export class OidcPolicy {
       this.transactionKey = deriveKey(config.session_secret, `gatehouse login transaction\n${config.issuer}\n${config.client_id?.[0] ?? ''}\n${this.redirectUri?.href ?? ''}`);
     }
     const owned = new Set<string>();
-    for (const h of [config.upstream_access_token_header, config.upstream_id_token_header, config.upstream_user_info_header, config.upstream_introspection_header, ...config.upstream_headers_names]) {
+    for (const h of [config.upstream_access_token_header, config.upstream_id_token_header, config.upstream_user_info_header, config.upstream_introspection_header, ...config.upstream_headers.map((h) => h.header)]) {
       if (h) owned.add(canonicalHeaderName(h.split(':')[0]));
     }
     this.setsAuthorization = owned.delete('authorization');

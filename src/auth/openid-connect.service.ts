@@ -38,6 +38,8 @@ export type AuthOutcome = 'proceed' | 'responded';
 @Injectable()
 export class OpenIdConnectService implements OnModuleDestroy {
   private readonly policies = new Map<OpenIdConnectConfig, OidcPolicy>();
+  /** Policy ids are never reused: they key caches (introspection results) that outlive a reload. */
+  private policyCount = 0;
   /** Every cookie the gateway sets, whatever route set it: none ever reaches an upstream. */
   readonly ownedCookies: OwnedCookies;
   private readonly sessionOptions: SessionStoreOptions;
@@ -60,10 +62,24 @@ export class OpenIdConnectService implements OnModuleDestroy {
   policy(config: OpenIdConnectConfig): OidcPolicy {
     let p = this.policies.get(config);
     if (!p) {
-      p = new OidcPolicy(config, this.issuers.get(config), this.policies.size + 1, this.ownedCookies, this.sessionOptions);
+      if (config.session_secret) this.ownedCookies.add([config.session_cookie_name]);
+      p = new OidcPolicy(config, this.issuers.get(config), ++this.policyCount, this.ownedCookies, this.sessionOptions);
       this.policies.set(config, p);
     }
     return p;
+  }
+
+  /**
+   * After a new route table is swapped in: the policies it no longer uses are
+   * forgotten, and their session stores closed once requests still running on
+   * the old table are done with them.
+   */
+  retain(live: ReadonlySet<OidcPolicy>, graceMs = 30_000): void {
+    for (const [config, p] of this.policies) {
+      if (live.has(p)) continue;
+      this.policies.delete(config);
+      if (p.sessions) setTimeout(() => void p.sessions?.close(), graceMs).unref();
+    }
   }
 
   /**

@@ -17,21 +17,40 @@ export const TRANSACTION_COOKIE_PREFIX = 'gatehouse_auth_';
  * came.
  */
 export class OwnedCookies implements CookieFilter {
-  private readonly names: ReadonlySet<string>;
-  private readonly mention: RegExp;
+  private readonly names = new Set<string>();
+  private mention!: RegExp;
+  /** Sets made by `with()`: they own whatever this set comes to own. */
+  private readonly derived = new Set<WeakRef<OwnedCookies>>();
 
   constructor(sessionCookieNames: Iterable<string>, extraNames: Iterable<string> = []) {
-    const names = new Set<string>();
-    for (const n of [...sessionCookieNames, ...extraNames]) names.add(unprefixed(n));
-    this.names = names;
-    const alternatives = [...names].map(escapeRegExp);
+    this.add([...sessionCookieNames, ...extraNames]);
+  }
+
+  /**
+   * Owns `names` from now on (a reloaded config's new plugin instances), here
+   * and in every set derived with `with()`. Never forgets a name: a cookie a
+   * previous config set may still be in browsers and carries a token.
+   */
+  add(names: Iterable<string>): void {
+    const before = this.names.size;
+    const added = [...names].map(unprefixed);
+    for (const n of added) this.names.add(n);
+    if (this.mention && this.names.size === before) return;
+    const alternatives = [...this.names].map(escapeRegExp);
     alternatives.push(TRANSACTION_COOKIE_PREFIX);
     this.mention = new RegExp(`(?:^|[;\\s])(?:__Host-|__Secure-)?(?:${alternatives.join('|')})`);
+    for (const ref of this.derived) {
+      const d = ref.deref();
+      if (d) d.add(added);
+      else this.derived.delete(ref);
+    }
   }
 
   /** The same set plus `names` (e.g. a route's bearer-token cookie when credentials are hidden). */
   with(names: Iterable<string>): OwnedCookies {
-    return new OwnedCookies(this.names, names);
+    const d = new OwnedCookies(this.names, names);
+    this.derived.add(new WeakRef(d));
+    return d;
   }
 
   isOwned = (name: string): boolean => {

@@ -1,12 +1,13 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { LOGGER } from '../common/logger.js';
+import type { IncomingMessage } from 'node:http';
 import type { RequestContext } from '../common/request-context.js';
 import { ForbiddenError, UnauthorizedError } from './auth.errors.js';
 import type { OidcPolicy } from './oidc-policy.js';
-import { REQUIREMENTS_KEY } from './require-scopes.decorator.js';
+import type { Principal } from './principal.js';
+import { requirementsOf } from './require-scopes.decorator.js';
 import { challengeScope, describeFailure, evaluateRequirements, type Requirement, type RequirementFailure } from './requirements.js';
 
 /**
@@ -22,13 +23,21 @@ export class ScopesGuard implements CanActivate {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  /** Nest's entry: requirements from `@RequireScopes`/`@RequireRoles` on one of the gateway's own handlers. */
+  /**
+   * Nest's entry: requirements from `@RequireScopes`/`@RequireRoles` on one of
+   * the gateway's own handlers and its controller (they add up). The caller is
+   * the proxy's request context or, on a Nest application, the principal a
+   * Passport guard put on `req.user`; Express and Fastify requests alike.
+   */
   canActivate(context: ExecutionContext): boolean {
-    const req = context.switchToHttp().getRequest<FastifyRequest>().raw;
-    const ctx = req.gatehouse;
-    const decorated = this.reflector.getAllAndOverride<Requirement[] | undefined>(REQUIREMENTS_KEY, [context.getHandler(), context.getClass()]);
-    if (!decorated?.length) return true;
-    if (!ctx?.principal) throw new UnauthorizedError('Unauthorized', 'no authenticated caller', false);
+    const decorated = requirementsOf(context.getHandler(), context.getClass());
+    if (!decorated.length) return true;
+    const req = context.switchToHttp().getRequest<{ raw?: IncomingMessage; user?: unknown; id?: unknown; headers?: Record<string, unknown> }>();
+    const raw = (req.raw ?? req) as IncomingMessage;
+    const principal = raw.gatehouse?.principal ?? asPrincipal(req.user);
+    if (!principal) throw new UnauthorizedError('Unauthorized', 'no authenticated caller', false);
+    const ctx = raw.gatehouse ?? ({ requestId: String(req.id ?? ''), principal, caller: principal.claims.sub } as unknown as RequestContext);
+    ctx.principal ??= principal;
     this.authorize(ctx, decorated, decorated, 'Forbidden');
     return true;
   }
@@ -63,4 +72,9 @@ export class ScopesGuard implements CanActivate {
     this.logger.warn({ request_id: ctx.requestId, route: ctx.match?.route.name, caller: ctx.caller, via: principal.via }, reason);
     throw new ForbiddenError(forbiddenMessage, reason, challengeScope(failure));
   }
+}
+
+function asPrincipal(user: unknown): Principal | undefined {
+  const p = user as Principal | undefined;
+  return p && typeof p === 'object' && p.claims && typeof p.claims === 'object' ? p : undefined;
 }

@@ -63,9 +63,18 @@ export class UpstreamIdentity {
     if (c.upstream_introspection_header && principal.introspection) {
       set(c.upstream_introspection_header, Buffer.from(JSON.stringify(principal.introspection)).toString('base64'));
     }
-    for (let i = 0; i < c.upstream_headers_claims.length; i++) {
-      const value = claimAt(principal.claims, c.upstream_headers_claims[i]);
-      if (value !== undefined) add.push([c.upstream_headers_names[i], headerSafe(value)]);
+    // upstream_headers holds Kong 3.14's `[{header, path}]` and the older claims/names pairs (folded at load).
+    for (const h of c.upstream_headers) {
+      const value = claimAt(principal.claims, h.path);
+      if (value !== undefined) add.push([h.header, headerSafe(value)]);
+    }
+    if (c.downstream_headers.length) {
+      let response = ctx.responseHeaders;
+      for (const h of c.downstream_headers) {
+        const value = claimAt(principal.claims, h.path);
+        if (value !== undefined) (response ??= {})[h.header] = headerSafe(value);
+      }
+      ctx.responseHeaders = response;
     }
     if (c.upstream_user_info_header) {
       return this.userinfo(principal, policy).then((info) => {
@@ -101,10 +110,11 @@ export class UpstreamIdentity {
   }
 }
 
-function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unknown {
+/** The value at a claim path (Kong: a list of keys into nested objects, `[address, country]`); undefined when absent. */
+export function claimAt(claims: Readonly<Record<string, unknown>>, path: readonly string[]): unknown {
   let v: unknown = claims;
-  for (const k of path.split('.')) {
-    if (v === null || typeof v !== 'object') return undefined;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, k)) return undefined;
     v = (v as Record<string, unknown>)[k];
   }
   return v;

@@ -41,6 +41,8 @@ export class ConfigError extends Error {
 export interface LoadedConfig {
   source: string;
   config: DeclarativeConfig;
+  /** The document as written (vault references unresolved): what a config store keeps and `GET /config` exports. */
+  document: Record<string, unknown>;
 }
 
 /** `{vault://env/NAME}`: Kong's env vault. The whole value must be the reference, as in Kong. */
@@ -53,11 +55,20 @@ export async function loadDeclarativeConfigFile(file: string, env: NodeJS.Proces
   } catch (err) {
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})` }]);
   }
-  return { source: file, config: parseDeclarativeConfig(text, file, env) };
+  const document = parseConfigText(text, file);
+  return { source: file, document, config: validateDeclarativeDocument(document, file, env) };
 }
 
 /** Parses YAML or JSON text, resolves vault references and validates; throws ConfigError with every problem. */
 export function parseDeclarativeConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): DeclarativeConfig {
+  return validateDeclarativeDocument(parseConfigText(text, source), source, env);
+}
+
+/**
+ * YAML or JSON text (by the source's extension; YAML also reads JSON) to a
+ * plain document, without validating it. Throws ConfigError on a syntax error.
+ */
+export function parseConfigText(text: string, source: string): Record<string, unknown> {
   let raw: unknown;
   if (extname(source).toLowerCase() === '.json') {
     try {
@@ -76,7 +87,14 @@ export function parseDeclarativeConfig(text: string, source: string, env: NodeJS
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(source, [{ path: '', message: 'must be a mapping with _format_version, services, routes and plugins' }]);
   }
+  return raw as Record<string, unknown>;
+}
 
+/** Resolves vault references and validates a parsed document; throws ConfigError with every problem. */
+export function validateDeclarativeDocument(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): DeclarativeConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(source, [{ path: '', message: 'must be a mapping with _format_version, services, routes and plugins' }]);
+  }
   const problems: ConfigProblem[] = [];
   const secrets: string[] = [];
   const resolved = resolveVaultReferences(raw, [], env, problems, secrets);

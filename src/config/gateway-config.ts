@@ -4,8 +4,10 @@ import type { GatewaySettings } from './gateway-settings.js';
 import type { OpenIdConnectConfig } from './openid-connect.schema.js';
 
 /**
- * Everything loaded and validated before Nest starts, injected by class token.
- * Immutable for the life of the process: a config change is a rolling restart.
+ * Everything loaded and validated before Nest starts, injected by class token:
+ * the settings (fixed for the life of the process) and the declarative config
+ * the process started with. Later changes to the declarative config are
+ * applied by ConfigRuntime, which is the truth for routing from then on.
  */
 export class GatewayConfig {
   constructor(
@@ -15,6 +17,8 @@ export class GatewayConfig {
     readonly source: string,
     /** True when the built-in demo is running (`npm start` with no config). */
     readonly demo = false,
+    /** The document as written (vault references unresolved), for config stores and exports. */
+    readonly document: Record<string, unknown> = declarative as unknown as Record<string, unknown>,
   ) {}
 
   /** Every enabled openid-connect plugin config, wherever it is attached. */

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { ConfigProblem } from './config.loader.js';
 import { checkTlsSettings, type CipherSuite, type TlsSettings } from '../common/tls-context.js';
 import { parseListeners, type ListenerSpec } from '../proxy/listeners.js';
+import type { DatabaseKind } from './config-store.js';
 
 /**
  * Gateway-level settings from the environment, named like Kong's `KONG_*`
@@ -18,12 +19,22 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_CLIENT_HEADER_TIMEOUT: '60000',
   GATEHOUSE_CLIENT_BODY_TIMEOUT: '60000',
   GATEHOUSE_SHUTDOWN_TIMEOUT: '10000',
+  GATEHOUSE_SHUTDOWN_DELAY: '5',
   GATEHOUSE_MAX_HEADER_SIZE: '16384',
   GATEHOUSE_WORKERS: '1',
   GATEHOUSE_SSL_CERT: '',
   GATEHOUSE_SSL_CERT_KEY: '',
   GATEHOUSE_SSL_CIPHER_SUITE: 'intermediate',
   GATEHOUSE_SSL_CIPHERS: '',
+  /** Unset: `off` when a declarative file is given (Kong's DB-less), `embedded` otherwise. */
+  GATEHOUSE_DATABASE: '',
+  /** Kong's `admin_listen`; `off` disables the Admin API. */
+  GATEHOUSE_ADMIN_LISTEN: '127.0.0.1:8001',
+  /** Admin bearer tokens' issuer and audience: required when the admin listener is not loopback-only. */
+  GATEHOUSE_ADMIN_ISSUER: '',
+  GATEHOUSE_ADMIN_AUDIENCE: '',
+  /** Where the embedded store keeps its file (must be writable; a volume in a container). */
+  GATEHOUSE_DATA_DIR: 'data',
 } as const;
 
 const CIPHER_SUITES = ['intermediate', 'modern', 'custom'] as const;
@@ -58,10 +69,34 @@ export interface GatewaySettings {
   clientBodyTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before closing them. */
   shutdownTimeoutMs: number;
+  /**
+   * How long SIGTERM keeps serving with readiness at 503 before it stops
+   * accepting: the time load balancers and Kubernetes endpoints need to stop
+   * sending (GATEHOUSE_SHUTDOWN_DELAY, in seconds). 0 in the built-in demo
+   * unless set: nothing routes to it by readiness.
+   */
+  shutdownDelayMs: number;
   maxHeaderSize: number;
   /** Processes serving the listeners (node:cluster); `auto` is one per core. */
   workers: number;
+  /** Where the declarative config lives (Kong's `database`): see ConfigStore. */
+  database: DatabaseKind;
+  /** True for `npm start` with neither a config file nor GATEHOUSE_DATABASE: the built-in demo. */
+  demo: boolean;
+  /** The Admin API listener, or undefined when GATEHOUSE_ADMIN_LISTEN is `off`. */
+  adminListen?: ListenAddress;
+  /** Admin bearer authentication; undefined on a loopback-only listener without GATEHOUSE_ADMIN_ISSUER. */
+  adminAuth?: { issuer: string; audience: string };
+  /** The embedded store's directory. */
+  dataDir: string;
 }
+
+/** 127.0.0.0/8, ::1 and localhost: an admin listener only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+const DATABASES: readonly DatabaseKind[] = ['off', 'embedded', 'postgres'];
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
@@ -78,7 +113,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
   // An empty variable (`FOO=` in a compose file or a ConfigMap) means "use the default".
   const get = (k: keyof typeof SETTINGS_DEFAULTS) => env[k]?.trim() || SETTINGS_DEFAULTS[k];
 
-  const listen = (k: 'GATEHOUSE_STATUS_LISTEN'): ListenAddress => {
+  const listen = (k: 'GATEHOUSE_STATUS_LISTEN' | 'GATEHOUSE_ADMIN_LISTEN'): ListenAddress => {
     const value = get(k).trim();
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
     const port = m ? Number(m[3]) : NaN;
@@ -143,8 +178,48 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     else declarativeConfig = value;
   }
 
+  const databaseText = get('GATEHOUSE_DATABASE').toLowerCase();
+  const database = (databaseText || (declarativeConfig ? 'off' : 'embedded')) as DatabaseKind;
+  if (!DATABASES.includes(database)) {
+    problems.push({ path: 'GATEHOUSE_DATABASE', message: `must be one of ${DATABASES.join(', ')}, got "${get('GATEHOUSE_DATABASE')}"` });
+  } else if (database === 'off' && !declarativeConfig) {
+    problems.push({ path: 'GATEHOUSE_DATABASE', message: 'is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)' });
+  }
+
+  const adminListen = get('GATEHOUSE_ADMIN_LISTEN').toLowerCase() === 'off' ? undefined : listen('GATEHOUSE_ADMIN_LISTEN');
+  const adminIssuer = get('GATEHOUSE_ADMIN_ISSUER');
+  const adminAudience = get('GATEHOUSE_ADMIN_AUDIENCE');
+  let adminAuth: GatewaySettings['adminAuth'];
+  if (adminIssuer || adminAudience) {
+    if (!/^https?:\/\/[^\s]+$/.test(adminIssuer)) problems.push({ path: 'GATEHOUSE_ADMIN_ISSUER', message: `must be the admin tokens' issuer URL, got "${adminIssuer}"` });
+    if (!adminAudience) problems.push({ path: 'GATEHOUSE_ADMIN_AUDIENCE', message: 'is required with GATEHOUSE_ADMIN_ISSUER: admin tokens must be issued for the Admin API (RFC 9068 §4)' });
+    adminAuth = { issuer: adminIssuer, audience: adminAudience };
+  } else if (adminListen && !isLoopbackHost(adminListen.host)) {
+    // Kong's Admin API has no authentication of its own; exposed without it, anyone reaching the port could reroute traffic.
+    problems.push({
+      path: 'GATEHOUSE_ADMIN_LISTEN',
+      message: `listens beyond loopback (${adminListen.host}) without authentication: set GATEHOUSE_ADMIN_ISSUER and GATEHOUSE_ADMIN_AUDIENCE, or listen on 127.0.0.1, or set it to off`,
+    });
+  }
+  const shutdownDelay = () => {
+    const text = env.GATEHOUSE_SHUTDOWN_DELAY?.trim();
+    if (!text && !declarativeConfig) return 0;
+    const seconds = Number(get('GATEHOUSE_SHUTDOWN_DELAY'));
+    // Bounded so a typo (ms instead of s) cannot hold a pod for hours.
+    if (!/^\d+(\.\d+)?$/.test(get('GATEHOUSE_SHUTDOWN_DELAY')) || seconds > 3600) {
+      problems.push({ path: 'GATEHOUSE_SHUTDOWN_DELAY', message: `must be a number of seconds from 0 to 3600, got "${get('GATEHOUSE_SHUTDOWN_DELAY')}"` });
+      return 0;
+    }
+    return Math.round(seconds * 1000);
+  };
+
   const settings: GatewaySettings = {
     declarativeConfig,
+    database,
+    demo: !declarativeConfig && !databaseText,
+    adminListen,
+    adminAuth,
+    dataDir: get('GATEHOUSE_DATA_DIR'),
     proxyListen: proxy.listeners[0] ? { host: proxy.listeners[0].host, port: proxy.listeners[0].port } : { host: '127.0.0.1', port: 0 },
     proxyListeners: proxy.listeners,
     tls,
@@ -157,11 +232,12 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     clientHeaderTimeoutMs: positiveInt('GATEHOUSE_CLIENT_HEADER_TIMEOUT'),
     clientBodyTimeoutMs: positiveInt('GATEHOUSE_CLIENT_BODY_TIMEOUT'),
     shutdownTimeoutMs: positiveInt('GATEHOUSE_SHUTDOWN_TIMEOUT'),
+    shutdownDelayMs: shutdownDelay(),
     maxHeaderSize: positiveInt('GATEHOUSE_MAX_HEADER_SIZE'),
     workers: get('GATEHOUSE_WORKERS').trim() === 'auto' ? availableParallelism() : positiveInt('GATEHOUSE_WORKERS', ' or "auto"'),
   };
   // The TLS demo makes its own self-signed certificate; anything else needs files.
-  const demoTls = !declarativeConfig && env.GATEHOUSE_DEMO_TLS === '1';
+  const demoTls = settings.demo && env.GATEHOUSE_DEMO_TLS === '1';
   if (!tls && !demoTls && proxy.listeners.some((l) => l.ssl)) {
     problems.push({ path: 'GATEHOUSE_SSL_CERT', message: 'is required: GATEHOUSE_PROXY_LISTEN has an ssl listener (set GATEHOUSE_SSL_CERT and GATEHOUSE_SSL_CERT_KEY to PEM files)' });
   }

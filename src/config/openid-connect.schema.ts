@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { inertShape, kongEntity, kongShorthands, sameValue } from './kong-fields.js';
+import { OIDC_INERT, REDIS_INERT, SESSION_REDIS_SHORTHANDS } from './openid-connect.kong-fields.js';
 
 /**
  * The openid-connect plugin's parameters: Kong's names, Kong's meanings, Kong's
@@ -26,8 +28,55 @@ export const SUPPORTED_AUTH_METHODS = [
   'refresh_token',
 ] as const;
 const KONG_ONLY_AUTH_METHODS = ['password', 'client_credentials', 'userinfo', 'kong_oauth2'] as const;
+/** Kong's default `auth_methods` (every method), as full dumps spell it. */
+const KONG_DEFAULT_AUTH_METHODS = [...SUPPORTED_AUTH_METHODS, ...KONG_ONLY_AUTH_METHODS];
+/** Kong's default `bearer_token_param_type`, as full dumps spell it. */
+const KONG_DEFAULT_BEARER_LOCATIONS = ['header', 'query', 'body'];
 
-export const openIdConnectConfigSchema = z
+/**
+ * Non-enumerable on a validated plugin config: which Kong spellings it used
+ * that deserve a start-time word (config-warnings.ts).
+ */
+export const KONG_NOTES: unique symbol = Symbol('gatehouse.openidConnectKongNotes');
+export interface KongNotes {
+  /** `session_redis_*` shorthands used (deprecated since Kong 3.8 for `redis.*`). */
+  deprecated: string[];
+  /** Parameters given as Kong's default list, which includes values Gatehouse does not support: Gatehouse's default applies. */
+  kongDefaultLists: ('auth_methods' | 'bearer_token_param_type')[];
+}
+
+/** A claim path: Kong's list of keys into nested objects (`[realm_access, roles]`). */
+const claimHeader = z.strictObject({ header: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a header name'), path: claimPath });
+
+/**
+ * Kong 3.8's `redis` record (shared with Kong's other Redis-backed plugins).
+ * host, port, database, username, password and prefix are implemented; TLS is
+ * refused rather than silently sent in clear.
+ */
+const redisSchema = kongEntity(
+  'openid-connect.redis',
+  z.strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535).default(6379),
+    database: z.number().int().nonnegative().default(0),
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    /** Kong: lua-resty-session's own prefix when unset; Gatehouse names its keys. */
+    prefix: z.string().default('gatehouse:session:'),
+    ssl: z.literal(false, { error: 'TLS to Redis is not supported: use a local Redis or a TLS tunnel, and ssl: false' }).default(false),
+    ...inertShape(REDIS_INERT),
+  }),
+  REDIS_INERT,
+);
+
+/** Kong's pre-3.8 `session_redis_*` names, moved into `redis` before validation. */
+const sessionRedisShorthands = kongShorthands('redis', SESSION_REDIS_SHORTHANDS);
+const shorthandFields = sessionRedisShorthands.shape;
+
+/** Kong's `null` here means "send no access token header", not the default (`authorization:bearer`). */
+const NULL_MEANS_NONE = ['upstream_access_token_header'];
+
+const openIdConnectObject = z
   .strictObject({
     issuer: httpUrl,
     client_id: z.array(z.string().min(1)).min(1).optional(),
@@ -60,7 +109,9 @@ export const openIdConnectConfigSchema = z
     // Accepted for compatibility with Kong files: Gatehouse never maps tokens to consumers.
     consumer_optional: z.boolean().default(true),
     consumer_claim: claimPath.optional(),
-    consumer_by: z.array(z.string()).optional(),
+    /** Kong 3.14's list of claim paths for consumer mapping (replacing consumer_claim). */
+    consumer_claims: z.array(claimPath).optional(),
+    consumer_by: z.array(z.enum(['id', 'username', 'custom_id'])).optional(),
     credential_claim: claimPath.default(['sub']),
 
     bearer_token_param_type: z.array(z.enum(['header', 'query', 'body', 'cookie'])).min(1).default(['header']),
@@ -73,8 +124,20 @@ export const openIdConnectConfigSchema = z
     upstream_id_token_header: headerName.nullable().optional(),
     upstream_user_info_header: headerName.nullable().optional(),
     upstream_introspection_header: headerName.nullable().optional(),
+    /** Kong's older pair: top-level claim names and the headers to send them in, index by index. */
     upstream_headers_claims: z.array(z.string().min(1)).default([]),
     upstream_headers_names: z.array(headerName).default([]),
+    /** Kong 3.14: `[{ header, path }]`, `path` a claim path (`[address, country]`). Beside the older pair, both apply. */
+    upstream_headers: z.array(claimHeader).default([]),
+    /** The same, sent to the client on the response (Kong 3.14; and its older `downstream_headers_*` pair). */
+    downstream_headers: z.array(claimHeader).default([]),
+    downstream_headers_claims: z.array(z.string().min(1)).default([]),
+    downstream_headers_names: z.array(headerName).default([]),
+    /**
+     * Gatehouse keeps Kong's pre-3.14 default (false): with its own defaults (bearer tokens from the header only,
+     * upstream_access_token_header authorization:bearer) the upstream receives the same request either way, and
+     * true would rebuild the Authorization header on every request.
+     */
     hide_credentials: z.boolean().default(false),
 
     session_secret: z.string().min(32, 'must be at least 32 characters (use 32 random bytes, base64)').optional(),
@@ -91,12 +154,9 @@ export const openIdConnectConfigSchema = z
     session_cookie_http_only: z.boolean().default(true),
     session_cookie_secure: z.boolean().optional(),
     session_storage: z.enum(['cookie', 'redis']).default('cookie'),
-    session_redis_host: z.string().min(1).default('127.0.0.1'),
-    session_redis_port: z.number().int().min(1).max(65535).default(6379),
-    session_redis_username: z.string().min(1).optional(),
-    session_redis_password: z.string().min(1).optional(),
-    session_redis_database: z.number().int().nonnegative().default(0),
-    session_redis_prefix: z.string().default('gatehouse:session:'),
+    /** Kong 3.8+: where `session_storage: redis` keeps sessions. The older `session_redis_*` names are moved here. */
+    redis: redisSchema.prefault({}),
+    ...shorthandFields,
     refresh_tokens: z.boolean().default(true),
 
     login_action: z.enum(['upstream', 'redirect', 'response']).default('upstream'),
@@ -131,9 +191,12 @@ export const openIdConnectConfigSchema = z
     timeout: z.number().int().positive().default(10000),
 
     run_on_preflight: z.boolean().default(true),
+    ...inertShape(OIDC_INERT),
   })
   .superRefine((c, ctx) => {
-    for (const [i, m] of c.auth_methods.entries()) {
+    // Kong's default list (every method, as a full dump spells it) keeps Gatehouse's default instead.
+    const kongDefaultMethods = sameValue(c.auth_methods, KONG_DEFAULT_AUTH_METHODS);
+    for (const [i, m] of kongDefaultMethods ? [] : c.auth_methods.entries()) {
       if ((KONG_ONLY_AUTH_METHODS as readonly string[]).includes(m)) {
         ctx.addIssue({
           code: 'custom',
@@ -147,13 +210,25 @@ export const openIdConnectConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['client_auth', i], message: '"private_key_jwt" is not supported by Gatehouse yet (use client_secret_basic, client_secret_post or none)' });
       }
     });
-    c.bearer_token_param_type.forEach((t, i) => {
+    const kongDefaultLocations = sameValue(c.bearer_token_param_type, KONG_DEFAULT_BEARER_LOCATIONS);
+    (kongDefaultLocations ? [] : c.bearer_token_param_type).forEach((t, i) => {
       if (t === 'body') {
         ctx.addIssue({ code: 'custom', path: ['bearer_token_param_type', i], message: '"body" is not supported: request bodies are streamed to the upstream unread (use header, query or cookie)' });
       }
     });
     if (c.bearer_token_param_type.includes('cookie') && !c.bearer_token_cookie_name) {
       ctx.addIssue({ code: 'custom', path: ['bearer_token_cookie_name'], message: 'is required when bearer_token_param_type includes cookie' });
+    }
+    for (const pair of ['upstream', 'downstream'] as const) {
+      const claims = c[`${pair}_headers_claims`];
+      const names = c[`${pair}_headers_names`];
+      if (claims.length !== names.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [`${pair}_headers_names`],
+          message: `must have one name per entry of ${pair}_headers_claims (${claims.length} claims, ${names.length} names)`,
+        });
+      }
     }
     const browser = c.auth_methods.includes('authorization_code');
     if (browser && !c.client_id) {
@@ -170,13 +245,6 @@ export const openIdConnectConfigSchema = z
         message: 'is required when auth_methods includes authorization_code or session (e.g. "{vault://env/GATEHOUSE_SESSION_SECRET}")',
       });
     }
-    if (c.upstream_headers_claims.length !== c.upstream_headers_names.length) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['upstream_headers_names'],
-        message: `must have one name per entry of upstream_headers_claims (${c.upstream_headers_claims.length} claims, ${c.upstream_headers_names.length} names)`,
-      });
-    }
     // Keys and tokens for an https issuer must not travel over plain http (RFC 8725 §3.10: keys only
     // from where they can be trusted; RFC 7662 §4: introspection over TLS).
     if (c.issuer.startsWith('https:')) {
@@ -190,6 +258,35 @@ export const openIdConnectConfigSchema = z
     if (c.session_cookie_same_site === 'None' && c.session_cookie_secure === false) {
       ctx.addIssue({ code: 'custom', path: ['session_cookie_secure'], message: 'must not be false when session_cookie_same_site is None (browsers reject such cookies)' });
     }
+  });
+
+/**
+ * After validation: shorthands recorded and dropped, Kong's default lists
+ * replaced by Gatehouse's defaults, and the older claim/name header pairs
+ * folded into `upstream_headers`/`downstream_headers` (one list each to apply).
+ */
+export const openIdConnectConfigSchema = z
+  .preprocess(sessionRedisShorthands.move, kongEntity('openid-connect', openIdConnectObject, OIDC_INERT, NULL_MEANS_NONE))
+  .transform((parsed) => {
+    const notes: KongNotes = { deprecated: [], kongDefaultLists: [] };
+    const c = parsed as typeof parsed & Record<string, unknown>;
+    notes.deprecated.push(...sessionRedisShorthands.take(c));
+    if (sameValue(c.auth_methods, KONG_DEFAULT_AUTH_METHODS)) {
+      c.auth_methods = [...SUPPORTED_AUTH_METHODS];
+      notes.kongDefaultLists.push('auth_methods');
+    }
+    if (sameValue(c.bearer_token_param_type, KONG_DEFAULT_BEARER_LOCATIONS)) {
+      c.bearer_token_param_type = ['header'];
+      notes.kongDefaultLists.push('bearer_token_param_type');
+    }
+    // Kong's default consumer_by (what every full dump spells) says nothing: no consumers are mapped either way.
+    if (c.consumer_by && sameValue(c.consumer_by, ['username', 'custom_id'])) delete c.consumer_by;
+    // Kong: the older pairs name top-level claims only.
+    const pairs = (claims: string[], names: string[]) => claims.map((claim, i) => ({ header: names[i], path: [claim] }));
+    c.upstream_headers = [...pairs(c.upstream_headers_claims, c.upstream_headers_names), ...c.upstream_headers];
+    c.downstream_headers = [...pairs(c.downstream_headers_claims, c.downstream_headers_names), ...c.downstream_headers];
+    if (notes.deprecated.length || notes.kongDefaultLists.length) Object.defineProperty(c, KONG_NOTES, { value: notes, enumerable: false });
+    return c as Omit<typeof parsed, keyof typeof SESSION_REDIS_SHORTHANDS> & { auth_methods: (typeof SUPPORTED_AUTH_METHODS)[number][]; bearer_token_param_type: ('header' | 'query' | 'cookie')[] };
   });
 
 export type OpenIdConnectConfig = z.output<typeof openIdConnectConfigSchema>;

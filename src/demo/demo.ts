@@ -167,7 +167,7 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
     banner({ routeUrl, issuer: idp.issuer, upstream: `${echo.url}/anything`, statusUrl, curl, tls: demoTls }),
   );
 
-  return new GatewayConfig(settings, loaded.config, loaded.source, true);
+  return new GatewayConfig(settings, loaded.config, loaded.source, true, loaded.document);
 }
 
 const running = new Set<() => Promise<void>>();

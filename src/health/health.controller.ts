@@ -1,7 +1,6 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
-import { GatewayConfig } from '../config/gateway-config.js';
-import { OidcDiscoveryHealthIndicator } from './oidc-discovery.health.js';
+import { ReadinessService } from './readiness.service.js';
 
 /**
  * Served on the status listener only (GATEHOUSE_STATUS_LISTEN), so no proxied
@@ -11,25 +10,21 @@ import { OidcDiscoveryHealthIndicator } from './oidc-discovery.health.js';
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
-    private readonly discovery: OidcDiscoveryHealthIndicator,
-    private readonly config: GatewayConfig,
+    private readonly readiness: ReadinessService,
   ) {}
 
-  /** Liveness: no I/O at all; if this answers, the event loop is turning. */
+  /** Liveness: no I/O at all; if this answers, the event loop is turning (also while draining). */
   @Get('live')
   @Header('cache-control', 'no-store')
   live() {
     return { status: 'ok' };
   }
 
+  /** Readiness with every check's detail: lifecycle (draining), config, and per issuer its discovery document and keys. */
   @Get('ready')
   @Header('cache-control', 'no-store')
   @HealthCheck()
   ready() {
-    const issuers = this.config.issuers;
-    return this.health.check([
-      () => ({ config: { status: 'up' as const, source: this.config.source, demo: this.config.demo } }),
-      ...issuers.map((issuer, i) => () => this.discovery.check(issuers.length === 1 ? 'issuer' : `issuer_${i}`, issuer)),
-    ]);
+    return this.health.check(this.readiness.indicators());
   }
 }

@@ -1,9 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import { GatewayError, NoRouteError } from '../common/gateway.error.js';
 import type { RequestContext } from '../common/request-context.js';
 import { normalizePath } from './path-normalizer.js';
-import { RouteTable } from './route-table.js';
+import type { RouteTable } from './route-table.js';
 
 /**
  * 400 for a path the gateway will not route. The reason goes into the JSON body
@@ -17,6 +17,9 @@ export class UnsafePathError extends GatewayError {
   }
 }
 
+/** Whatever holds the route table requests are matched against (ProxyConfigRuntime). */
+export const ROUTE_TABLE_SOURCE = Symbol('ROUTE_TABLE_SOURCE');
+
 const UNSAFE_JOIN = 'the part of the path left after strip_path would be a dot segment upstream';
 
 /**
@@ -28,7 +31,8 @@ const UNSAFE_JOIN = 'the part of the path left after strip_path would be a dot s
  */
 @Injectable()
 export class RouteMatcher {
-  constructor(private readonly routes: RouteTable) {}
+  /** The live table: ProxyConfigRuntime's, or a fixed one (tests). */
+  constructor(@Inject(ROUTE_TABLE_SOURCE) private readonly source: { readonly routeTable: RouteTable }) {}
 
   resolve(req: IncomingMessage, ctx: RequestContext): void {
     const url = req.url!;
@@ -37,7 +41,7 @@ export class RouteMatcher {
     if (!normalized.ok) throw new UnsafePathError(normalized.reason);
     ctx.path = normalized.path;
     ctx.query = q === -1 ? '' : url.slice(q);
-    const match = this.routes.match(req.method!, req.headers.host, normalized.path);
+    const match = this.source.routeTable.match(req.method!, req.headers.host, normalized.path);
     if (!match) throw new NoRouteError();
     if (match.upstreamPath === undefined) throw new UnsafePathError(UNSAFE_JOIN);
     ctx.match = match;

@@ -27,11 +27,41 @@ const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH',
  */
 export class UpstreamClient {
   private readonly pools = new Map<string, Pool>();
-  /** The pool of each service, found once: a per-request key string and lookup measured on the hot path. */
-  private readonly servicePools = new Map<UpstreamService, Pool>();
+  /**
+   * The pool of each service, found once: a per-request key string and lookup measured on the hot path.
+   * Weak, so the services of a replaced route table go with it, while requests still running on it find their pool.
+   */
+  private readonly servicePools = new WeakMap<UpstreamService, Pool>();
+  /** Pools no route uses any more, closing once in-flight requests had time to reach them. */
+  private readonly retiring = new Set<NodeJS.Timeout>();
 
-  constructor(services: readonly UpstreamService[]) {
+  constructor(services: readonly UpstreamService[] = []) {
     for (const s of services) this.pool(s);
+  }
+
+  /**
+   * Makes the pools of `services` (a new route table's) the live set: pools of
+   * unchanged origins are kept with their connections; pools no service uses
+   * any more close after RETIRE_GRACE_MS — a request matched on the old table
+   * may still be in its access phase (an IdP round trip) — and `close()` then
+   * lets the requests they carry finish.
+   */
+  retain(services: readonly UpstreamService[]): void {
+    const keys = new Set<string>();
+    for (const s of services) {
+      this.pool(s);
+      keys.add(poolKey(s));
+    }
+    for (const [key, pool] of this.pools) {
+      if (keys.has(key)) continue;
+      this.pools.delete(key);
+      const timer = setTimeout(() => {
+        this.retiring.delete(timer);
+        void pool.close();
+      }, RETIRE_GRACE_MS);
+      timer.unref();
+      this.retiring.add(timer);
+    }
   }
 
   private pool(service: UpstreamService): Pool {
@@ -40,7 +70,7 @@ export class UpstreamClient {
     // Services on one origin share connections when their timeouts agree; the pool's own
     // headersTimeout/bodyTimeout are the service's read_timeout, so requests need no per-request timers.
     const tls = upstreamTlsOptions(service);
-    const key = `${service.origin}#${service.connectTimeoutMs}#${service.readTimeoutMs}#${tls ? `${service.tlsVerify}#${service.caCertificates ?? ''}` : ''}`;
+    const key = poolKey(service);
     pool = this.pools.get(key);
     if (!pool) {
       pool = new Pool(service.origin, {
@@ -121,8 +151,18 @@ export class UpstreamClient {
   }
 
   async close(): Promise<void> {
+    for (const t of this.retiring) clearTimeout(t);
+    this.retiring.clear();
     await Promise.all([...this.pools.values()].map((p) => p.close()));
   }
+}
+
+/** Longer than an access phase can take (IdP calls are bounded by the plugin's `timeout`, 10 s by default). */
+const RETIRE_GRACE_MS = 30_000;
+
+function poolKey(service: UpstreamService): string {
+  const tls = service.protocol === 'https' ? `#${service.tlsVerify}#${service.caCertificates ?? ''}` : '';
+  return `${service.origin}#${service.connectTimeoutMs}#${service.readTimeoutMs}${tls}`;
 }
 
 const IN_FLIGHT = Symbol('gatehouse.upstreamExchanges');

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { request } from 'undici';
@@ -45,6 +47,8 @@ function demoEnv(): NodeJS.ProcessEnv {
     ...env,
     GATEHOUSE_PROXY_LISTEN: '127.0.0.1:0',
     GATEHOUSE_STATUS_LISTEN: '127.0.0.1:0',
+    GATEHOUSE_ADMIN_LISTEN: '127.0.0.1:0',
+    GATEHOUSE_DATA_DIR: mkdtempSync(join(tmpdir(), 'gatehouse-data-')),
     GATEHOUSE_DEMO_IDP_LISTEN: '127.0.0.1:0',
     GATEHOUSE_DEMO_UPSTREAM_LISTEN: '127.0.0.1:0',
   };

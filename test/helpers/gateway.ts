@@ -14,6 +14,8 @@ export const MAIN = join(PROJECT_ROOT, 'dist/src/main.js');
 export interface GatewayProcess {
   proxyUrl: string;
   statusUrl: string;
+  /** The Admin API, when the gateway runs one (a writable store, or a file in `off` mode). */
+  adminUrl?: string;
   child: ChildProcess;
   /** Every stdout/stderr line so far (JSON log lines and plain messages). */
   lines: string[];
@@ -58,7 +60,12 @@ export async function startGateway(opts: StartOptions = {}): Promise<GatewayProc
       ...process.env,
       GATEHOUSE_PROXY_LISTEN: '127.0.0.1:0',
       GATEHOUSE_STATUS_LISTEN: '127.0.0.1:0',
+      GATEHOUSE_ADMIN_LISTEN: '127.0.0.1:0',
+      // Every test process its own embedded store, never the project's data/ directory.
+      GATEHOUSE_DATA_DIR: mkdtempSync(join(tmpdir(), 'gatehouse-data-')),
       GATEHOUSE_LOG_LEVEL: 'debug',
+      // Tests stop gateways all the time and no load balancer needs time to notice: tests of the delay set it.
+      GATEHOUSE_SHUTDOWN_DELAY: '0',
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -127,6 +134,7 @@ export async function startGateway(opts: StartOptions = {}): Promise<GatewayProc
   ]);
   gw.proxyUrl = started.proxy;
   gw.statusUrl = started.status;
+  gw.adminUrl = started.admin;
   return gw;
 }
 

@@ -11,7 +11,7 @@ import { RequireRoles, RequireScopes } from '../../src/auth/require-scopes.decor
 import { ScopesGuard } from '../../src/auth/scopes.guard.js';
 import { GatewayExceptionFilter } from '../../src/common/gateway-exception.filter.js';
 import { RequestContext } from '../../src/common/request-context.js';
-import { ConfigModule } from '../../src/config/config.module.js';
+import { GatewayConfigModule } from '../../src/config/gateway-config.module.js';
 import { GatewayConfig } from '../../src/config/gateway-config.js';
 import { parseDeclarativeConfig } from '../../src/config/config.loader.js';
 import { readGatewaySettings } from '../../src/config/gateway-settings.js';
@@ -64,7 +64,7 @@ describe('ScopesGuard driven by decorators on a Nest handler', () => {
     const logger = pino({ level: 'silent' });
     const settings = readGatewaySettings({});
     const config = new GatewayConfig(settings, parseDeclarativeConfig('_format_version: "3.0"\n', 'inline.yaml', {}), 'inline.yaml');
-    @Module({ imports: [ConfigModule.forRoot(config, logger), AuthModule], controllers: [AdminController], providers: [ClaimsFromHeaderGuard] })
+    @Module({ imports: [GatewayConfigModule.forRoot(config, logger), AuthModule], controllers: [AdminController], providers: [ClaimsFromHeaderGuard] })
     class TestModule {}
     app = await NestFactory.create<NestFastifyApplication>(TestModule, new FastifyAdapter(), { logger: false });
     app.useGlobalFilters(new GatewayExceptionFilter(logger));

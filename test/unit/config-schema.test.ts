@@ -176,7 +176,6 @@ describe('valid configs load with defaults applied', () => {
     assert.equal(route.strip_path, true);
     assert.equal(route.preserve_host, false);
     assert.equal(route.regex_priority, 0);
-    assert.equal(route.path_handling, 'v0');
     assert.deepEqual(route.protocols, ['http', 'https']);
     assert.deepEqual(route.plugins, []);
   });

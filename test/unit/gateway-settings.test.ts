@@ -31,18 +31,53 @@ describe('readGatewaySettings: defaults', () => {
     assert.equal(s.clientHeaderTimeoutMs, 60000);
     assert.equal(s.clientBodyTimeoutMs, 60000);
     assert.equal(s.shutdownTimeoutMs, 10000);
+    assert.equal(s.shutdownDelayMs, 0, 'the built-in demo stops at once: nothing routes to it by readiness');
     assert.equal(s.maxHeaderSize, 16384);
     assert.equal(s.workers, 1);
+    assert.equal(s.database, 'embedded', 'no config file: the embedded store');
+  });
+
+  it('GATEHOUSE_DATABASE defaults to off (DB-less) with a file, and is checked', () => {
+    assert.equal(readGatewaySettings({ GATEHOUSE_DECLARATIVE_CONFIG: 'kong.yaml' }).database, 'off');
+    assert.equal(readGatewaySettings({}, ['--config', 'kong.yaml']).database, 'off');
+    assert.equal(readGatewaySettings({ GATEHOUSE_DATABASE: 'postgres' }).database, 'postgres');
+    assert.deepEqual(problemsOf({ GATEHOUSE_DATABASE: 'cassandra' }), ['GATEHOUSE_DATABASE: must be one of off, embedded, postgres, got "cassandra"']);
+    assert.deepEqual(problemsOf({ GATEHOUSE_DATABASE: 'off' }), [
+      'GATEHOUSE_DATABASE: is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)',
+    ]);
+  });
+
+  it('GATEHOUSE_SHUTDOWN_DELAY: 5 s with a config, seconds (fractions too), 0 allowed, set explicitly it applies to the demo', () => {
+    assert.equal(readGatewaySettings({}, ['--config', 'kong.yaml']).shutdownDelayMs, 5000);
+    assert.equal(readGatewaySettings({ GATEHOUSE_SHUTDOWN_DELAY: '' }, ['--config', 'kong.yaml']).shutdownDelayMs, 5000);
+    assert.equal(readGatewaySettings({ GATEHOUSE_SHUTDOWN_DELAY: '0' }, ['--config', 'kong.yaml']).shutdownDelayMs, 0);
+    assert.equal(readGatewaySettings({ GATEHOUSE_SHUTDOWN_DELAY: '1.5', GATEHOUSE_DECLARATIVE_CONFIG: 'kong.yaml' }).shutdownDelayMs, 1500);
+    assert.equal(readGatewaySettings({ GATEHOUSE_SHUTDOWN_DELAY: '15' }).shutdownDelayMs, 15000);
+  });
+
+  it('GATEHOUSE_SHUTDOWN_DELAY refuses what is not 0–3600 seconds, collected with the other problems', () => {
+    for (const bad of ['-1', 'five', '5s', '3601', '1e3']) {
+      assert.deepEqual(problemsOf({ GATEHOUSE_SHUTDOWN_DELAY: bad, GATEHOUSE_LOG_LEVEL: 'loud' }), [
+        'GATEHOUSE_LOG_LEVEL: must be one of trace, debug, info, warn, error, fatal, got "loud"',
+        `GATEHOUSE_SHUTDOWN_DELAY: must be a number of seconds from 0 to 3600, got "${bad}"`,
+      ]);
+    }
   });
 
   it('SETTINGS_DEFAULTS lists the variables the README documents', () => {
     assert.deepEqual(Object.keys(SETTINGS_DEFAULTS).sort(), [
+      'GATEHOUSE_ADMIN_AUDIENCE',
+      'GATEHOUSE_ADMIN_ISSUER',
+      'GATEHOUSE_ADMIN_LISTEN',
       'GATEHOUSE_CLIENT_BODY_TIMEOUT',
       'GATEHOUSE_CLIENT_HEADER_TIMEOUT',
+      'GATEHOUSE_DATABASE',
+      'GATEHOUSE_DATA_DIR',
       'GATEHOUSE_DECLARATIVE_CONFIG',
       'GATEHOUSE_LOG_LEVEL',
       'GATEHOUSE_MAX_HEADER_SIZE',
       'GATEHOUSE_PROXY_LISTEN',
+      'GATEHOUSE_SHUTDOWN_DELAY',
       'GATEHOUSE_SHUTDOWN_TIMEOUT',
       'GATEHOUSE_SSL_CERT',
       'GATEHOUSE_SSL_CERT_KEY',

@@ -56,3 +56,17 @@ describe('command-line node flags', () => {
     assert.deepEqual(withNodeFlags([...NODE_FLAGS]), [...NODE_FLAGS]);
   });
 });
+
+describe('the supported Node.js runtime', () => {
+  it('the image, engines and the pinned node package name the same LTS major', () => {
+    const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8'));
+    const engines = /^>=(\d+)$/.exec(pkg.engines.node);
+    assert.ok(engines, `engines.node is ">=N": ${pkg.engines.node}`);
+    const pinned = /^\^(\d+)\./.exec(pkg.devDependencies.node);
+    assert.ok(pinned, `devDependencies.node is "^N.x.y": ${pkg.devDependencies.node}`);
+    const images = [...readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8').matchAll(/^FROM node:(\d+)-/gm)].map((m) => m[1]);
+    assert.equal(images.length, 2, 'build and runtime stages');
+    assert.deepEqual(new Set([engines[1], pinned[1], ...images]), new Set([engines[1]]));
+    assert.equal(pkg.allowScripts?.node, true, 'npm runs the node package\'s install script that fetches the binary');
+  });
+});

@@ -38,7 +38,7 @@ const table = RouteTable.compile(
     {},
   ),
 );
-const matcher = new RouteMatcher(table);
+const matcher = new RouteMatcher({ routeTable: table });
 
 function resolve(url: string): RequestContext {
   const ctx = new RequestContext('test', false);

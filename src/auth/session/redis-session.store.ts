@@ -42,11 +42,11 @@ export class RedisSessionStore extends BaseSessionStore {
   constructor(config: OpenIdConnectConfig, secure: boolean, options: SessionStoreOptions = {}, registry: RedisClientRegistry = redisClients) {
     super(config, secure, options);
     this.redis = registry.acquire({
-      host: config.session_redis_host,
-      port: config.session_redis_port,
-      db: config.session_redis_database,
-      username: config.session_redis_username,
-      password: config.session_redis_password,
+      host: config.redis.host,
+      port: config.redis.port,
+      db: config.redis.database,
+      username: config.redis.username,
+      password: config.redis.password,
     });
   }
 
@@ -122,7 +122,7 @@ export class RedisSessionStore extends BaseSessionStore {
   }
 
   private redisKey(sid: string): string {
-    return `${this.config.session_redis_prefix}${sid}`;
+    return `${this.config.redis.prefix}${sid}`;
   }
 
   private async call<T>(fn: (r: Redis) => Promise<T>): Promise<T> {

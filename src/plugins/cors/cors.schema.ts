@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { compileOrigins, isOriginRegex, originRegex } from './cors.origins.js';
+import { inertShape, kongEntity } from '../../config/kong-fields.js';
 
 /** Kong's `methods` values, and its default (every one of them). */
 export const CORS_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
@@ -21,7 +22,7 @@ const originEntry = z
  * How `origins` entries are read (exact, `*`, anchored regex) is described in
  * cors.origins.ts and docs/plugins/cors.md.
  */
-export const corsConfigSchema = z.strictObject({
+const corsObject = z.strictObject({
   /** Allowed origins: exact (`https://app.example.com`), `*`, or regexes. Absent or empty: every origin (`*`), as in Kong. */
   origins: z.array(originEntry).optional(),
   /** Access-Control-Allow-Methods of a preflight. Default: all nine of Kong's. */
@@ -40,7 +41,11 @@ export const corsConfigSchema = z.strictObject({
   private_network: z.boolean().default(false),
   /** Add the headers to requests without an `Origin` too (Kong 3's default true; only `*` and Vary apply then). */
   allow_origin_absent: z.boolean().default(true),
+  ...inertShape({}),
 });
+
+/** Every parameter of Kong 3.4–3.15's cors is implemented; `null` (as Kong dumps unset ones) takes the default. */
+export const corsConfigSchema = kongEntity('cors', corsObject, {});
 
 export type CorsConfig = z.output<typeof corsConfigSchema>;
 

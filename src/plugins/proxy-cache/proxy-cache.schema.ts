@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { inertShape, kongEntity } from '../../config/kong-fields.js';
 
 /** 64 MiB: a few thousand typical JSON responses, small beside the gateway's own heap. */
 export const DEFAULT_MEMORY_MAX_BYTES = 64 * 1024 * 1024;
@@ -20,7 +21,7 @@ const mediaType = z
  * Kong's `proxy-cache` parameters (with `proxy-cache-advanced`'s `redis`):
  * Kong's names, meanings and defaults unless a comment says otherwise.
  */
-export const proxyCacheConfigSchema = z
+const proxyCacheObject = z
   .strictObject({
     /** Upstream statuses that may be stored. Kong: 200, 301, 404. */
     response_code: z.array(z.number().int().min(100).max(900)).min(1).default([200, 301, 404]),
@@ -78,6 +79,7 @@ export const proxyCacheConfigSchema = z
         'X-Cache-Key': z.boolean().default(true),
       })
       .prefault({}),
+    ...inertShape({}),
   })
   .check((ctx) => {
     const c = ctx.value;
@@ -88,5 +90,8 @@ export const proxyCacheConfigSchema = z
       ctx.issues.push({ code: 'custom', input: c.max_body_bytes, path: ['max_body_bytes'], message: `must not exceed memory.max_bytes (${c.memory.max_bytes})` });
     }
   });
+
+/** Every parameter of Kong 3.4–3.15's proxy-cache is implemented; `null` (as Kong dumps unset ones) takes the default. */
+export const proxyCacheConfigSchema = kongEntity('proxy-cache', proxyCacheObject, {});
 
 export type ProxyCacheConfig = z.output<typeof proxyCacheConfigSchema>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { inertShape, kongEntity, kongShorthands } from '../../config/kong-fields.js';
 
 /**
  * Kong's `rate-limiting` parameters (Kong 3.8 names, meanings and defaults
@@ -20,7 +21,7 @@ const windowLimits = {
   year: limit,
 };
 
-const redisSchema = z.strictObject({
+const redisObject = z.strictObject({
   /** Required with `policy: redis`. */
   host: z.string().min(1).optional(),
   port: z.number().int().min(1).max(65535).default(6379),
@@ -39,6 +40,21 @@ const redisSchema = z.strictObject({
   // Accepted so a Kong export loads; they only matter with ssl, which is refused.
   ssl_verify: z.boolean().default(false),
   server_name: z.string().optional(),
+  ...inertShape({}),
+});
+const redisSchema = kongEntity('rate-limiting.redis', redisObject, {});
+
+/** Kong's pre-3.8 `redis_*` fields (deprecated shorthands since 3.8), moved into `redis`. */
+const redisShorthands = kongShorthands('redis', {
+  redis_host: 'host',
+  redis_port: 'port',
+  redis_username: 'username',
+  redis_password: 'password',
+  redis_database: 'database',
+  redis_timeout: 'timeout',
+  redis_ssl: 'ssl',
+  redis_ssl_verify: 'ssl_verify',
+  redis_server_name: 'server_name',
 });
 
 const tierSchema = z.strictObject({
@@ -49,7 +65,7 @@ const tierSchema = z.strictObject({
   ...windowLimits,
 });
 
-export const rateLimitingConfigSchema = z
+const rateLimitingObject = z
   .strictObject({
     ...windowLimits,
     /**
@@ -82,6 +98,8 @@ export const rateLimitingConfigSchema = z
      * callers matching no tier get the plain limits above.
      */
     tiers: z.array(tierSchema).default([]),
+    ...redisShorthands.shape,
+    ...inertShape({}),
   })
   .superRefine((c, ctx) => {
     checkLimits(c, [], ctx, true);
@@ -108,5 +126,15 @@ function checkLimits(l: Partial<Record<WindowName, number>>, path: (string | num
     }
   }
 }
+
+/** Non-enumerable on a validated config: the `redis_*` shorthands it used (config-warnings.ts). */
+export const RATE_LIMITING_DEPRECATED: unique symbol = Symbol('gatehouse.rateLimitingDeprecated');
+
+export const rateLimitingConfigSchema = z.preprocess(redisShorthands.move, kongEntity('rate-limiting', rateLimitingObject, {})).transform((parsed) => {
+  const c = parsed as typeof parsed & Record<string, unknown>;
+  const used = redisShorthands.take(c);
+  if (used.length) Object.defineProperty(c, RATE_LIMITING_DEPRECATED, { value: used, enumerable: false });
+  return c as Omit<typeof parsed, 'redis_host' | 'redis_port' | 'redis_username' | 'redis_password' | 'redis_database' | 'redis_timeout' | 'redis_ssl' | 'redis_ssl_verify' | 'redis_server_name'>;
+});
 
 export type RateLimitingConfig = z.output<typeof rateLimitingConfigSchema>;

@@ -1,0 +1,53 @@
+import type { Logger } from 'pino';
+import { ConfigError } from '../config.loader.js';
+import type { ConfigRuntime } from '../config-runtime.js';
+import type { ConfigStore } from '../config-store.js';
+import type { GatewaySettings } from '../gateway-settings.js';
+import { EmbeddedConfigStore } from './embedded-config.store.js';
+import { FileConfigStore } from './file-config.store.js';
+
+/** A store that can be asked to read its source again (SIGHUP). */
+interface Reloadable {
+  reload(actor?: string): Promise<void>;
+}
+
+/**
+ * The store GATEHOUSE_DATABASE names, or undefined when the process runs a
+ * config no store holds (the built-in demo before it has a store).
+ */
+export function createConfigStore(settings: GatewaySettings): ConfigStore | undefined {
+  switch (settings.database) {
+    case 'off':
+      return new FileConfigStore(settings.declarativeConfig!);
+    case 'embedded':
+      return new EmbeddedConfigStore(settings.dataDir);
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Keeps `runtime` following `store`: every change another writer makes (an
+ * edited file, another instance) is applied; a document that does not parse or
+ * validate is refused with its problems logged and shown by readiness, and the
+ * running config stays. SIGHUP reads the store again.
+ */
+export function followConfigStore(store: ConfigStore, runtime: ConfigRuntime & { reject(err: ConfigError, origin: { source: string; actor: string }): void }, logger: Logger): () => void {
+  store.watch(
+    (document, meta) => {
+      // A refusal is logged and recorded by the runtime itself.
+      runtime.apply(document, { source: store.source, actor: meta.actor }).catch(() => undefined);
+    },
+    (err) => {
+      if (err instanceof ConfigError) runtime.reject(err, { source: store.source, actor: 'watch' });
+      else logger.error({ config: store.source, err: err.message }, 'config store unreachable, the running config stays');
+    },
+  );
+  const reloadable = 'reload' in store ? (store as unknown as Reloadable) : undefined;
+  const onHup = () => {
+    logger.info({ config: store.source }, 'SIGHUP: reloading the declarative config');
+    void reloadable?.reload('sighup');
+  };
+  if (reloadable) process.on('SIGHUP', onHup);
+  return () => process.off('SIGHUP', onHup);
+}
