@@ -213,7 +213,7 @@ describe('TLS settings and route protocols are checked at start', () => {
     );
     assert.ok(err instanceof ConfigError);
     const text = err.message;
-    assert.match(text, /services\[0\]\.routes\[0\]\.protocols: grpc and grpcs are not supported/);
+    assert.match(text, /services\[0\]\.routes\[0\]\.protocols: a route for gRPC only is not supported/);
     assert.match(text, /services\[0\]\.routes\[1\]\.https_redirect_status_code: must be one of 426, 301, 302, 307, 308/);
     assert.match(text, /services\[0\]\.ca_certificates\[0\]: cannot read "\/nonexistent\/ca\.pem" \(ENOENT\)/);
     assert.match(text, /services\[0\]\.ca_certificates\[1\]: ".*" holds no PEM certificate/);
