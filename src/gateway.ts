@@ -172,7 +172,6 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       server.on('session', (session: Http2Session) => {
         h2Sessions.add(session);
         session.once('close', () => h2Sessions.delete(session));
-        if (handler.draining) session.close();
       });
     }
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));

@@ -107,11 +107,6 @@ export class ProxyHandler {
     const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
     req.gatehouse = ctx;
     this.accessLog.track(req, res, ctx);
-    if (this.draining) {
-      res.shouldKeepAlive = false;
-      writeErrorResponse(req, res, new ShuttingDownError(), this.logger);
-      return;
-    }
     let pending: Promise<void>;
     try {
       this.routes.resolve(req, ctx);
@@ -158,13 +153,6 @@ export class ProxyHandler {
       ctx.headerEdits,
       req.headers.connection,
     );
-  }
-}
-
-/** New WebSocket handshakes during shutdown: the listener is closing, come back elsewhere. */
-class ShuttingDownError extends GatewayError {
-  constructor() {
-    super(503, 'The gateway is shutting down', { reason: 'shutting down', headers: { 'retry-after': '1' } });
   }
 }
 
