@@ -209,7 +209,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const adminListen = config.settings.adminListen;
   const admin =
     store && adminListen
-      ? await startAdminListener({ listen: adminListen, runtime: proxy.get(ProxyConfigRuntime), store, logger, options: adminOptions(config.settings) })
+      ? await startAdminListener({
+          listen: adminListen,
+          tls: config.settings.adminSsl ? tls : undefined,
+          runtime: proxy.get(ProxyConfigRuntime),
+          store,
+          logger,
+          options: adminOptions(config.settings),
+        })
       : undefined;
   const url = (server: Server, fallbackHost: string) => {
     const address = server.address();

@@ -85,6 +85,8 @@ export interface GatewaySettings {
   demo: boolean;
   /** The Admin API listener, or undefined when GATEHOUSE_ADMIN_LISTEN is `off`. */
   adminListen?: ListenAddress;
+  /** `GATEHOUSE_ADMIN_LISTEN=… ssl`: the Admin API over TLS with the GATEHOUSE_SSL_CERT certificates. */
+  adminSsl: boolean;
   /** Admin bearer authentication; undefined on a loopback-only listener without GATEHOUSE_ADMIN_ISSUER. */
   adminAuth?: { issuer: string; audience: string };
   /** The embedded store's directory. */
@@ -186,7 +188,22 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     problems.push({ path: 'GATEHOUSE_DATABASE', message: 'is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)' });
   }
 
-  const adminListen = get('GATEHOUSE_ADMIN_LISTEN').toLowerCase() === 'off' ? undefined : listen('GATEHOUSE_ADMIN_LISTEN');
+  // Kong's admin_listen: one `host:port`, optionally `ssl` (the GATEHOUSE_SSL_CERT certificates), or `off`.
+  let adminListen: ListenAddress | undefined;
+  let adminSsl = false;
+  const adminText = get('GATEHOUSE_ADMIN_LISTEN');
+  if (adminText.toLowerCase() !== 'off') {
+    if (/\s/.test(adminText.trim())) {
+      const admin = parseListeners(adminText, 'GATEHOUSE_ADMIN_LISTEN');
+      problems.push(...admin.problems);
+      if (admin.listeners.length > 1) problems.push({ path: 'GATEHOUSE_ADMIN_LISTEN', message: 'takes one listener' });
+      if (admin.listeners[0]?.http2) problems.push({ path: 'GATEHOUSE_ADMIN_LISTEN', message: 'http2 is not offered on the admin listener (ssl is)' });
+      adminListen = admin.listeners[0] && { host: admin.listeners[0].host, port: admin.listeners[0].port };
+      adminSsl = admin.listeners[0]?.ssl ?? false;
+    } else {
+      adminListen = listen('GATEHOUSE_ADMIN_LISTEN');
+    }
+  }
   const adminIssuer = get('GATEHOUSE_ADMIN_ISSUER');
   const adminAudience = get('GATEHOUSE_ADMIN_AUDIENCE');
   let adminAuth: GatewaySettings['adminAuth'];
@@ -218,6 +235,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     database,
     demo: !declarativeConfig && !databaseText,
     adminListen,
+    adminSsl,
     adminAuth,
     dataDir: get('GATEHOUSE_DATA_DIR'),
     proxyListen: proxy.listeners[0] ? { host: proxy.listeners[0].host, port: proxy.listeners[0].port } : { host: '127.0.0.1', port: 0 },
@@ -240,6 +258,8 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
   const demoTls = settings.demo && env.GATEHOUSE_DEMO_TLS === '1';
   if (!tls && !demoTls && proxy.listeners.some((l) => l.ssl)) {
     problems.push({ path: 'GATEHOUSE_SSL_CERT', message: 'is required: GATEHOUSE_PROXY_LISTEN has an ssl listener (set GATEHOUSE_SSL_CERT and GATEHOUSE_SSL_CERT_KEY to PEM files)' });
+  } else if (!tls && adminSsl) {
+    problems.push({ path: 'GATEHOUSE_SSL_CERT', message: 'is required: GATEHOUSE_ADMIN_LISTEN is ssl (set GATEHOUSE_SSL_CERT and GATEHOUSE_SSL_CERT_KEY to PEM files)' });
   }
   if (problems.length) throw new SettingsError(problems);
   return settings;

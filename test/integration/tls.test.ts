@@ -316,3 +316,26 @@ describe('the demo with GATEHOUSE_DEMO_TLS=1', () => {
     }
   });
 });
+
+describe('the Admin API over TLS (GATEHOUSE_ADMIN_LISTEN … ssl)', () => {
+  it('serves the Admin API with the same certificates', async () => {
+    const pki = new TestPki();
+    const pair = pki.issue('srv', ['localhost', '127.0.0.1']);
+    const upstream = await startUpstream();
+    const gw = await startGateway({
+      env: { GATEHOUSE_ADMIN_LISTEN: '127.0.0.1:0 ssl', GATEHOUSE_SSL_CERT: pair.certFile, GATEHOUSE_SSL_CERT_KEY: pair.keyFile },
+      config: { _format_version: '3.0', services: [{ name: 'api', url: upstream.url, routes: [{ paths: ['/'] }] }] },
+    });
+    try {
+      const admin = gw.logs().find((l) => l.msg === 'gatehouse started')!.admin as string;
+      assert.match(admin, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const res = await tlsRequest(`${admin}/services`, { ca: pki.ca.cert });
+      assert.equal(res.status, 200);
+      assert.equal(res.json().data[0].name, 'api');
+      assert.equal(res.peerSerial, new X509Certificate(pair.cert).serialNumber);
+    } finally {
+      await gw.stop();
+      await upstream.close();
+    }
+  });
+});
