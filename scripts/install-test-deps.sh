@@ -14,6 +14,7 @@ fi
 if [ "${GATEHOUSE_BENCH_DEPS:-}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+  command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 fi
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

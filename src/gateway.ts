@@ -2,6 +2,7 @@ import { type DynamicModule, Module, type INestApplicationContext } from '@nestj
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GatewayExceptionFilter } from './common/gateway-exception.filter.js';
@@ -20,6 +21,9 @@ import { joinClusterState } from './cluster.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
 import { ProxyConfigRuntime } from './proxy/proxy-config.runtime.js';
+import { createListenerServer, listenerUrl, type ListenerServer, type ListenerSpec } from './proxy/listeners.js';
+import { TlsContextStore } from './common/tls-context.js';
+import { WebSocketProxy } from './proxy/websocket.proxy.js';
 import { adminOptions, startAdminListener } from './admin/admin.server.js';
 import type { ConfigStore } from './config/config-store.js';
 
@@ -44,7 +48,9 @@ export class StatusAppModule {
 }
 
 export interface RunningGateway {
+  /** The first proxy listener's URL; `proxyUrls` has one per listener, in GATEHOUSE_PROXY_LISTEN order. */
   proxyUrl: string;
+  proxyUrls: string[];
   statusUrl: string;
   proxy: INestApplicationContext;
   status: NestFastifyApplication;
@@ -123,17 +129,17 @@ function fastifyAdapter(config: GatewayConfig, logger: Logger, onServer: (s: Ser
   });
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function listen(server: Server | ListenerServer, host: string, port: number, backlog?: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog }, () => {
       server.off('error', reject);
       resolve();
     });
   });
 }
 
-function closeServer(server: Server): Promise<void> {
+function closeServer(server: Server | ListenerServer): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
@@ -150,13 +156,33 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   });
   await proxy.init();
   const handler = proxy.get(ProxyHandler);
+  const websockets = proxy.get(WebSocketProxy);
   const counters = new ServerCounters();
-  const proxyServer = createServer(serverOptions(config), counters.counting(handler.handle));
-  counters.attach(proxyServer);
+  const onRequest = counters.counting(handler.handle);
+  const { proxyListen, statusListen } = config.settings;
+  // The first listener's address may have been rewritten by the demo (a free port chosen up front).
+  const specs: ListenerSpec[] = config.settings.proxyListeners.map((l, i) => (i === 0 ? { ...l, host: proxyListen.host, port: proxyListen.port } : l));
+  const tls = config.settings.tls ? new TlsContextStore(config.settings.tls, logger) : undefined;
+  tls?.watch();
   // kong_nginx_connections_total and kong_nginx_requests_total read the same counters as GET /status.
   gatewayMetrics.useServerCounters(counters);
-  proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
-  servers.push(proxyServer);
+  const proxyServers: ListenerServer[] = [];
+  // HTTP/2 sessions outlive server.close(): shutdown sends them GOAWAY (in-flight streams finish), the timeout destroys them.
+  const h2Sessions = new Set<Http2Session>();
+  for (const spec of specs) {
+    const server = createListenerServer(spec, serverOptions(config), { request: onRequest, upgrade: handler.upgrade }, tls);
+    counters.attach(server as Server);
+    if (spec.http2) {
+      server.on('session', (session: Http2Session) => {
+        h2Sessions.add(session);
+        session.once('close', () => h2Sessions.delete(session));
+      });
+    }
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientErrorResponse(err, socket, logger));
+    // Failed handshakes (scanners, clients refusing the certificate) are not the gateway's errors.
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => logger.debug({ reason: err.code ?? err.message, peer: socket.remoteAddress }, 'TLS handshake failed'));
+    proxyServers.push(server);
+  }
 
   const readiness = new ReadinessState();
   readiness.onDraining((origin) => {
@@ -182,14 +208,20 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   );
   status.useGlobalFilters(new GatewayExceptionFilter(logger));
 
-  const { proxyListen, statusListen } = config.settings;
-  await listen(proxyServer, proxyListen.host, proxyListen.port);
+  for (let i = 0; i < specs.length; i++) await listen(proxyServers[i], specs[i].host, specs[i].port, specs[i].backlog);
   await status.listen(statusListen.port, statusListen.host);
   // The Admin API writes through the store and applies to this process's runtime (other processes follow the store).
   const adminListen = config.settings.adminListen;
   const admin =
     store && adminListen
-      ? await startAdminListener({ listen: adminListen, runtime: proxy.get(ProxyConfigRuntime), store, logger, options: adminOptions(config.settings) })
+      ? await startAdminListener({
+          listen: adminListen,
+          tls: config.settings.adminSsl ? tls : undefined,
+          runtime: proxy.get(ProxyConfigRuntime),
+          store,
+          logger,
+          options: adminOptions(config.settings),
+        })
       : undefined;
   const url = (server: Server, fallbackHost: string) => {
     const address = server.address();
@@ -204,20 +236,27 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     readiness,
     runtime: proxy.get(ProxyConfigRuntime),
     adminUrl: admin?.url,
-    proxyUrl: url(proxyServer, proxyListen.host),
+    proxyUrl: listenerUrl(specs[0], proxyServers[0]),
+    proxyUrls: specs.map((spec, i) => listenerUrl(spec, proxyServers[i])),
     statusUrl: url(status.getHttpServer(), statusListen.host),
     shutdown() {
       closing ??= (async () => {
         const force = setTimeout(() => {
           logger.warn({ timeout_ms: config.settings.shutdownTimeoutMs }, 'shutdown timeout reached, closing remaining connections');
           for (const s of servers) s.closeAllConnections();
+          for (const s of proxyServers) (s as Server).closeAllConnections?.();
+          websockets.destroyAll();
+          for (const session of h2Sessions) session.destroy();
         }, config.settings.shutdownTimeoutMs);
         force.unref();
         // Stop accepting; idle keep-alive connections close now, busy ones after their response
         // (which carries Connection: close); then the upstream pools close.
         readiness.startDraining('signal');
         handler.draining = true;
-        await Promise.all([closeServer(proxyServer), status.close(), admin?.close()]);
+        for (const session of h2Sessions) session.close();
+        // WebSockets are told (close 1001) and counted in the drain like in-flight requests.
+        await Promise.all([...proxyServers.map(closeServer), status.close(), admin?.close(), websockets.closeAll()]);
+        tls?.close();
         await proxy.close();
         clearTimeout(force);
       })();

@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const started = { proxy: gateway.proxyUrl, status: gateway.statusUrl, admin: gateway.adminUrl, database: settings.database, config: config.source, demo: config.demo, issuers: config.issuers };
+  const started = { proxy: gateway.proxyUrl, listeners: gateway.proxyUrls, status: gateway.statusUrl, admin: gateway.adminUrl, database: settings.database, config: config.source, demo: config.demo, issuers: config.issuers };
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
   // Every process follows the store itself: with workers, each one sees the file change (or its SIGHUP, forwarded by the primary).

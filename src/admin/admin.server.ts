@@ -2,6 +2,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
+import type { TlsContextStore } from '../common/tls-context.js';
 import { NestPinoLogger } from '../common/logger.js';
 import type { ConfigRuntime } from '../config/config-runtime.js';
 import type { ConfigStore } from '../config/config-store.js';
@@ -28,13 +29,22 @@ export interface RunningAdmin {
  */
 export async function startAdminListener(opts: {
   listen: ListenAddress;
+  /** Serve HTTPS with these certificates (GATEHOUSE_ADMIN_LISTEN … ssl); they reload as the proxy's do. */
+  tls?: TlsContextStore;
   runtime: ConfigRuntime;
   store: ConfigStore;
   logger: Logger;
   options: Omit<AdminOptions, 'version'> & { version?: string };
 }): Promise<RunningAdmin> {
   const logger = opts.logger.child({ component: 'admin' });
-  const adapter = new FastifyAdapter({ logger: false, exposeHeadRoutes: false, requestIdHeader: false, bodyLimit: ADMIN_BODY_LIMIT, return503OnClosing: true });
+  const adapter = new FastifyAdapter({
+    logger: false,
+    exposeHeadRoutes: false,
+    requestIdHeader: false,
+    bodyLimit: ADMIN_BODY_LIMIT,
+    return503OnClosing: true,
+    ...(opts.tls ? { https: opts.tls.serverOptions() } : {}),
+  });
   const app = await NestFactory.create<NestFastifyApplication>(
     AdminModule.register(opts.runtime, opts.store, logger, { version: GATEHOUSE_VERSION, ...opts.options }),
     adapter,
@@ -50,12 +60,17 @@ export async function startAdminListener(opts: {
   });
   app.useGlobalFilters(new AdminExceptionFilter(logger));
   await app.listen(opts.listen.port, opts.listen.host);
+  if (opts.tls) {
+    const server = app.getHttpServer() as import('node:https').Server;
+    const unsubscribe = opts.tls.onReload((defaults) => server.setSecureContext(defaults));
+    server.once('close', unsubscribe);
+  }
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : opts.listen.port;
   const host = opts.listen.host === '0.0.0.0' || opts.listen.host === '::' ? '127.0.0.1' : opts.listen.host;
   return {
     app,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () => app.close(),
   };
 }

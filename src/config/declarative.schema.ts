@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { PLUGIN_SCHEMAS, type PluginName } from '../plugins/plugin-schemas.js';
 import { anyValue, inertShape, kongDefault, kongEntity, unset } from './kong-fields.js';
@@ -147,11 +148,10 @@ const globalPlugin = kongEntity('plugin', z.strictObject({ ...pluginBase, servic
 const ROUTE_INERT = {
   // Only Kong's default join (v0) is implemented; v1 is refused rather than silently treated as v0.
   path_handling: kongDefault(['v0'], 'only the v0 join of service path and request path is implemented'),
-  https_redirect_status_code: kongDefault([426], 'Gatehouse does not redirect http to https: TLS is terminated in front of it'),
   request_buffering: kongDefault([true], 'request bodies are always streamed to the upstream'),
   response_buffering: kongDefault([true], 'response bodies are always streamed to the client'),
   headers: unset('routes cannot match on request headers yet'),
-  snis: unset('TLS is terminated in front of Gatehouse, so there is no SNI to match'),
+  snis: unset('routes cannot match on SNI; certificates are chosen by the names in GATEHOUSE_SSL_CERT'),
   sources: unset('stream routes are not supported'),
   destinations: unset('stream routes are not supported'),
   expression: unset("Kong's expressions router is not supported: use paths, methods and hosts"),
@@ -183,6 +183,11 @@ const routeFields = {
   strip_path: z.boolean().default(true),
   preserve_host: z.boolean().default(false),
   regex_priority: integer().default(0),
+  // Kong's choices for an https-only route reached over http: 426 (the default) or a redirect to https://.
+  https_redirect_status_code: z
+    .number()
+    .refine((n) => [426, 301, 302, 307, 308].includes(n), 'must be one of 426, 301, 302, 307, 308')
+    .default(426),
   plugins: z.array(nestedPlugin).default([]),
   ...inertShape(ROUTE_INERT),
 };
@@ -200,9 +205,7 @@ const topLevelRoute = kongEntity('route', z.strictObject({ ...routeFields, servi
 /** Service fields Kong has that Gatehouse does not implement (upstream TLS settings). */
 const SERVICE_INERT = {
   client_certificate: unset('client certificates to upstreams are not supported'),
-  tls_verify: unset("upstream certificates are verified against Node's CA store; per-service settings are not supported"),
-  tls_verify_depth: unset('per-service TLS settings are not supported'),
-  ca_certificates: unset('per-service CA certificates are not supported (NODE_EXTRA_CA_CERTS adds CAs for the whole gateway)'),
+  tls_verify_depth: unset('the verification depth is OpenSSL\'s default'),
   tls_sans: unset('per-service TLS settings are not supported'),
 };
 
@@ -220,6 +223,10 @@ const serviceSchema = kongEntity('service', z
     read_timeout: timeout.default(DEFAULT_TIMEOUT_MS),
     write_timeout: timeout.default(DEFAULT_TIMEOUT_MS),
     retries: integer(0, 32767).default(DEFAULT_RETRIES),
+    // Kong's default (nginx proxy_ssl_verify off, `null` here) does not verify; Gatehouse does unless told not to.
+    tls_verify: z.boolean().default(true),
+    // Kong lists CA certificate entity ids here; Gatehouse takes PEM file paths (read at load).
+    ca_certificates: z.array(z.string().min(1).superRefine(caFileProblem)).optional(),
     enabled: z.boolean().default(true),
     routes: z.array(nestedRoute).default([]),
     plugins: z.array(nestedPlugin).default([]),
@@ -235,6 +242,18 @@ const serviceSchema = kongEntity('service', z
     }
   }, { when: () => true }), SERVICE_INERT);
 
+/** A CA bundle path must name a readable PEM file with at least one certificate, checked at load. */
+function caFileProblem(file: string, ctx: z.RefinementCtx): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+    return;
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) ctx.addIssue({ code: 'custom', message: `"${file}" holds no PEM certificate` });
+}
+
 const FORMAT_VERSIONS = ['1.1', '2.1', '3.0'] as const;
 
 /**
@@ -246,9 +265,9 @@ const FILE_INERT = {
   consumer_groups: unset('Gatehouse has no consumer groups'),
   upstreams: unset('load-balanced upstreams are not supported: point the service at a host name'),
   targets: unset('load-balanced upstreams are not supported'),
-  certificates: unset('TLS is terminated in front of Gatehouse'),
-  ca_certificates: unset('upstream CAs are not configurable per file (NODE_EXTRA_CA_CERTS)'),
-  snis: unset('TLS is terminated in front of Gatehouse'),
+  certificates: unset('server certificates come from files: GATEHOUSE_SSL_CERT and GATEHOUSE_SSL_CERT_KEY'),
+  ca_certificates: unset("CA entities are not supported: a service's ca_certificates takes PEM file paths"),
+  snis: unset('SNI names come from the GATEHOUSE_SSL_CERT certificates'),
   vaults: unset('only the built-in env vault is supported: {vault://env/NAME}'),
   keys: unset('Kong keys are not supported'),
   key_sets: unset('Kong key sets are not supported'),

@@ -1,6 +1,8 @@
 import { BlockList, isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigProblem } from './config.loader.js';
+import { checkTlsSettings, type CipherSuite, type TlsSettings } from '../common/tls-context.js';
+import { parseListeners, type ListenerSpec } from '../proxy/listeners.js';
 import type { DatabaseKind } from './config-store.js';
 
 /**
@@ -20,6 +22,10 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_SHUTDOWN_DELAY: '5',
   GATEHOUSE_MAX_HEADER_SIZE: '16384',
   GATEHOUSE_WORKERS: '1',
+  GATEHOUSE_SSL_CERT: '',
+  GATEHOUSE_SSL_CERT_KEY: '',
+  GATEHOUSE_SSL_CIPHER_SUITE: 'intermediate',
+  GATEHOUSE_SSL_CIPHERS: '',
   /** Unset: `off` when a declarative file is given (Kong's DB-less), `embedded` otherwise. */
   GATEHOUSE_DATABASE: '',
   /** Kong's `admin_listen`; `off` disables the Admin API. */
@@ -41,6 +47,8 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_PG_MIGRATIONS: 'auto',
 } as const;
 
+const CIPHER_SUITES = ['intermediate', 'modern', 'custom'] as const;
+
 export interface ListenAddress {
   host: string;
   port: number;
@@ -49,7 +57,18 @@ export interface ListenAddress {
 export interface GatewaySettings {
   /** Path of the declarative config, or undefined for the built-in demo. */
   declarativeConfig?: string;
+  /** The first proxy listener (the one logs and the demo name); `proxyListeners` has them all. */
   proxyListen: ListenAddress;
+  /** Every proxy listener, Kong's `proxy_listen` syntax (see listeners.ts). */
+  proxyListeners: ListenerSpec[];
+  /**
+   * Server certificates for `ssl` listeners; undefined when none are configured
+   * (then no listener may be `ssl`, except the TLS demo, which makes its own).
+   */
+  tls?: TlsSettings;
+  /** TLS version and cipher policy, also used by the demo's self-signed certificate. */
+  sslCipherSuite: CipherSuite;
+  sslCiphers?: string;
   statusListen: ListenAddress;
   /** Peers whose X-Forwarded-* and X-Request-Id are believed. Empty: nobody. */
   trustedIps: BlockList;
@@ -76,6 +95,8 @@ export interface GatewaySettings {
   demo: boolean;
   /** The Admin API listener, or undefined when GATEHOUSE_ADMIN_LISTEN is `off`. */
   adminListen?: ListenAddress;
+  /** `GATEHOUSE_ADMIN_LISTEN=… ssl`: the Admin API over TLS with the GATEHOUSE_SSL_CERT certificates. */
+  adminSsl: boolean;
   /** Admin bearer authentication; undefined on a loopback-only listener without GATEHOUSE_ADMIN_ISSUER. */
   adminAuth?: { issuer: string; audience: string };
   /** The embedded store's directory. */
@@ -122,7 +143,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
   // An empty variable (`FOO=` in a compose file or a ConfigMap) means "use the default".
   const get = (k: keyof typeof SETTINGS_DEFAULTS) => env[k]?.trim() || SETTINGS_DEFAULTS[k];
 
-  const listen = (k: 'GATEHOUSE_PROXY_LISTEN' | 'GATEHOUSE_STATUS_LISTEN' | 'GATEHOUSE_ADMIN_LISTEN'): ListenAddress => {
+  const listen = (k: 'GATEHOUSE_STATUS_LISTEN' | 'GATEHOUSE_ADMIN_LISTEN'): ListenAddress => {
     const value = get(k).trim();
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
     const port = m ? Number(m[3]) : NaN;
@@ -132,6 +153,25 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     }
     return { host: m[1] ?? m[2], port };
   };
+  const proxy = parseListeners(get('GATEHOUSE_PROXY_LISTEN'), 'GATEHOUSE_PROXY_LISTEN');
+  problems.push(...proxy.problems);
+  const sslCipherSuite = get('GATEHOUSE_SSL_CIPHER_SUITE').toLowerCase() as CipherSuite;
+  const sslCiphers = get('GATEHOUSE_SSL_CIPHERS') || undefined;
+  if (!CIPHER_SUITES.includes(sslCipherSuite)) {
+    problems.push({ path: 'GATEHOUSE_SSL_CIPHER_SUITE', message: `must be one of ${CIPHER_SUITES.join(', ')}, got "${get('GATEHOUSE_SSL_CIPHER_SUITE')}"` });
+  } else if (sslCipherSuite === 'custom' && !sslCiphers) {
+    problems.push({ path: 'GATEHOUSE_SSL_CIPHERS', message: 'is required when GATEHOUSE_SSL_CIPHER_SUITE is custom (an OpenSSL cipher list)' });
+  }
+  const list = (k: 'GATEHOUSE_SSL_CERT' | 'GATEHOUSE_SSL_CERT_KEY') => get(k).split(',').map((f) => f.trim()).filter(Boolean);
+  let tls: TlsSettings | undefined;
+  const certFiles = list('GATEHOUSE_SSL_CERT');
+  const keyFiles = list('GATEHOUSE_SSL_CERT_KEY');
+  if (certFiles.length || keyFiles.length) {
+    tls = { certFiles, keyFiles, cipherSuite: sslCipherSuite, ciphers: sslCiphers };
+    if (!certFiles.length) problems.push({ path: 'GATEHOUSE_SSL_CERT', message: 'is required with GATEHOUSE_SSL_CERT_KEY' });
+    else if (CIPHER_SUITES.includes(sslCipherSuite)) problems.push(...checkTlsSettings(tls));
+  }
+
   const positiveInt = (k: keyof typeof SETTINGS_DEFAULTS, alternative = '') => {
     const n = Number(get(k));
     if (!Number.isInteger(n) || n <= 0) problems.push({ path: k, message: `must be a positive integer${alternative}, got "${get(k)}"` });
@@ -203,7 +243,22 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     problems.push({ path: 'GATEHOUSE_DATABASE', message: 'is "off", which needs a declarative config (--config PATH or GATEHOUSE_DECLARATIVE_CONFIG)' });
   }
 
-  const adminListen = get('GATEHOUSE_ADMIN_LISTEN').toLowerCase() === 'off' ? undefined : listen('GATEHOUSE_ADMIN_LISTEN');
+  // Kong's admin_listen: one `host:port`, optionally `ssl` (the GATEHOUSE_SSL_CERT certificates), or `off`.
+  let adminListen: ListenAddress | undefined;
+  let adminSsl = false;
+  const adminText = get('GATEHOUSE_ADMIN_LISTEN');
+  if (adminText.toLowerCase() !== 'off') {
+    if (/\s/.test(adminText.trim())) {
+      const admin = parseListeners(adminText, 'GATEHOUSE_ADMIN_LISTEN');
+      problems.push(...admin.problems);
+      if (admin.listeners.length > 1) problems.push({ path: 'GATEHOUSE_ADMIN_LISTEN', message: 'takes one listener' });
+      if (admin.listeners[0]?.http2) problems.push({ path: 'GATEHOUSE_ADMIN_LISTEN', message: 'http2 is not offered on the admin listener (ssl is)' });
+      adminListen = admin.listeners[0] && { host: admin.listeners[0].host, port: admin.listeners[0].port };
+      adminSsl = admin.listeners[0]?.ssl ?? false;
+    } else {
+      adminListen = listen('GATEHOUSE_ADMIN_LISTEN');
+    }
+  }
   const adminIssuer = get('GATEHOUSE_ADMIN_ISSUER');
   const adminAudience = get('GATEHOUSE_ADMIN_AUDIENCE');
   let adminAuth: GatewaySettings['adminAuth'];
@@ -235,9 +290,14 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     database,
     demo: !declarativeConfig && !databaseText,
     adminListen,
+    adminSsl,
     adminAuth,
     dataDir: get('GATEHOUSE_DATA_DIR'),
-    proxyListen: listen('GATEHOUSE_PROXY_LISTEN'),
+    proxyListen: proxy.listeners[0] ? { host: proxy.listeners[0].host, port: proxy.listeners[0].port } : { host: '127.0.0.1', port: 0 },
+    proxyListeners: proxy.listeners,
+    tls,
+    sslCipherSuite,
+    sslCiphers,
     statusListen: listen('GATEHOUSE_STATUS_LISTEN'),
     trustedIps,
     trustedIpsText,
@@ -250,6 +310,13 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     workers: get('GATEHOUSE_WORKERS').trim() === 'auto' ? availableParallelism() : positiveInt('GATEHOUSE_WORKERS', ' or "auto"'),
     postgres,
   };
+  // The TLS demo makes its own self-signed certificate; anything else needs files.
+  const demoTls = settings.demo && env.GATEHOUSE_DEMO_TLS === '1';
+  if (!tls && !demoTls && proxy.listeners.some((l) => l.ssl)) {
+    problems.push({ path: 'GATEHOUSE_SSL_CERT', message: 'is required: GATEHOUSE_PROXY_LISTEN has an ssl listener (set GATEHOUSE_SSL_CERT and GATEHOUSE_SSL_CERT_KEY to PEM files)' });
+  } else if (!tls && adminSsl) {
+    problems.push({ path: 'GATEHOUSE_SSL_CERT', message: 'is required: GATEHOUSE_ADMIN_LISTEN is ssl (set GATEHOUSE_SSL_CERT and GATEHOUSE_SSL_CERT_KEY to PEM files)' });
+  }
   if (problems.length) throw new SettingsError(problems);
   return settings;
 }

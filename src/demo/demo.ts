@@ -1,4 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateCertificate } from '../common/tls-self-signed.js';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -18,6 +22,9 @@ import { freePort } from '../common/free-port.js';
  * Demo-only environment variables (each with its default):
  *   GATEHOUSE_DEMO_IDP_LISTEN       127.0.0.1:8180  the demo IdP (port 0: any free port)
  *   GATEHOUSE_DEMO_UPSTREAM_LISTEN  127.0.0.1:8280  the echo upstream (port 0: any free port)
+ *   GATEHOUSE_DEMO_TLS              1: the first proxy listener speaks TLS and HTTP/2 with a
+ *                                   self-signed certificate made at start (unless
+ *                                   GATEHOUSE_SSL_CERT is set); the public URL is https://
  *   GATEHOUSE_DEMO_PUBLIC_URL       http://localhost:<proxy port> (http://<host>:<port> when
  *                                   the proxy listens on one specific address): the gateway's
  *                                   URL as the browser sees it; the redirect URI is <it>/oidc
@@ -71,8 +78,10 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
   if (settings.statusListen.port === 0) {
     settings.statusListen.port = await freePort(settings.statusListen.host);
   }
+  const demoTls = env.GATEHOUSE_DEMO_TLS === '1' ? enableDemoTls(settings) : undefined;
+  const scheme = demoTls ? 'https' : 'http';
   const publicUrl = (
-    env.GATEHOUSE_DEMO_PUBLIC_URL?.trim() || (loopbackDefault ? `http://localhost:${settings.proxyListen.port}` : defaultPublicUrl(settings.proxyListen))
+    env.GATEHOUSE_DEMO_PUBLIC_URL?.trim() || (loopbackDefault ? `${scheme}://localhost:${settings.proxyListen.port}` : defaultPublicUrl(settings.proxyListen, scheme))
   ).replace(/\/$/, '');
   if (!/^https?:\/\/[^/]+$/.test(publicUrl)) {
     throw new DemoStartError(`GATEHOUSE_DEMO_PUBLIC_URL must be an origin like http://localhost:8000, got "${publicUrl}"`);
@@ -155,7 +164,7 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
     'DEMO MODE: no declarative config given, running the built-in demo (embedded IdP, echo upstream); not for production',
   );
   process.stderr.write(
-    banner({ routeUrl, issuer: idp.issuer, upstream: `${echo.url}/anything`, statusUrl, curl }),
+    banner({ routeUrl, issuer: idp.issuer, upstream: `${echo.url}/anything`, statusUrl, curl, tls: demoTls }),
   );
 
   return new GatewayConfig(settings, loaded.config, loaded.source, true, loaded.document);
@@ -171,7 +180,27 @@ export async function stopDemo(): Promise<void> {
   await Promise.all(all.map((stop) => stop()));
 }
 
-function banner(o: { routeUrl: string; issuer: string; upstream: string; statusUrl: string; curl: string }): string {
+/**
+ * GATEHOUSE_DEMO_TLS=1: the first proxy listener becomes `ssl http2`. Without
+ * GATEHOUSE_SSL_CERT a certificate for localhost and 127.0.0.1 is made now and
+ * written to a temporary directory (its path is in the banner, for curl --cacert).
+ */
+function enableDemoTls(settings: GatewaySettings): { certFile: string; selfSigned: boolean } {
+  const first = settings.proxyListeners[0];
+  first.ssl = true;
+  first.http2 = true;
+  if (settings.tls) return { certFile: settings.tls.certFiles[0], selfSigned: false };
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-demo-tls-'));
+  const { cert, key } = generateCertificate({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1', '::1'] });
+  const certFile = join(dir, 'demo.crt');
+  const keyFile = join(dir, 'demo.key');
+  writeFileSync(certFile, cert);
+  writeFileSync(keyFile, key, { mode: 0o600 });
+  settings.tls = { certFiles: [certFile], keyFiles: [keyFile], cipherSuite: settings.sslCipherSuite, ciphers: settings.sslCiphers };
+  return { certFile, selfSigned: true };
+}
+
+function banner(o: { routeUrl: string; issuer: string; upstream: string; statusUrl: string; curl: string; tls?: { certFile: string; selfSigned: boolean } }): string {
   const [withScope, withoutScope] = DEMO_USERS;
   return `
 ==============================================================================
@@ -191,8 +220,15 @@ function banner(o: { routeUrl: string; issuer: string; upstream: string; statusU
 
  A bearer token in one command (demo-only password grant), then call the route:
    ${o.curl}
-   curl -H "Authorization: Bearer <access_token>" ${o.routeUrl}
-
+   curl ${o.tls ? `--cacert ${o.tls.certFile} ` : ''}-H "Authorization: Bearer <access_token>" ${o.routeUrl}
+${
+  o.tls
+    ? `
+ TLS (GATEHOUSE_DEMO_TLS=1): HTTPS and HTTP/2 on the proxy port with ${o.tls.selfSigned ? 'a SELF-SIGNED\n certificate made at this start (browsers warn once; curl needs --cacert or -k)' : 'GATEHOUSE_SSL_CERT'}:
+   ${o.tls.certFile}
+`
+    : ''
+}
  Per-caller rate limiting and caching: uncomment the rate-limiting and
  proxy-cache plugins in config/demo.yaml (RateLimit-* and X-Cache-Status headers).
 ==============================================================================
@@ -209,9 +245,9 @@ function parseListen(env: NodeJS.ProcessEnv, key: keyof typeof DEMO_DEFAULTS): L
 }
 
 /** The browser's view of the gateway: a wildcard listen address is reached as localhost (Kong's http://localhost:8000). */
-function defaultPublicUrl(listen: ListenAddress): string {
+function defaultPublicUrl(listen: ListenAddress, scheme = 'http'): string {
   const host = listen.host === '0.0.0.0' || listen.host === '::' ? 'localhost' : listen.host;
-  return `http://${hostForUrl(host)}:${listen.port}`;
+  return `${scheme}://${hostForUrl(host)}:${listen.port}`;
 }
 
 function hostForUrl(host: string): string {

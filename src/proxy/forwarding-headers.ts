@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import type { BlockList } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 /**
  * Header rules between client, gateway and upstream (RFC 9110 §7.6.1, §7.6.2).
@@ -164,8 +166,16 @@ export function upstreamRequestHeaders(
 
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const raw = rawHeaders[i];
-    const name = raw.toLowerCase();
     const value = rawHeaders[i + 1];
+    // HTTP/2 pseudo-headers (RFC 9113 §8.3) are never forwarded as fields; `:authority` is the Host.
+    if (raw.charCodeAt(0) === 58 /* : */) {
+      if (raw === ':authority') {
+        incoming ??= { xff: undefined, proto: undefined, host: undefined, port: undefined, path: undefined, realIp: undefined, hostHeader: undefined };
+        incoming.hostHeader = value;
+      }
+      continue;
+    }
+    const name = raw.toLowerCase();
     // Host is the request's own, not a hop's: a client cannot nominate it away.
     if (HOP_BY_HOP.has(name) || (nominated?.has(name) && name !== 'host')) continue;
     // `X_Forwarded_For` counts as the gateway's header too: CGI-style upstreams read
@@ -261,6 +271,21 @@ export function clientResponseHeaders(raw: readonly (Buffer | string)[], request
   if (nominated) out = out.filter((_, i, all) => !nominated.has((i % 2 === 0 ? all[i] : all[i - 1]).toLowerCase()));
   out.push('x-request-id', requestId);
   return out;
+}
+
+/**
+ * The scheme the client used, as Kong's `forwarded_proto`: a trusted proxy's
+ * X-Forwarded-Proto (it terminated TLS), otherwise whether our own socket is TLS.
+ */
+export function requestScheme(req: IncomingMessage, peerTrusted: boolean): 'http' | 'https' {
+  if (peerTrusted) {
+    const sent = req.headers['x-forwarded-proto'];
+    if (typeof sent === 'string') {
+      const first = sent.split(',', 1)[0].trim().toLowerCase();
+      if (first === 'https' || first === 'http') return first;
+    }
+  }
+  return (req.socket as TLSSocket).encrypted ? 'https' : 'http';
 }
 
 export function isTrustedPeer(list: BlockList, address: string | undefined): boolean {

@@ -1,5 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { OpenIdConnectService } from '../auth/openid-connect.service.js';
@@ -7,8 +9,11 @@ import { AccessLog } from '../common/access-log.js';
 import { writeErrorResponse } from '../common/error-response.js';
 import { LOGGER } from '../common/logger.js';
 import { RequestContext, requestIdFor } from '../common/request-context.js';
+import { GatewayError } from '../common/gateway.error.js';
 import { GatewayConfig } from '../config/gateway-config.js';
 import { isTrustedPeer, upstreamRequestHeaders, type ConnectionFacts } from './forwarding-headers.js';
+import { checkRouteProtocols } from './route-protocols.js';
+import { WebSocketProxy } from './websocket.proxy.js';
 import { RESPONDED, type AccessResult, type CompiledPlugin } from '../plugins/plugin.js';
 import { RouteMatcher } from './route-matcher.js';
 import { activeTracing, type RequestTracing } from '../telemetry/tracing.js';
@@ -42,6 +47,7 @@ export class ProxyHandler {
     private readonly upstream: UpstreamClient,
     private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly websockets: WebSocketProxy,
   ) {
     this.accessLog = new AccessLog(logger);
     this.anyTrusted = config.settings.trustedIpsText !== '';
@@ -49,6 +55,8 @@ export class ProxyHandler {
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    // HTTP/2 (compat API): the host is `:authority` (RFC 9113 §8.3.1); one integer compare on HTTP/1.1.
+    if (req.httpVersionMajor === 2) adaptHttp2Request(req);
     // No trusted proxies configured (the default): skip the address parse on every request.
     const peerTrusted = this.anyTrusted && isTrustedPeer(this.config.settings.trustedIps, req.socket.remoteAddress);
     const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
@@ -68,6 +76,7 @@ export class ProxyHandler {
     let pending: Promise<void>;
     try {
       this.routes.resolve(req, ctx);
+      if (!ctx.match!.route.protocols.anyHttp) checkRouteProtocols(req, ctx, false);
       const { access, log } = ctx.match!.route.phases;
       if (log.length) res.once('close', () => runLogPhase(log, req, res, ctx, this.logger));
       const accessed = runAccessPhase(access, 0, req, res, ctx);
@@ -81,8 +90,65 @@ export class ProxyHandler {
     pending.catch((err: unknown) => writeErrorResponse(req, res, err, this.logger));
   }
 
+  /**
+   * An HTTP/1.1 `Upgrade` request (the server's `upgrade` event). A WebSocket
+   * handshake goes through the same chain as any request: route, protocols
+   * (the route must list ws or wss), the access phase with its plugins (a
+   * refusal is the usual 401/403 JSON answer and the connection closes, never
+   * a 101), the identity headers; then WebSocketProxy does the upstream
+   * handshake and the tunnel. Any other Upgrade (h2c, …) is ignored as RFC
+   * 9110 §7.8 allows: served as a plain request, on a connection that closes.
+   */
+  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Node caches the peer address on first read; the access log reads it when the connection has closed.
+    void req.socket.remoteAddress;
+    // The HTTP server removed its own error listener when it handed the socket over: without one, a client
+    // resetting the connection during the handshake would be an uncaught exception.
+    socket.on('error', onUpgradedSocketError);
+    const res = responseOnUpgradedSocket(req, socket as Socket);
+    const websocket = req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket';
+    if (!websocket) {
+      // The parser stops at the headers of an Upgrade request: a body cannot be read as a request body.
+      if ((req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined) {
+        const reason = 'a request with a body cannot carry Upgrade (only WebSocket upgrades are supported)';
+        writeErrorResponse(req, res, new GatewayError(400, 'Bad request', { reason, body: { reason } }), this.logger);
+        return;
+      }
+      this.handle(req, res);
+      return;
+    }
+    const peerTrusted = this.anyTrusted && isTrustedPeer(this.config.settings.trustedIps, req.socket.remoteAddress);
+    const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
+    req.gatehouse = ctx;
+    this.accessLog.track(req, res, ctx);
+    let pending: Promise<void>;
+    try {
+      this.routes.resolve(req, ctx);
+      checkRouteProtocols(req, ctx, true);
+      const { access, log } = ctx.match!.route.phases;
+      if (log.length) res.once('close', () => runLogPhase(log, req, res, ctx, this.logger));
+      const accessed = runAccessPhase(access, 0, req, res, ctx);
+      if (accessed === undefined) pending = this.forwardUpgrade(req, res, ctx, head);
+      else if (accessed === RESPONDED) return;
+      else pending = accessed.then((r) => (r === RESPONDED ? undefined : this.forwardUpgrade(req, res, ctx, head)));
+    } catch (err) {
+      writeErrorResponse(req, res, err, this.logger);
+      return;
+    }
+    pending.catch((err: unknown) => writeErrorResponse(req, res, err, this.logger));
+  };
+
+  private forwardUpgrade(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, head: Buffer): Promise<void> {
+    return this.websockets.connect(req, res, ctx, ctx.match!.upstreamPath!, this.upstreamHeaders(req, ctx), head);
+  }
+
   private forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
-    const { route, upstreamPath } = ctx.match!;
+    // RouteMatcher refuses a match without an upstream path before any step runs.
+    return this.upstream.forward(req, res, ctx, ctx.match!.route.service, ctx.match!.upstreamPath!, this.upstreamHeaders(req, ctx));
+  }
+
+  private upstreamHeaders(req: IncomingMessage, ctx: RequestContext): string[] {
+    const route = ctx.match!.route;
     const service = route.service;
     const socket = req.socket;
     const facts: ConnectionFacts = {
@@ -99,11 +165,34 @@ export class ProxyHandler {
       tracestate: undefined,
     };
     // W3C trace context, always sent upstream: the client's (checked) or a new trace (src/telemetry/tracing.ts).
-    this.tracing.upstream(req, ctx, service, upstreamPath!, facts);
-    const headers = upstreamRequestHeaders(req.rawHeaders, facts, ctx.headerEdits, req.headers.connection);
-    // RouteMatcher refuses a match without an upstream path before any step runs.
-    return this.upstream.forward(req, res, ctx, service, upstreamPath!, headers);
+    this.tracing.upstream(req, ctx, service, ctx.match!.upstreamPath!, facts);
+    return upstreamRequestHeaders(req.rawHeaders, facts, ctx.headerEdits, req.headers.connection);
   }
+}
+
+/**
+ * After the `upgrade` event the connection is no longer the HTTP server's: a
+ * ServerResponse bound to the socket lets the plugins and the error mapping
+ * answer exactly as on any request. Anything but a 101 closes the connection
+ * once written.
+ */
+function responseOnUpgradedSocket(req: IncomingMessage, socket: Socket): ServerResponse {
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => {
+    if (res.statusCode !== 101) socket.end();
+  });
+  return res;
+}
+
+function onUpgradedSocketError(this: Duplex): void {
+  this.destroy();
+}
+
+function adaptHttp2Request(req: IncomingMessage): void {
+  const authority = req.headers[':authority'];
+  if (typeof authority === 'string') req.headers.host = authority;
 }
 
 /**

@@ -6,6 +6,7 @@ import { ProxyHandler } from './proxy.handler.js';
 import { ProxyConfigRuntime } from './proxy-config.runtime.js';
 import { ROUTE_TABLE_SOURCE, RouteMatcher } from './route-matcher.js';
 import { UpstreamClient } from './upstream.client.js';
+import { WebSocketProxy } from './websocket.proxy.js';
 
 /** The live route table (ProxyConfigRuntime), the upstream pools, and the catch-all handler of the proxy listener. */
 @Module({
@@ -16,9 +17,10 @@ import { UpstreamClient } from './upstream.client.js';
     { provide: ConfigRuntime, useExisting: ProxyConfigRuntime },
     { provide: ROUTE_TABLE_SOURCE, useExisting: ProxyConfigRuntime },
     RouteMatcher,
+    WebSocketProxy,
     ProxyHandler,
   ],
-  exports: [ProxyConfigRuntime, ConfigRuntime, ProxyHandler],
+  exports: [ProxyConfigRuntime, ConfigRuntime, ProxyHandler, WebSocketProxy],
 })
 export class ProxyModule implements OnApplicationShutdown {
   constructor(@Inject(UpstreamClient) private readonly upstream: UpstreamClient) {}

@@ -37,6 +37,26 @@ export interface UpstreamService {
   readTimeoutMs: number;
   writeTimeoutMs: number;
   retries: number;
+  /** `https` services: verify the upstream's certificate (Kong's `tls_verify`), against `caCertificates` or Node's CA store. */
+  tlsVerify: boolean;
+  /** PEM file paths of the CAs to trust instead of the default store (Kong's `ca_certificates`, as files). */
+  caCertificates?: string[];
+}
+
+/**
+ * What a route's `protocols` allow, compiled once. Most routes keep Kong's
+ * default `[http, https]`, which `anyHttp` lets the proxy path check with one
+ * property read.
+ */
+export interface RouteProtocols {
+  http: boolean;
+  https: boolean;
+  ws: boolean;
+  wss: boolean;
+  /** Both http and https: nothing to check for a plain request. */
+  anyHttp: boolean;
+  /** Kong's https_redirect_status_code: 426, or a redirect status to https://. */
+  httpsRedirectStatus: number;
 }
 
 /** Plugin configs in effect on a route, the most specific instance of each plugin (Kong's precedence). */
@@ -55,6 +75,7 @@ export interface CompiledRoute {
   service: UpstreamService;
   stripPath: boolean;
   preserveHost: boolean;
+  protocols: RouteProtocols;
   plugins: EffectivePlugins;
   /** The compiled plugin chain, attached once at load (see ProxyModule); empty until then. */
   phases: PluginPhases;
@@ -126,6 +147,7 @@ export class RouteTable {
         service: services.get(serviceName)!,
         stripPath: r.strip_path,
         preserveHost: r.preserve_host,
+        protocols: compileProtocols(r.protocols, r.https_redirect_status_code),
         plugins,
         phases: NO_PLUGINS,
       };
@@ -313,6 +335,11 @@ export function upstreamPathV0(servicePath: string, requestPath: string, stripPa
   return rest.startsWith('/') ? base + rest : `${base}/${rest}`;
 }
 
+export function compileProtocols(list: readonly string[], redirect: number): RouteProtocols {
+  const has = (p: string) => list.includes(p);
+  return { http: has('http'), https: has('https'), ws: has('ws'), wss: has('wss'), anyHttp: has('http') && has('https'), httpsRedirectStatus: redirect };
+}
+
 function toUpstream(name: string, s: DeclarativeConfig['services'][number]): UpstreamService {
   let protocol: 'http' | 'https';
   let hostname: string;
@@ -344,5 +371,7 @@ function toUpstream(name: string, s: DeclarativeConfig['services'][number]): Ups
     readTimeoutMs: s.read_timeout,
     writeTimeoutMs: s.write_timeout,
     retries: s.retries,
+    tlsVerify: s.tls_verify,
+    caCertificates: s.ca_certificates,
   };
 }

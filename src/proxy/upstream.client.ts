@@ -12,6 +12,7 @@ import { clientResponseHeaders } from './forwarding-headers.js';
 import type { UpstreamService } from './route-table.js';
 import type { ResponseBodyTap } from '../plugins/plugin.js';
 import { activeTracing } from '../telemetry/tracing.js';
+import { certificateFailure, upstreamTlsOptions } from '../common/tls-upstream.js';
 
 /** Methods RFC 9110 §9.2.2 calls idempotent: safe to send again after a connection failure. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -69,10 +70,13 @@ export class UpstreamClient {
     if (pool) return pool;
     // Services on one origin share connections when their timeouts agree; the pool's own
     // headersTimeout/bodyTimeout are the service's read_timeout, so requests need no per-request timers.
+    const tls = upstreamTlsOptions(service);
     const key = poolKey(service);
     pool = this.pools.get(key);
     if (!pool) {
       pool = new Pool(service.origin, {
+        // Upstreams are HTTP/1.1 keep-alive pools, whatever the client spoke (HTTP/2 included).
+        ...(tls ? { connect: tls } : {}),
         connectTimeout: service.connectTimeoutMs,
         headersTimeout: service.readTimeoutMs,
         bodyTimeout: service.readTimeoutMs,
@@ -101,7 +105,14 @@ export class UpstreamClient {
     headers: string[],
   ): Promise<void> {
     const method = req.method!;
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    // HTTP/2 has no Transfer-Encoding: a body without a length is announced by a HEADERS frame without END_STREAM.
+    const stream = (req as { stream?: { endAfterHeaders: boolean } }).stream;
+    const hasBody =
+      req.headers['content-length'] !== undefined
+        ? req.headers['content-length'] !== '0'
+        : stream === undefined
+          ? req.headers['transfer-encoding'] !== undefined
+          : !stream.endAfterHeaders;
     const options: Dispatcher.DispatchOptions = {
       method: method as Dispatcher.HttpMethod,
       path: path + ctx.query,
@@ -112,6 +123,9 @@ export class UpstreamClient {
     };
     const pool = this.pool(service);
     const retriable = !hasBody && IDEMPOTENT.has(method);
+    // On HTTP/2 the request's own stream stands for the connection: the session socket is shared by
+    // concurrent requests, and one request ending must not abort the others' upstream exchanges.
+    const client = (stream as unknown as Socket | undefined) ?? req.socket;
     return new Promise<void>((resolve, reject) => {
       let attempt = 0;
       const done = (err: Error | null, responded: boolean) => {
@@ -121,7 +135,7 @@ export class UpstreamClient {
         }
         if (!err) return resolve();
         // The client is gone: nobody to answer (the access log records the abort).
-        if ((res.destroyed || req.socket.destroyed) && !responded) return resolve();
+        if ((res.destroyed || client.destroyed) && !responded) return resolve();
         if (responded) {
           // Already streaming: abort rather than end cleanly, so the client sees a broken response.
           if (!res.destroyed) res.destroy(err);
@@ -131,13 +145,13 @@ export class UpstreamClient {
         if (this.willRetry(err, responded, retriable, attempt, service, res)) {
           attempt++;
           ctx.upstreamStartedAt = performance.now();
-          pool.dispatch(options, new UpstreamExchange(req.socket, res, ctx, done));
+          pool.dispatch(options, new UpstreamExchange(client, res, ctx, done));
           return;
         }
         reject(toGatewayError(err, code, service));
       };
       ctx.upstreamStartedAt = performance.now();
-      pool.dispatch(options, new UpstreamExchange(req.socket, res, ctx, done));
+      pool.dispatch(options, new UpstreamExchange(client, res, ctx, done));
     });
   }
 
@@ -159,7 +173,8 @@ export class UpstreamClient {
 const RETIRE_GRACE_MS = 30_000;
 
 function poolKey(service: UpstreamService): string {
-  return `${service.origin}#${service.connectTimeoutMs}#${service.readTimeoutMs}`;
+  const tls = service.protocol === 'https' ? `#${service.tlsVerify}#${service.caCertificates ?? ''}` : '';
+  return `${service.origin}#${service.connectTimeoutMs}#${service.readTimeoutMs}${tls}`;
 }
 
 const IN_FLIGHT = Symbol('gatehouse.upstreamExchanges');
@@ -258,7 +273,7 @@ function errorCode(err: Error): string | undefined {
   return (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
 }
 
-function toGatewayError(err: Error, code: string | undefined, service: UpstreamService): GatewayError {
+export function toGatewayError(err: Error, code: string | undefined, service: UpstreamService): GatewayError {
   const where = `upstream ${service.name} (${service.origin})`;
   if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return new GatewayTimeoutError(`${where}: ${code ?? err.name}`, err);
@@ -266,6 +281,8 @@ function toGatewayError(err: Error, code: string | undefined, service: UpstreamS
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return new ServiceUnavailableError('name resolution failed', `${where}: DNS lookup failed (${code})`, err);
   }
+  const certificate = certificateFailure(code);
+  if (certificate) return new BadGatewayError(`${where}: ${certificate}`, err);
   if (err instanceof undiciErrors.RequestAbortedError) {
     return new BadGatewayError(`${where}: request aborted`, err);
   }

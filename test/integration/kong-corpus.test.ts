@@ -65,9 +65,9 @@ describe('Kong corpus: files Kong and decK write load and compile like the hand-
     const warnings = configWarnings(load('kong-3.4-deck-dump.yaml'));
     const defaulted = warnings.filter((w) => w.message.startsWith('Kong fields Gatehouse does not implement'));
     assert.equal(defaulted.length, 1);
-    assert.match(defaulted[0].message, /route: destinations, headers, https_redirect_status_code, path_handling, request_buffering, response_buffering, snis, sources/);
+    assert.match(defaulted[0].message, /route: destinations, headers, path_handling, request_buffering, response_buffering, snis, sources/);
     assert.match(defaulted[0].message, /openid-connect: anonymous, authenticated_groups_claim, /);
-    assert.match(defaulted[0].message, /service: ca_certificates, client_certificate, tls_verify, tls_verify_depth/);
+    assert.match(defaulted[0].message, /service: client_certificate, tls_verify_depth/);
     assert.ok(warnings.some((w) => w.path.endsWith('config.session_redis_host') && /deprecated since Kong 3\.8/.test(w.message) && /redis\.\{host, port, ssl, ssl_verify\}/.test(w.message)), JSON.stringify(warnings, null, 1));
     assert.ok(warnings.some((w) => /config\.redis_(port|database)/.test(w.path) && /deprecated since Kong 3\.8/.test(w.message)));
   });
@@ -105,7 +105,7 @@ describe('Kong corpus: what is refused, with its path', () => {
           {
             name: 's',
             url: 'http://127.0.0.1:1',
-            tls_verify: true,
+            tls_verify_depth: 3,
             routes: [{ name: 'r', paths: ['/r'], snis: ['a.example'], request_buffering: false, plugins: [oidc({ anonymous: 'guest', ssl_verify: false, introspection_hint: 'refresh_token' })] }],
           },
         ],
@@ -114,8 +114,8 @@ describe('Kong corpus: what is refused, with its path', () => {
         "services[0].routes[0].plugins[0].config.anonymous: is not supported by Gatehouse (Gatehouse has no consumers: the IdP decides who may call; a request that fails authentication is refused); only null is accepted",
         "services[0].routes[0].plugins[0].config.introspection_hint: is not supported by Gatehouse (the hint is always access_token); only null or Kong's default (\"access_token\") is accepted",
         "services[0].routes[0].request_buffering: is not supported by Gatehouse (request bodies are always streamed to the upstream); only null or Kong's default (true) is accepted",
-        'services[0].routes[0].snis: is not supported by Gatehouse (TLS is terminated in front of Gatehouse, so there is no SNI to match); only null is accepted',
-        "services[0].tls_verify: is not supported by Gatehouse (upstream certificates are verified against Node's CA store; per-service settings are not supported); only null is accepted",
+        'services[0].routes[0].snis: is not supported by Gatehouse (routes cannot match on SNI; certificates are chosen by the names in GATEHOUSE_SSL_CERT); only null is accepted',
+        "services[0].tls_verify_depth: is not supported by Gatehouse (the verification depth is OpenSSL's default); only null is accepted",
       ],
     );
   });

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { AccessLog } from '../../src/common/access-log.js';
 import { RequestContext } from '../../src/common/request-context.js';
-import type { CompiledRoute } from '../../src/proxy/route-table.js';
+import { compileProtocols, type CompiledRoute } from '../../src/proxy/route-table.js';
 import { isoNow, jsonString } from '../../src/telemetry/json-line.js';
 
 /**
@@ -30,6 +30,7 @@ function route(name: string, service: string, accessLog?: { sample_rate: number;
     preserveHost: false,
     plugins: accessLog ? { 'access-log': accessLog } : {},
     phases: { access: [], response: [], log: [] },
+    protocols: compileProtocols(['http', 'https'], 426),
   };
 }
 

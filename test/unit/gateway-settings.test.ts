@@ -88,6 +88,10 @@ describe('readGatewaySettings: defaults', () => {
       'GATEHOUSE_PROXY_LISTEN',
       'GATEHOUSE_SHUTDOWN_DELAY',
       'GATEHOUSE_SHUTDOWN_TIMEOUT',
+      'GATEHOUSE_SSL_CERT',
+      'GATEHOUSE_SSL_CERT_KEY',
+      'GATEHOUSE_SSL_CIPHERS',
+      'GATEHOUSE_SSL_CIPHER_SUITE',
       'GATEHOUSE_STATUS_LISTEN',
       'GATEHOUSE_TRUSTED_IPS',
       'GATEHOUSE_WORKERS',
@@ -172,9 +176,9 @@ describe('readGatewaySettings: --config', () => {
 
 describe('readGatewaySettings: problems', () => {
   const cases: [env: NodeJS.ProcessEnv, expected: string][] = [
-    [{ GATEHOUSE_PROXY_LISTEN: 'nonsense' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" (e.g. 0.0.0.0:8000 or [::]:8000), got "nonsense"'],
-    [{ GATEHOUSE_PROXY_LISTEN: '8000' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" (e.g. 0.0.0.0:8000 or [::]:8000), got "8000"'],
-    [{ GATEHOUSE_PROXY_LISTEN: '0.0.0.0:70000' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" (e.g. 0.0.0.0:8000 or [::]:8000), got "0.0.0.0:70000"'],
+    [{ GATEHOUSE_PROXY_LISTEN: 'nonsense' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" and optional flags (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "nonsense"'],
+    [{ GATEHOUSE_PROXY_LISTEN: '8000' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" and optional flags (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "8000"'],
+    [{ GATEHOUSE_PROXY_LISTEN: '0.0.0.0:70000' }, 'GATEHOUSE_PROXY_LISTEN: must be "host:port" and optional flags (e.g. 0.0.0.0:8000 or [::]:8443 ssl http2), got "0.0.0.0:70000"'],
     [{ GATEHOUSE_STATUS_LISTEN: '::1:8100' }, 'GATEHOUSE_STATUS_LISTEN: must be "host:port" (e.g. 0.0.0.0:8000 or [::]:8000), got "::1:8100"'],
     [{ GATEHOUSE_TRUSTED_IPS: '10.0.0.0/33' }, 'GATEHOUSE_TRUSTED_IPS: "10.0.0.0/33" is not an IP address or CIDR block'],
     [{ GATEHOUSE_TRUSTED_IPS: 'fd00::/129' }, 'GATEHOUSE_TRUSTED_IPS: "fd00::/129" is not an IP address or CIDR block'],
