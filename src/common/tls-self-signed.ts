@@ -85,8 +85,17 @@ function seq(...items: Buffer[]): Buffer {
   return tlv(0x30, Buffer.concat(items));
 }
 
+/**
+ * A non-negative DER INTEGER in its minimal form (X.690 §8.3.2): leading zero
+ * bytes dropped, one put back when the first remaining bit is set. OpenSSL
+ * refuses a certificate whose serial has a superfluous leading zero, which a
+ * random serial has once in 128 draws.
+ */
 function integer(bytes: Buffer): Buffer {
-  return tlv(0x02, bytes[0] & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  const minimal = bytes.subarray(start);
+  return tlv(0x02, minimal[0] & 0x80 ? Buffer.concat([Buffer.from([0]), minimal]) : minimal);
 }
 
 function oid(dotted: string): Buffer {
