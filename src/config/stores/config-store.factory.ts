@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.loader.js';
 import type { ConfigRuntime } from '../config-runtime.js';
@@ -22,13 +23,26 @@ export function createConfigStore(settings: GatewaySettings, logger?: Logger): C
     case 'off':
       return new FileConfigStore(settings.declarativeConfig!);
     case 'embedded':
-      return new EmbeddedConfigStore(settings.dataDir);
+      return new EmbeddedConfigStore(embeddedStoreDir(settings));
     case 'postgres':
       return new PostgresConfigStore(settings.postgres, { logger });
     default:
       return undefined;
   }
 }
+
+/**
+ * The embedded store's directory. The demo without its entities
+ * (GATEHOUSE_DEMO_ENTITIES=off) keeps its store apart from the full demo's,
+ * under `<data dir>/demo-without-entities`: a store the full demo seeded
+ * would otherwise hold the very entities the blog's commands create, and they
+ * would answer 409.
+ */
+export function embeddedStoreDir(settings: Pick<GatewaySettings, 'dataDir' | 'demo' | 'demoEntities'>): string {
+  return settings.demo && !settings.demoEntities ? join(settings.dataDir, DEMO_WITHOUT_ENTITIES_DIR) : settings.dataDir;
+}
+
+export const DEMO_WITHOUT_ENTITIES_DIR = 'demo-without-entities';
 
 /**
  * Keeps `runtime` following `store`: every change another writer makes (an
