@@ -100,7 +100,14 @@ export class AdminService implements OnModuleInit {
     if (!(this.store instanceof PostgresConfigStore)) return undefined;
     const stored = await this.store.read();
     if (stored.version !== this.storedVersion && stored.document !== undefined) {
-      this.adopt(stored.document, await this.runtime.validate(stored.document, this.store.source));
+      try {
+        this.adopt(stored.document, await this.runtime.validate(stored.document, this.store.source));
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        // A stored document this build refuses (written by hand, or by a newer version): the write
+        // is made on the config this process runs, and replaces it (still only at this version).
+        this.logger.warn({ store: this.store.source, version: stored.version, problems: err.problems.length }, 'admin: the stored config does not validate; writing over it');
+      }
     }
     this.storedVersion = stored.version;
     return stored.version;

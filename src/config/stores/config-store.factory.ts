@@ -59,6 +59,8 @@ export function followConfigStore(
 ): () => void {
   health?.follow(store.kind, store.source);
   const onChange = (document: unknown, meta: StoreChangeMeta) => {
+    // A document read is a store reached (the embedded store reports no recovery of its own).
+    health?.recovered();
     // A refusal is logged and recorded by the runtime itself.
     runtime.apply(document, { source: store.source, actor: meta.actor }).catch(() => undefined);
   };
