@@ -13,6 +13,7 @@ import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
 import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './cluster.js';
 import { ShutdownSequence } from './health/shutdown.sequence.js';
+import { ConfigStoreHealth } from './health/config-store.health.js';
 import { sessionCapacityWarning } from './auth/session.store.js';
 import { startTracing, stopTracing } from './telemetry/tracing.js';
 
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
   // Every process follows the store itself: with workers, each one sees the file change (or its SIGHUP, forwarded by the primary).
-  const unfollow = store ? followConfigStore(store, gateway.runtime, logger) : undefined;
+  const unfollow = store ? followConfigStore(store, gateway.runtime, logger, gateway.status.get(ConfigStoreHealth)) : undefined;
 
   // SIGTERM: readiness 503, serve on for GATEHOUSE_SHUTDOWN_DELAY, then drain and exit (ShutdownSequence).
   const sequence = new ShutdownSequence(gateway, settings.shutdownDelayMs, logger);

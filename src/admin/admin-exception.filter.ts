@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { writeErrorResponse } from '../common/error-response.js';
 import { GatewayError } from '../common/gateway.error.js';
-import { AdminApiError } from './admin.errors.js';
+import { AdminApiError, storeWriteError } from './admin.errors.js';
 
 /** Every path the Admin API serves, for telling a wrong method (405) from a wrong path (404). */
 const ADMIN_PATHS = [
@@ -44,6 +44,11 @@ export class AdminExceptionFilter implements ExceptionFilter {
 
 export function adminErrorBody(exception: unknown, method: string, url: string, logger: Logger): [number, Record<string, unknown>] {
   if (exception instanceof AdminApiError) return [exception.status, exception.body];
+  const store = storeWriteError(exception);
+  if (store) {
+    logger.warn({ method, url: url.split('?')[0], err: exception instanceof Error ? exception.message : String(exception), status: store.status }, 'admin API: the config store refused the write');
+    return [store.status, store.body];
+  }
   const code = (exception as { code?: string }).code;
   const status = exception instanceof HttpException ? exception.getStatus() : (exception as { statusCode?: number }).statusCode;
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) return [415, { message: 'Unsupported Media Type' }];

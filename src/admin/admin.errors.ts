@@ -22,6 +22,7 @@ export const KONG_ERROR = {
   UNIQUE_VIOLATION: { code: 5, name: 'unique constraint violation' },
   INVALID_OFFSET: { code: 7, name: 'invalid offset' },
   INVALID_SIZE: { code: 9, name: 'invalid size' },
+  DATABASE_ERROR: { code: 8, name: 'database error' },
   OPERATION_UNSUPPORTED: { code: 12, name: 'operation unsupported' },
   DECLARATIVE_CONFIG: { code: 14, name: 'invalid declarative configuration' },
 } as const;
@@ -104,4 +105,29 @@ export function notWithoutDatabase(action: 'create' | 'update' | 'create or upda
     ...KONG_ERROR.OPERATION_UNSUPPORTED,
     message: `cannot ${action} '${kind}' entities when not using a database`,
   });
+}
+
+/**
+ * The store refused or could not take a write, in Kong's `database error`
+ * shape (code 8) with the status that tells a client what to do: 409 when the
+ * stored configuration changed since this write read it (PostgreSQL
+ * compare-and-set: another admin, maybe on another instance, saved first —
+ * read again and retry), 503 when the database cannot be reached (retry
+ * later; the gateway keeps serving its last good config). `error` carries the
+ * store's own code for scripts. Undefined for anything else.
+ */
+export function storeWriteError(err: unknown): AdminApiError | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code === 'GATEHOUSE_CONFIG_CONFLICT') {
+    return new AdminApiError(409, {
+      ...KONG_ERROR.DATABASE_ERROR,
+      message: `the configuration changed since it was read (${(err as Error).message}); nothing was changed, read it again and retry`,
+      error: code,
+    });
+  }
+  if (code === 'GATEHOUSE_STORE_UNAVAILABLE') {
+    // The cause (host, driver message) goes to the log, not to the client.
+    return new AdminApiError(503, { ...KONG_ERROR.DATABASE_ERROR, message: 'the configuration database is unavailable; nothing was changed', error: code });
+  }
+  return undefined;
 }

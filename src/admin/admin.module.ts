@@ -1,5 +1,7 @@
+import { HttpModule } from '@nestjs/axios';
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import type { Logger } from 'pino';
 import { ScopesGuard } from '../auth/scopes.guard.js';
 import { LOGGER } from '../common/logger.js';
@@ -7,6 +9,7 @@ import { ConfigRuntime } from '../config/config-runtime.js';
 import type { ConfigStore } from '../config/config-store.js';
 import { AdminAuthGuard, AdminBearerStrategy } from './admin-auth.js';
 import { AdminService } from './admin.service.js';
+import { AdminStatusService, UPSTREAM_CHECK_TIMEOUT_MS } from './admin-status.js';
 import { ADMIN_LOGGER, ADMIN_OPTIONS, CONFIG_STORE } from './admin.tokens.js';
 import { ConfigController } from './controllers/config.controller.js';
 import { InfoController } from './controllers/info.controller.js';
@@ -38,6 +41,8 @@ export class AdminModule {
       : [];
     return {
       module: AdminModule,
+      // GET /status probes upstream origins with terminus's HttpHealthIndicator over the HttpModule's axios client.
+      imports: [TerminusModule.forRoot({ logger: false }), HttpModule.register({ timeout: UPSTREAM_CHECK_TIMEOUT_MS, maxRedirects: 0 })],
       controllers: [InfoController, ServicesController, RoutesController, PluginsController, SchemasController, ConfigController],
       providers: [
         { provide: ConfigRuntime, useValue: runtime },
@@ -46,6 +51,7 @@ export class AdminModule {
         { provide: LOGGER, useValue: logger },
         { provide: ADMIN_OPTIONS, useValue: options },
         AdminService,
+        AdminStatusService,
         ...guards,
       ],
     };

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../config/config.loader.js';
 import { ConfigRuntime } from '../config/config-runtime.js';
+import { PostgresConfigStore } from '../config/stores/postgres-config.store.js';
 import type { ConfigStore } from '../config/config-store.js';
 import { formatPath, PLUGIN_SCHEMAS, type DeclarativeConfig } from '../config/declarative.schema.js';
 import { coerceEntityBody } from './admin-body.js';
@@ -68,6 +69,8 @@ export class AdminService implements OnModuleInit {
   private state = new EntityState();
   private validated = new Map<string, Record<string, unknown>>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** PostgreSQL: the stored version `state` was built from (undefined: not known, read it before the next write). */
+  private storedVersion?: number;
 
   constructor(
     private readonly runtime: ConfigRuntime,
@@ -78,7 +81,43 @@ export class AdminService implements OnModuleInit {
   onModuleInit() {
     this.adopt(this.runtime.current.document, this.runtime.current.declarative);
     // Changes from elsewhere (another worker or instance, an edited file) show up here too.
-    this.runtime.onApplied((applied) => this.adopt(applied.document, applied.declarative));
+    this.runtime.onApplied((applied) => {
+      this.adopt(applied.document, applied.declarative);
+      // Another instance's change: the version it was stored as is read again before this process's next write.
+      this.storedVersion = undefined;
+    });
+  }
+
+  /**
+   * PostgreSQL: the document a write starts from and the version it was read
+   * at, for the compare-and-set save. Another instance's change that this
+   * process has not applied yet (its notification is still on the way) is
+   * read here, so an admin write is made on top of it, never over it; and a
+   * write landing between this read and the save makes the save fail with
+   * ConfigConflictError (409) instead of silently replacing it.
+   */
+  private async readStored(): Promise<number | undefined> {
+    if (!(this.store instanceof PostgresConfigStore)) return undefined;
+    const stored = await this.store.read();
+    if (stored.version !== this.storedVersion && stored.document !== undefined) {
+      try {
+        this.adopt(stored.document, await this.runtime.validate(stored.document, this.store.source));
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        // A stored document this build refuses (written by hand, or by a newer version): the write
+        // is made on the config this process runs, and replaces it (still only at this version).
+        this.logger.warn({ store: this.store.source, version: stored.version, problems: err.problems.length }, 'admin: the stored config does not validate; writing over it');
+      }
+    }
+    this.storedVersion = stored.version;
+    return stored.version;
+  }
+
+  /** Durable before anything changes; with PostgreSQL, only if the stored version is still the one read. */
+  private async persist(document: unknown, actor: string, expectedVersion: number | undefined): Promise<number | undefined> {
+    if (this.store instanceof PostgresConfigStore && expectedVersion !== undefined) return this.store.saveVersion(document, { actor, expectedVersion });
+    await this.store.save(document, { actor });
+    return undefined;
   }
 
   private adopt(document: unknown, declarative: DeclarativeConfig) {
@@ -251,9 +290,10 @@ export class AdminService implements OnModuleInit {
         if (err instanceof ConfigError) throw declarativeError(err.problems);
         throw err;
       }
-      if (this.store.writable) await this.store.save(stored, { actor: who.actor });
+      const saved = this.store.writable ? await this.persist(stored, who.actor, await this.readStored()) : undefined;
       applied = await this.runtime.apply(stored, { source: this.store.writable ? this.store.source : 'admin:/config', actor: who.actor });
       this.adopt(stored, applied.declarative);
+      this.storedVersion = saved;
       this.logger.info({ actor: who.actor, action: 'replace', entity: 'config', services: withIds.services.size, routes: withIds.routes.size, plugins: withIds.plugins.size, persisted: this.store.writable }, 'admin change');
       return {
         services: [...this.state.services.values()].map((e) => this.view('services', e)),
@@ -296,6 +336,7 @@ export class AdminService implements OnModuleInit {
    */
   private write(who: AdminActor, change: (next: EntityState) => { kind: EntityKind; entity: Entity; action: string } | undefined): Promise<Record<string, unknown>> {
     return this.serialized(async () => {
+      const expectedVersion = await this.readStored();
       const next = this.state.clone();
       const result = change(next);
       if (!result) return {};
@@ -307,8 +348,10 @@ export class AdminService implements OnModuleInit {
         if (err instanceof ConfigError) throw schemaViolation(problemsOf(err.problems, layout.paths, result.entity.id));
         throw err;
       }
-      await this.store.save(document, { actor: who.actor });
+      const saved = await this.persist(document, who.actor, expectedVersion);
       await this.runtime.apply(document, { source: this.store.source, actor: who.actor });
+      // Set after the swap: applying it reset the version (as for any applied change).
+      this.storedVersion = saved;
       this.state = next;
       this.validated = validatedById(declarative);
       const e = result.entity;

@@ -45,6 +45,11 @@ export const SETTINGS_DEFAULTS = {
   GATEHOUSE_PG_SSL_VERIFY: 'off',
   GATEHOUSE_PG_TIMEOUT: '5000',
   GATEHOUSE_PG_MIGRATIONS: 'auto',
+  /**
+   * The built-in demo's services, routes and plugins (config/demo.yaml). `off`: the demo IdP and echo
+   * upstream run but the store starts empty, so the blog's three Admin API commands create them.
+   */
+  GATEHOUSE_DEMO_ENTITIES: 'on',
 } as const;
 
 const CIPHER_SUITES = ['intermediate', 'modern', 'custom'] as const;
@@ -101,6 +106,8 @@ export interface GatewaySettings {
   adminAuth?: { issuer: string; audience: string };
   /** The embedded store's directory. */
   dataDir: string;
+  /** False with GATEHOUSE_DEMO_ENTITIES=off: the demo starts with an empty store (only meaningful when `demo`). */
+  demoEntities: boolean;
   /** The `postgres` store's connection (used only when the database is `postgres`). */
   postgres: PostgresSettings;
 }
@@ -179,7 +186,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
   };
 
   // Kong reads on/off (and true/false) for its boolean settings.
-  const onOff = (k: 'GATEHOUSE_PG_SSL' | 'GATEHOUSE_PG_SSL_VERIFY') => {
+  const onOff = (k: 'GATEHOUSE_PG_SSL' | 'GATEHOUSE_PG_SSL_VERIFY' | 'GATEHOUSE_DEMO_ENTITIES') => {
     const value = get(k).toLowerCase();
     if (value === 'on' || value === 'true') return true;
     if (value === 'off' || value === 'false') return false;
@@ -293,6 +300,7 @@ export function readGatewaySettings(env: NodeJS.ProcessEnv, argv: readonly strin
     adminSsl,
     adminAuth,
     dataDir: get('GATEHOUSE_DATA_DIR'),
+    demoEntities: onOff('GATEHOUSE_DEMO_ENTITIES'),
     proxyListen: proxy.listeners[0] ? { host: proxy.listeners[0].host, port: proxy.listeners[0].port } : { host: '127.0.0.1', port: 0 },
     proxyListeners: proxy.listeners,
     tls,

@@ -6,7 +6,7 @@ import { generateCertificate } from '../common/tls-self-signed.js';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { loadDeclarativeConfigFile } from '../config/config.loader.js';
+import { loadDeclarativeConfigFile, validateDeclarativeDocument } from '../config/config.loader.js';
 import { GatewayConfig } from '../config/gateway-config.js';
 import type { GatewaySettings, ListenAddress } from '../config/gateway-settings.js';
 import { DEMO_API_SCOPE, DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from './demo-idp.js';
@@ -25,6 +25,9 @@ import { freePort } from '../common/free-port.js';
  *   GATEHOUSE_DEMO_TLS              1: the first proxy listener speaks TLS and HTTP/2 with a
  *                                   self-signed certificate made at start (unless
  *                                   GATEHOUSE_SSL_CERT is set); the public URL is https://
+ *   GATEHOUSE_DEMO_ENTITIES         on; off: the IdP and echo upstream run, the store starts empty
+ *                                   (its own directory under GATEHOUSE_DATA_DIR) and the banner
+ *                                   prints the blog's three Admin API commands that fill it
  *   GATEHOUSE_DEMO_PUBLIC_URL       http://localhost:<proxy port> (http://<host>:<port> when
  *                                   the proxy listens on one specific address): the gateway's
  *                                   URL as the browser sees it; the redirect URI is <it>/oidc
@@ -77,6 +80,10 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
   // Same for the status port, so the banner can name the readiness URL.
   if (settings.statusListen.port === 0) {
     settings.statusListen.port = await freePort(settings.statusListen.host);
+  }
+  // And the Admin API's, so the banner's commands name it.
+  if (settings.adminListen?.port === 0) {
+    settings.adminListen.port = await freePort(settings.adminListen.host);
   }
   const demoTls = env.GATEHOUSE_DEMO_TLS === '1' ? enableDemoTls(settings) : undefined;
   const scheme = demoTls ? 'https' : 'http';
@@ -138,7 +145,10 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
 
   let loaded;
   try {
-    loaded = await loadDeclarativeConfigFile(DEMO_CONFIG_PATH, env);
+    // Without its entities the demo starts from an empty document (a fresh Kong with a database).
+    loaded = settings.demoEntities
+      ? await loadDeclarativeConfigFile(DEMO_CONFIG_PATH, env)
+      : { config: validateDeclarativeDocument(EMPTY_DOCUMENT, DEMO_WITHOUT_ENTITIES_SOURCE), source: DEMO_WITHOUT_ENTITIES_SOURCE, document: { ...EMPTY_DOCUMENT } };
   } catch (err) {
     await stopAll();
     throw err;
@@ -159,12 +169,22 @@ export async function startDemo(settings: GatewaySettings, logger: Logger, env: 
       health: `${statusUrl}/health/ready`,
       users: DEMO_USERS.map((u) => u.username),
       client_id: DEMO_CLIENT_ID,
-      config: DEMO_CONFIG_PATH,
+      config: settings.demoEntities ? DEMO_CONFIG_PATH : null,
+      entities: settings.demoEntities,
     },
     'DEMO MODE: no declarative config given, running the built-in demo (embedded IdP, echo upstream); not for production',
   );
   process.stderr.write(
-    banner({ routeUrl, issuer: idp.issuer, upstream: `${echo.url}/anything`, statusUrl, curl, tls: demoTls }),
+    banner({
+      routeUrl,
+      issuer: idp.issuer,
+      upstream: `${echo.url}/anything`,
+      statusUrl,
+      curl,
+      tls: demoTls,
+      entities: settings.demoEntities,
+      blog: settings.adminListen ? blogCommands({ admin: adminAuthority(settings.adminListen, demoTls !== undefined && settings.adminSsl), upstream: `${echo.url}/anything`, issuer: idp.issuer, clientSecret, routeUrl }) : undefined,
+    }),
   );
 
   return new GatewayConfig(settings, loaded.config, loaded.source, true, loaded.document);
@@ -200,14 +220,63 @@ function enableDemoTls(settings: GatewaySettings): { certFile: string; selfSigne
   return { certFile, selfSigned: true };
 }
 
-function banner(o: { routeUrl: string; issuer: string; upstream: string; statusUrl: string; curl: string; tls?: { certFile: string; selfSigned: boolean } }): string {
+const EMPTY_DOCUMENT = { _format_version: '3.0' } as const;
+const DEMO_WITHOUT_ENTITIES_SOURCE = 'demo (GATEHOUSE_DEMO_ENTITIES=off)';
+
+/**
+ * The reference blog's three Admin API calls (httpie, as the blog writes them),
+ * filled in with this demo's IdP, client, echo upstream and redirect URI. With
+ * GATEHOUSE_DEMO_ENTITIES=off they create the demo's route exactly as Kong's
+ * Admin API would; with the entities on, the first answers Kong's 409.
+ */
+export function blogCommands(o: { admin: string; upstream: string; issuer: string; clientSecret: string; routeUrl: string }): string[] {
+  return [
+    `http POST ${o.admin}/services name=openidconnect url=${o.upstream}`,
+    `http POST ${o.admin}/services/openidconnect/routes name=openidconnectRoute paths=${DEMO_ROUTE_PATH} -f`,
+    `http -f POST ${o.admin}/routes/openidconnectRoute/plugins name=openid-connect \\\n` +
+      `  config.issuer=${o.issuer} config.client_id=${DEMO_CLIENT_ID} config.client_secret=${o.clientSecret} \\\n` +
+      `  config.redirect_uri=${o.routeUrl} config.consumer_optional=true config.scopes_required=${DEMO_API_SCOPE}`,
+  ];
+}
+
+/** httpie's shorthand for the admin listener: `localhost:8001` as the blog writes it for 127.0.0.1:8001. */
+function adminAuthority(listen: ListenAddress, https: boolean): string {
+  const host = listen.host === '127.0.0.1' || listen.host === '0.0.0.0' ? 'localhost' : hostForUrl(listen.host === '::' ? '::1' : listen.host);
+  return `${https ? 'https://' : ''}${host}:${listen.port}`;
+}
+
+function banner(o: {
+  routeUrl: string;
+  issuer: string;
+  upstream: string;
+  statusUrl: string;
+  curl: string;
+  tls?: { certFile: string; selfSigned: boolean };
+  entities: boolean;
+  blog?: string[];
+}): string {
   const [withScope, withoutScope] = DEMO_USERS;
+  const blog = !o.blog
+    ? ''
+    : o.entities
+      ? `
+ The blog's Admin API commands: this demo already holds the entities they
+ create (the first one answers 409). To type them yourself, start it with
+ GATEHOUSE_DEMO_ENTITIES=off npm start
+`
+      : `
+ GATEHOUSE_DEMO_ENTITIES=off: no services, routes or plugins yet (the route
+ answers 404 until you create them). The blog's three commands, filled in:
+${o.blog.map((c) => `   ${c.replaceAll('\n', '\n   ')}`).join('\n')}
+ Changes persist in GATEHOUSE_DATA_DIR/demo-without-entities; the client secret
+ is new at every start (delete that directory to start over).
+`;
   return `
 ==============================================================================
  GATEHOUSE DEMO MODE - NOT FOR PRODUCTION
  No declarative config was given (GATEHOUSE_DECLARATIVE_CONFIG / --config), so
  the built-in demo runs: an embedded development IdP, an echo upstream, and
- config/demo.yaml. Keys and secrets are generated at every start.
+ ${o.entities ? 'config/demo.yaml' : 'an empty store'}. Keys and secrets are generated at every start.
 
    protected route  ${o.routeUrl}     (open it in a browser)
    demo IdP         ${o.issuer}     (issuer)
@@ -229,6 +298,7 @@ ${
 `
     : ''
 }
+${blog}
  Per-caller rate limiting and caching: uncomment the rate-limiting and
  proxy-cache plugins in config/demo.yaml (RateLimit-* and X-Cache-Status headers).
 ==============================================================================

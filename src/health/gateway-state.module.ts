@@ -2,6 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import type { INestApplicationContext } from '@nestjs/common';
 import { IssuerRegistry } from '../auth/issuer.registry.js';
 import { ProxyConfigRuntime } from '../proxy/proxy-config.runtime.js';
+import { ConfigStoreHealth } from './config-store.health.js';
 import { type ProcessStatus } from './process-status.js';
 import { ReadinessState } from './readiness.state.js';
 
@@ -41,8 +42,10 @@ export class GatewayStateModule {
         { provide: ReadinessState, useValue: options.readiness },
         { provide: CONFIGURATION_HASH, useValue: options.configurationHash },
         { provide: PROCESS_STATUSES, useValue: options.processStatuses },
+        // Filled in by followConfigStore once the process follows its store (main.ts gets it from the status app).
+        { provide: ConfigStoreHealth, useValue: new ConfigStoreHealth() },
       ],
-      exports: [IssuerRegistry, ProxyConfigRuntime, ReadinessState, CONFIGURATION_HASH, PROCESS_STATUSES],
+      exports: [IssuerRegistry, ProxyConfigRuntime, ReadinessState, CONFIGURATION_HASH, PROCESS_STATUSES, ConfigStoreHealth],
     };
   }
 }

@@ -6,6 +6,7 @@ import { GatewayConfig } from '../config/gateway-config.js';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { ProxyConfigRuntime } from '../proxy/proxy-config.runtime.js';
 import { isEmptyConfiguration } from './configuration-hash.js';
+import { ConfigStoreHealth } from './config-store.health.js';
 import { IssuerDiscoveryHealthIndicator } from './issuer-discovery.health.js';
 import { OidcDiscoveryHealthIndicator } from './oidc-discovery.health.js';
 import { ReadinessState } from './readiness.state.js';
@@ -36,6 +37,7 @@ export class ReadinessService {
     private readonly runtime: ProxyConfigRuntime,
     private readonly keys: OidcDiscoveryHealthIndicator,
     private readonly discovery: IssuerDiscoveryHealthIndicator,
+    private readonly store: ConfigStoreHealth,
   ) {}
 
   /** The terminus indicators, in the order Kong's endpoint reports the first failure. */
@@ -80,6 +82,8 @@ export class ReadinessService {
     const applied = this.runtime.current;
     const rejected = this.runtime.lastRejection;
     const empty = isEmptyConfiguration(applied.declarative);
+    // An unreachable database leaves the config up (the last good one serves); the detail says so.
+    const database = this.store.detail();
     return {
       config: {
         status: empty ? 'down' : 'up',
@@ -87,6 +91,7 @@ export class ReadinessService {
         demo: this.config.demo,
         hash: applied.hash,
         version: applied.version,
+        ...(database && { database }),
         ...(rejected && { rejected: { at: rejected.at.toISOString(), source: rejected.source, problems: rejected.problems.length } }),
         ...(empty && { message: NOT_READY.emptyConfiguration }),
       },

@@ -74,6 +74,7 @@ describe('readGatewaySettings: defaults', () => {
       'GATEHOUSE_DATABASE',
       'GATEHOUSE_DATA_DIR',
       'GATEHOUSE_DECLARATIVE_CONFIG',
+      'GATEHOUSE_DEMO_ENTITIES',
       'GATEHOUSE_LOG_LEVEL',
       'GATEHOUSE_MAX_HEADER_SIZE',
       'GATEHOUSE_PG_DATABASE',

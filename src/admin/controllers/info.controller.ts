@@ -9,6 +9,7 @@ import { ADMIN_OPTIONS, CONFIG_STORE } from '../admin.tokens.js';
 import { AdminService } from '../admin.service.js';
 import type { AdminOptions } from '../admin.module.js';
 import { stableUuid } from '../admin-entities.js';
+import { AdminStatusService } from '../admin-status.js';
 
 /** Kong's plugin priorities (handler.lua `PRIORITY`), shown by `GET /` as Kong does. */
 const PRIORITY: Record<string, number> = { 'openid-connect': 1050, cors: 2000, 'rate-limiting': 910, 'proxy-cache': 100 };
@@ -25,6 +26,7 @@ export class InfoController {
     private readonly runtime: ConfigRuntime,
     @Inject(CONFIG_STORE) private readonly store: ConfigStore,
     @Inject(ADMIN_OPTIONS) private readonly options: AdminOptions,
+    private readonly reachability: AdminStatusService,
   ) {}
 
   @Get()
@@ -44,19 +46,16 @@ export class InfoController {
     };
   }
 
+  /** Kong's shape (`database.reachable`, `memory`, `server`, `configuration_hash`) with the store's and upstreams' details. */
   @Get('status')
   async status() {
-    let reachable = true;
-    try {
-      if (this.store.kind !== 'off') await this.store.load();
-    } catch {
-      reachable = false;
-    }
+    const [database, upstreams] = await Promise.all([this.reachability.database(), this.reachability.upstreams()]);
     const mem = process.memoryUsage();
     const mib = (n: number) => `${(n / 1048576).toFixed(2)} MiB`;
     const current = this.runtime.current;
     return {
-      database: { reachable },
+      database,
+      upstreams,
       configuration_hash: current.hash,
       configuration: { version: current.version, applied_at: current.appliedAt.toISOString(), source: current.source },
       memory: { workers_lua_vms: [{ pid: process.pid, http_allocated_gc: mib(mem.heapUsed) }], rss: mib(mem.rss) },
