@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian, once: Chromium for the browser login
-# tests, Redis for shared sessions and PostgreSQL for the postgres config store.
+# tests, Redis for shared sessions, PostgreSQL for the postgres config store and
+# nginx as the load balancer in front of several gateways (and the bench's reference).
 # Safe to run again; skips what is present. Starts PostgreSQL if it is not running.
 set -euo pipefail
 need=()
 pg_fresh=0
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Debian installs nginx in /usr/sbin, which is not on every user's PATH.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
   pg_fresh=1
 fi
 if [ "${GATEHOUSE_BENCH_DEPS:-}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
-  command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
   command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 fi
 SUDO=""

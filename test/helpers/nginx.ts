@@ -1,0 +1,146 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, tryConnect } from './ports.js';
+
+export interface LoadBalancer {
+  /** `http://127.0.0.1:<port>`: what clients call. */
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** nginx's error log so far (upstream failures and retries are logged there at `warn`/`error`). */
+  errorLog(): string;
+  /** Stops nginx (SIGQUIT: graceful) and removes its directory. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface LoadBalancerOptions {
+  /** Passive health check: failed attempts before a backend is skipped for `failTimeoutS` (nginx `max_fails`). Default 1. */
+  maxFails?: number;
+  /** nginx `fail_timeout` in seconds: how long a failed backend is skipped, and the window `maxFails` counts in. Default 2. */
+  failTimeoutS?: number;
+}
+
+/** Debian installs nginx in /usr/sbin, which is not always on PATH. */
+function nginxBinary(): string {
+  for (const bin of [process.env.NGINX_PATH, 'nginx', '/usr/sbin/nginx']) {
+    if (bin && !spawnSync(bin, ['-v']).error) return bin;
+  }
+  throw new Error('cannot run nginx (run scripts/install-test-deps.sh)');
+}
+
+/**
+ * The nginx configuration of a plain round-robin load balancer in front of
+ * `backends` (loopback ports), as an operator would put one in front of
+ * gateway replicas. nginx OSS has no active health checks: a backend is taken
+ * out by the passive ones (`max_fails`/`fail_timeout`), and a request that
+ * found a backend refusing connections, resetting one, or answering 503 (a
+ * draining or store-less replica) is tried on the next (`proxy_next_upstream`;
+ * nginx never retries a non-idempotent request that was already sent).
+ * Every answer says which backend(s) served it in `X-Upstream-Addr`.
+ */
+export function loadBalancerConfig(opts: { port: number; backends: number[]; prefix: string } & LoadBalancerOptions): string {
+  const maxFails = opts.maxFails ?? 1;
+  const failTimeout = opts.failTimeoutS ?? 2;
+  const servers = opts.backends.map((p) => `    server 127.0.0.1:${p} max_fails=${maxFails} fail_timeout=${failTimeout}s;`).join('\n');
+  return `daemon off;
+master_process on;
+worker_processes 1;
+pid ${opts.prefix}/nginx.pid;
+error_log ${opts.prefix}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${opts.prefix}/body;
+  proxy_temp_path ${opts.prefix}/proxy;
+  fastcgi_temp_path ${opts.prefix}/fastcgi;
+  uwsgi_temp_path ${opts.prefix}/uwsgi;
+  scgi_temp_path ${opts.prefix}/scgi;
+  upstream gatehouse {
+${servers}
+    keepalive 32;
+  }
+  server {
+    listen 127.0.0.1:${opts.port};
+    location / {
+      proxy_pass http://gatehouse;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_next_upstream error timeout http_503;
+      proxy_next_upstream_tries ${opts.backends.length};
+      proxy_connect_timeout 1s;
+      proxy_read_timeout 15s;
+      add_header X-Upstream-Addr $upstream_addr always;
+    }
+  }
+}
+`;
+}
+
+/**
+ * Debian's nginx as a round-robin load balancer on a free loopback port, in
+ * the foreground (`daemon off`), with its prefix, configuration, pid file and
+ * logs in a temporary directory (so it runs without root).
+ */
+export async function startLoadBalancer(backends: number[], opts: LoadBalancerOptions = {}): Promise<LoadBalancer> {
+  const bin = nginxBinary();
+  const prefix = mkdtempSync(join(tmpdir(), 'gatehouse-nginx-'));
+  mkdirSync(join(prefix, 'logs'));
+  const conf = join(prefix, 'nginx.conf');
+  const errorLogFile = join(prefix, 'error.log');
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    writeFileSync(conf, loadBalancerConfig({ port, backends, prefix, ...opts }));
+    // -e: the error log before the config is read (the default path needs root).
+    const child = spawn(bin, ['-p', prefix, '-e', errorLogFile, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const output: string[] = [];
+    child.stdout!.on('data', (b: Buffer) => output.push(b.toString('utf8')));
+    child.stderr!.on('data', (b: Buffer) => output.push(b.toString('utf8')));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 10_000;
+    let up = false;
+    while (Date.now() < deadline && child.exitCode === null) {
+      if ((await tryConnect(url)) === 'connected') {
+        up = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const errorLog = () => {
+      try {
+        return readFileSync(errorLogFile, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    if (up) {
+      let closed = false;
+      return {
+        url,
+        port,
+        child,
+        errorLog,
+        async close() {
+          if (closed) return;
+          closed = true;
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGQUIT');
+            const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+            await exited;
+            clearTimeout(timer);
+          }
+          rmSync(prefix, { recursive: true, force: true });
+        },
+      };
+    }
+    child.kill('SIGKILL');
+    await exited;
+    lastError = new Error(`nginx did not listen on ${url}: ${output.join('')}${errorLog()}`);
+  }
+  rmSync(prefix, { recursive: true, force: true });
+  throw lastError;
+}
