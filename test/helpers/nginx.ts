@@ -20,6 +20,14 @@ export interface LoadBalancerOptions {
   maxFails?: number;
   /** nginx `fail_timeout` in seconds: how long a failed backend is skipped, and the window `maxFails` counts in. Default 2. */
   failTimeoutS?: number;
+  /**
+   * How long nginx keeps an idle connection to a backend (the upstream block's
+   * `keepalive_timeout`), in ms. Default 500: it must be shorter than the
+   * gateways' GATEHOUSE_SHUTDOWN_DELAY, so that when a stopping gateway closes
+   * its idle connections nginx holds none of them any more; otherwise a POST
+   * written on one at that moment is lost (nginx cannot retry a request it sent).
+   */
+  idleTimeoutMs?: number;
 }
 
 /** Debian installs nginx in /usr/sbin, which is not always on PATH. */
@@ -43,6 +51,7 @@ function nginxBinary(): string {
 export function loadBalancerConfig(opts: { port: number; backends: number[]; prefix: string } & LoadBalancerOptions): string {
   const maxFails = opts.maxFails ?? 1;
   const failTimeout = opts.failTimeoutS ?? 2;
+  const idle = opts.idleTimeoutMs ?? 500;
   const servers = opts.backends.map((p) => `    server 127.0.0.1:${p} max_fails=${maxFails} fail_timeout=${failTimeout}s;`).join('\n');
   return `daemon off;
 master_process on;
@@ -60,6 +69,7 @@ http {
   upstream gatehouse {
 ${servers}
     keepalive 32;
+    keepalive_timeout ${idle}ms;
   }
   server {
     listen 127.0.0.1:${opts.port};
