@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { freePort, tryConnect } from './ports.js';
 
@@ -11,6 +12,8 @@ export interface LoadBalancer {
   child: ChildProcess;
   /** nginx's error log so far (upstream failures and retries are logged there at `warn`/`error`). */
   errorLog(): string;
+  /** Backends currently marked `down` by the readiness poller (ports), and how many reloads it made. */
+  readiness(): { down: number[]; reloads: number };
   /** Stops nginx (SIGQUIT: graceful) and removes its directory. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -28,6 +31,26 @@ export interface LoadBalancerOptions {
    * written on one at that moment is lost (nginx cannot retry a request it sent).
    */
   idleTimeoutMs?: number;
+  /**
+   * Each backend's readiness URL (same order as the backends): polled every
+   * 100 ms, and a backend that does not answer 200 is marked `down` and nginx
+   * reloaded (SIGHUP: old workers finish what they serve), the way an ingress
+   * controller follows Kubernetes endpoints. Without it only the passive
+   * checks take a stopping backend out, by failing requests.
+   */
+  readinessUrls?: string[];
+}
+
+/** One readiness probe: 200 within 500 ms. */
+function probe(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = get(url, { agent: false, timeout: 500 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
 }
 
 /** Debian installs nginx in /usr/sbin, which is not always on PATH. */
@@ -48,11 +71,11 @@ function nginxBinary(): string {
  * nginx never retries a non-idempotent request that was already sent).
  * Every answer says which backend(s) served it in `X-Upstream-Addr`.
  */
-export function loadBalancerConfig(opts: { port: number; backends: number[]; prefix: string } & LoadBalancerOptions): string {
+export function loadBalancerConfig(opts: { port: number; backends: number[]; prefix: string; down?: ReadonlySet<number> } & LoadBalancerOptions): string {
   const maxFails = opts.maxFails ?? 1;
   const failTimeout = opts.failTimeoutS ?? 2;
   const idle = opts.idleTimeoutMs ?? 500;
-  const servers = opts.backends.map((p) => `    server 127.0.0.1:${p} max_fails=${maxFails} fail_timeout=${failTimeout}s;`).join('\n');
+  const servers = opts.backends.map((p) => `    server 127.0.0.1:${p} max_fails=${maxFails} fail_timeout=${failTimeout}s${opts.down?.has(p) ? ' down' : ''};`).join('\n');
   return `daemon off;
 master_process on;
 worker_processes 1;
@@ -71,6 +94,9 @@ ${servers}
     keepalive 32;
     keepalive_timeout ${idle}ms;
   }
+  # No keep-alive towards clients: a reload then never closes a client's idle connection
+  # under a request it is sending (old workers only finish the requests they have).
+  keepalive_timeout 0;
   server {
     listen 127.0.0.1:${opts.port};
     location / {
@@ -129,14 +155,40 @@ export async function startLoadBalancer(backends: number[], opts: LoadBalancerOp
     };
     if (up) {
       let closed = false;
+      const down = new Set<number>();
+      let reloads = 0;
+      let poller: NodeJS.Timeout | undefined;
+      if (opts.readinessUrls) {
+        const urls = opts.readinessUrls;
+        let busy = false;
+        poller = setInterval(async () => {
+          if (busy || closed) return;
+          busy = true;
+          try {
+            const ready = await Promise.all(urls.map((u) => probe(u)));
+            const next = new Set(backends.filter((_, k) => !ready[k]));
+            if (next.size !== down.size || [...next].some((p) => !down.has(p))) {
+              down.clear();
+              for (const p of next) down.add(p);
+              writeFileSync(conf, loadBalancerConfig({ port, backends, prefix, ...opts, down }));
+              reloads++;
+              child.kill('SIGHUP');
+            }
+          } finally {
+            busy = false;
+          }
+        }, 100);
+      }
       return {
         url,
         port,
         child,
         errorLog,
+        readiness: () => ({ down: [...down], reloads }),
         async close() {
           if (closed) return;
           closed = true;
+          clearInterval(poller);
           if (child.exitCode === null && child.signalCode === null) {
             child.kill('SIGQUIT');
             const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);

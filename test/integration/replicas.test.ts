@@ -61,7 +61,7 @@ describe('three gateways behind nginx, one Redis, one PostgreSQL', () => {
     GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${i.proxyPort}`,
     GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${i.statusPort}`,
     GATEHOUSE_ADMIN_LISTEN: `127.0.0.1:${i.adminPort}`,
-    // Long enough for nginx's passive checks to notice the replica going (its connect errors), short for the test.
+    // Long enough for the load balancer to see readiness turn 503 and stop sending, short for the test.
     GATEHOUSE_SHUTDOWN_DELAY: '1',
     GATEHOUSE_LOG_LEVEL: 'info',
   });
@@ -167,7 +167,12 @@ describe('three gateways behind nginx, one Redis, one PostgreSQL', () => {
     const rest = await Promise.all(plan.slice(1).map((p) => startGateway({ env: envOf(p) })));
     plan.slice(1).forEach((p, k) => instances.push({ ...p, base: `http://127.0.0.1:${p.proxyPort}`, gw: rest[k] }));
     for (const i of instances) await waitReady(i);
-    lb = await startLoadBalancer(instances.map((i) => i.proxyPort), { maxFails: 1, failTimeoutS: 2 });
+    // nginx follows each replica's readiness as an ingress controller follows Kubernetes endpoints
+    // (a draining replica is marked down within ~100 ms), with the passive checks behind it.
+    lb = await startLoadBalancer(
+      instances.map((i) => i.proxyPort),
+      { maxFails: 1, failTimeoutS: 2, readinessUrls: instances.map((i) => `http://127.0.0.1:${i.statusPort}/health/ready`) },
+    );
   });
 
   after(async () => {
@@ -305,6 +310,7 @@ describe('three gateways behind nginx, one Redis, one PostgreSQL', () => {
     };
     const load = Promise.all(Array.from({ length: LOAD_CLIENTS }, (_, c) => clientLoop(c)));
     const exits: Record<string, number | null> = {};
+    const reloadsBefore = lb.readiness().reloads;
     try {
       await new Promise((r) => setTimeout(r, 500));
       for (const i of instances) {
@@ -327,11 +333,12 @@ describe('three gateways behind nginx, one Redis, one PostgreSQL', () => {
       await load;
     }
     t.diagnostic(`rolling restart of A, B, C under ${LOAD_CLIENTS} clients through nginx: ${sent} requests sent, failed: ${failed}`);
-    t.diagnostic(`nginx retried on another replica ${(lb.errorLog().match(/while connecting to upstream|while reading response header/g) ?? []).length} times`);
+    t.diagnostic(`nginx reloaded ${lb.readiness().reloads} times following readiness; it retried on another replica ${(lb.errorLog().match(/while connecting to upstream|while reading response header/g) ?? []).length} times`);
     t.diagnostic(`served by ${JSON.stringify(Object.fromEntries(servedByName))}; took ${Date.now() - started} ms`);
     assert.ok(sent < LOAD_MAX_REQUESTS && Date.now() - started < LOAD_MAX_MS + 15_000, 'the restarts finished within the load bounds');
     assert.equal(failed, 0, `failed requests:\n${failures.join('\n')}\nnginx error log:\n${lb.errorLog().slice(-3000)}`);
     assert.deepEqual(exits, { A: 0, B: 0, C: 0 }, 'each instance exits 0 after SIGTERM');
+    assert.ok(lb.readiness().reloads - reloadsBefore >= 6, 'nginx took each replica out when its readiness turned 503, and back in');
     for (const i of instances) {
       assert.ok(i.gw.logs().some((l) => l.msg === 'gatehouse started'), `${i.name} restarted`);
     }
