@@ -35,7 +35,7 @@ import { startDemoIdp, DEMO_PASSWORD } from '../src/demo/demo-idp.js';
  * load generator runs on them too. CPU time per request does not depend on
  * how busy the machine is (to within a few %), which is why it is the figure.
  *
- *   node dist/bench/scaling.js [--requests 10000] [--concurrency 16] [--rounds 2] [--out bench/results/scaling.md]
+ *   node dist/bench/scaling.js [--requests 10000] [--concurrency 8 (per instance)] [--rounds 2] [--out bench/results/scaling.md]
  *
  * Needs redis-server and PostgreSQL on 127.0.0.1:5432 (trust auth for user
  * postgres), as the tests (scripts/install-test-deps.sh).
@@ -49,7 +49,7 @@ const { values: args } = parseArgs({
   options: {
     requests: { type: 'string', default: '10000' },
     warmup: { type: 'string', default: '2000' },
-    concurrency: { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '2' },
     out: { type: 'string' },
     only: { type: 'string' },
@@ -81,6 +81,8 @@ interface Measure {
   instances: number;
   cpuUs: number;
   redisOps: number;
+  /** Per request, by command name ("evalsha 0.05, incr 1"). */
+  redisByName: string;
   redisCpuUs: number;
   pgTrips: number;
   errors: number;
@@ -115,24 +117,37 @@ async function countingRelay(targetPort: number, targetHost: string): Promise<{ 
   };
 }
 
-async function redisCounters(redis: Redis): Promise<{ calls: number; cpuS: number }> {
+/**
+ * Redis's counters: commands by name (commands a Lua script runs are counted
+ * too, under their own names, next to the EVALSHA that ran them) and CPU.
+ */
+async function redisCounters(redis: Redis): Promise<{ calls: number; byName: Map<string, number>; cpuS: number }> {
   const stats = String(await redis.info('commandstats'));
   let calls = 0;
-  for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') calls += Number(m[2]);
+  const byName = new Map<string, number>();
+  for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    if (m[1] === 'info' || m[1] === 'memory' || m[1] === 'keys') continue;
+    calls += Number(m[2]);
+    byName.set(m[1], Number(m[2]));
+  }
   const cpu = String(await redis.info('cpu'));
   const num = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
-  return { calls, cpuS: num('used_cpu_user') + num('used_cpu_sys') };
+  return { calls, byName, cpuS: num('used_cpu_user') + num('used_cpu_sys') };
 }
 
-/** `count` requests, `concurrency` at a time, to `targets` in turn; counts non-2xx and failures. */
+/**
+ * `count` requests spread evenly over `targets`, CONCURRENCY in flight at each
+ * (so every instance sees the same load whatever their number: what a load
+ * balancer in front of N replicas does); counts non-2xx and failures.
+ */
 async function send(targets: Gateway[], kind: Kind, count: number, offset: number): Promise<number> {
   let next = 0;
   let errors = 0;
-  const worker = async () => {
+  const worker = async (w: number) => {
+    const gw = targets[w % targets.length];
     for (;;) {
       const i = next++;
       if (i >= count) return;
-      const gw = targets[i % targets.length];
       try {
         const res = await gw.pool.request({ method: 'GET', path: kind.path, headers: kind.headers(offset + i) });
         await res.body.dump();
@@ -142,7 +157,7 @@ async function send(targets: Gateway[], kind: Kind, count: number, offset: numbe
       }
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await Promise.all(Array.from({ length: CONCURRENCY * targets.length }, (_, w) => worker(w)));
   return errors;
 }
 
@@ -255,12 +270,13 @@ async function main() {
       }
       const url = `http://127.0.0.1:${ports[k].proxy}`;
       gateways.push({ name, url, statusUrl, proc, pool: new Pool(url, { connections: CONCURRENCY, pipelining: 1 }) });
+      void statusUrl;
     }
     closers.push(async () => Promise.all(gateways.map((g) => g.pool.close())));
 
     // --- credentials --------------------------------------------------------------------
     const sameToken = await issuer.sign('RS256', 'scaling-same');
-    const perRun = WARMUP + REQUESTS;
+    const perRun = WARMUP * INSTANCES.length + REQUESTS;
     process.stderr.write(`signing ${perRun * 2 * ROUNDS} RS256 tokens …\n`);
     const fresh = await signMany(issuer, 'RS256', perRun * 2 * ROUNDS);
     let freshNext = 0;
@@ -283,12 +299,14 @@ async function main() {
       for (const kind of kinds) {
         for (const n of [1, 3]) {
           const targets = gateways.slice(0, n);
-          await send(targets, kind, WARMUP, 0);
+          // Every instance warms up (JIT, connection pools, caches), whichever are measured: V8's
+          // compiler threads are the process's CPU too, and a cold instance would charge them to ×3.
+          await send(gateways, kind, WARMUP * gateways.length, 0);
           await new Promise((r) => setTimeout(r, 300));
           const cpu0 = cpuAll();
           const r0 = await redisCounters(redis);
           const pg0 = relay.sent();
-          const errors = await send(targets, kind, REQUESTS, WARMUP);
+          const errors = await send(targets, kind, REQUESTS, WARMUP * gateways.length);
           // Let batched work (rate-limit scripts, background session touches) land before reading.
           await new Promise((r) => setTimeout(r, 300));
           const cpu1 = cpuAll();
@@ -300,24 +318,31 @@ async function main() {
             instances: n,
             cpuUs: ((cpu1 - cpu0) * 1e6) / REQUESTS,
             redisOps: (r1.calls - r0.calls) / REQUESTS,
+            redisByName: [...r1.byName]
+              .map(([name, calls]) => [name, (calls - (r0.byName.get(name) ?? 0)) / REQUESTS] as const)
+              .filter(([, per]) => per >= 0.005)
+              .map(([name, per]) => `${name} ${per.toFixed(2)}`)
+              .join(', '),
             redisCpuUs: ((r1.cpuS - r0.cpuS) * 1e6) / REQUESTS,
             pgTrips: (pg1 - pg0) / REQUESTS,
             errors,
           };
           results.push(m);
-          process.stderr.write(`round ${round + 1} ${kind.id} ×${n}: ${m.cpuUs.toFixed(1)} µs CPU, ${m.redisOps.toFixed(3)} Redis cmds, ${m.pgTrips.toFixed(4)} PG trips per request, ${errors} errors\n`);
+          process.stderr.write(`round ${round + 1} ${kind.id} ×${n}: ${m.cpuUs.toFixed(1)} µs CPU, ${m.redisOps.toFixed(3)} Redis cmds (${m.redisByName}), ${m.pgTrips.toFixed(4)} PG trips per request, ${errors} errors\n`);
         }
       }
     }
 
     // --- report -------------------------------------------------------------------------
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-    const pick = (kind: string, n: number, f: keyof Omit<Measure, 'kind'>) => med(results.filter((r) => r.kind === kind && r.instances === n).map((r) => r[f] as number));
+    const pick = (kind: string, n: number, f: 'cpuUs' | 'redisOps' | 'redisCpuUs' | 'pgTrips') => med(results.filter((r) => r.kind === kind && r.instances === n).map((r) => r[f] as number));
     const rows = kinds.map((k) => {
       const c1 = pick(k.id, 1, 'cpuUs');
       const c3 = pick(k.id, 3, 'cpuUs');
       const errors = results.filter((r) => r.kind === k.id).reduce((s, r) => s + r.errors, 0);
-      return `| ${k.title} | ${c1.toFixed(0)} | ${c3.toFixed(0)} | ${((c3 / c1 - 1) * 100).toFixed(0)} % | ${pick(k.id, 1, 'redisOps').toFixed(2)} | ${pick(k.id, 3, 'redisOps').toFixed(2)} | ${pick(k.id, 1, 'redisCpuUs').toFixed(1)} | ${pick(k.id, 3, 'redisCpuUs').toFixed(1)} | ${pick(k.id, 3, 'pgTrips').toFixed(3)} | ${errors} |`;
+      const names = (n: number) => results.filter((r) => r.kind === k.id && r.instances === n).at(-1)?.redisByName || '–';
+      const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(0)} %`;
+      return `| ${k.title} | ${c1.toFixed(0)} | ${c3.toFixed(0)} | ${signed((c3 / c1 - 1) * 100)} | ${names(1)} | ${names(3)} | ${pick(k.id, 1, 'redisCpuUs').toFixed(1)} | ${pick(k.id, 3, 'redisCpuUs').toFixed(1)} | ${pick(k.id, 1, 'pgTrips').toFixed(4)} | ${pick(k.id, 3, 'pgTrips').toFixed(4)} | ${errors} |`;
     });
     const rss = gateways.map((g) => `${g.name} ${rssMiB(g.proc.pid).toFixed(0)} MiB (peak ${peakRssMiB(g.proc.pid).toFixed(0)})`).join(', ');
     const sessionKey = (await redis.keys('gatehouse:session:*'))[0];
@@ -325,11 +350,12 @@ async function main() {
     const cacheKey = (await redis.keys('gatehouse:proxy-cache:*'))[0];
     const usage = async (key: string | undefined) => (key ? `${await redis.memory('USAGE', key)} B` : 'n/a');
     const md = [
-      `Per request, median of ${ROUNDS} rounds of ${REQUESTS} requests (after ${WARMUP} warm-up), ${CONCURRENCY} in flight, ` +
-        `all to A (×1) or round-robin over A, B, C (×3). Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+      `Per request, median of ${ROUNDS} rounds (the lower middle for an even count) of ${REQUESTS} requests (after ${WARMUP} warm-up), ` +
+        `all to A (×1) or spread evenly over A, B, C (×3), ${CONCURRENCY} in flight at each instance. Gateway CPU summed over the three processes. ` +
+        `Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
       '',
-      '| route kind | gateway CPU µs ×1 | ×3 | Δ | Redis cmds ×1 | ×3 | Redis CPU µs ×1 | ×3 | PG trips ×3 | errors |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| route kind | gateway CPU µs ×1 | ×3 | Δ | Redis commands ×1 | ×3 | Redis CPU µs ×1 | ×3 | PG messages ×1 | ×3 | errors |',
+      '|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|',
       ...rows,
       '',
       `Gateway RSS after the run: ${rss}. Redis memory per entry (MEMORY USAGE): session ${await usage(sessionKey)}, ` +

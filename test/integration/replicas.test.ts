@@ -314,7 +314,7 @@ describe('three gateways behind nginx, one Redis, one PostgreSQL', () => {
     try {
       await new Promise((r) => setTimeout(r, 500));
       for (const i of instances) {
-        const exited = i.gw.stop((process.env.REPLICAS_STOP_SIGNAL as NodeJS.Signals) ?? 'SIGTERM');
+        const exited = i.gw.stop('SIGTERM');
         exits[i.name] = await exited;
         i.gw = await startGateway({ env: envOf(i) });
         await waitReady(i);
