@@ -63,7 +63,6 @@ const ROUNDS = Number(args.rounds);
 interface Gateway {
   name: string;
   url: string;
-  statusUrl: string;
   proc: Proc;
   pool: Pool;
 }
@@ -172,7 +171,7 @@ async function main() {
   try {
     // --- shared services ------------------------------------------------------------------
     const redisPort = await freePort();
-    const { proc: redisProc } = await startProcess('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], {
+    await startProcess('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], {
       ready: (l) => /Ready to accept connections/.test(l),
       onSpawn: (p) => procs.push(p),
     });
@@ -181,11 +180,10 @@ async function main() {
     const relay = await countingRelay(PG.port, PG.host);
     closers.push(relay.close);
 
-    const { proc: upstreamProc, line } = await startProcess('upstream', process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'upstream.js')], {
+    const { line } = await startProcess('upstream', process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'upstream.js')], {
       ready: (l) => l.startsWith('{'),
       onSpawn: (p) => procs.push(p),
     });
-    void upstreamProc;
     const upstreamUrl = `http://127.0.0.1:${JSON.parse(line).port}`;
     const issuer = await startFakeIssuer();
     closers.push(issuer.close);
@@ -269,8 +267,7 @@ async function main() {
         await new Promise((r) => setTimeout(r, 100));
       }
       const url = `http://127.0.0.1:${ports[k].proxy}`;
-      gateways.push({ name, url, statusUrl, proc, pool: new Pool(url, { connections: CONCURRENCY, pipelining: 1 }) });
-      void statusUrl;
+      gateways.push({ name, url, proc, pool: new Pool(url, { connections: CONCURRENCY, pipelining: 1 }) });
     }
     closers.push(async () => Promise.all(gateways.map((g) => g.pool.close())));
 

@@ -358,6 +358,7 @@ describe('three gateways behind nginx, one Redis, one PostgreSQL', () => {
         const s = await get(i.base, '/oidc/x', session(cookie));
         assert.equal(s.status, 503, `${i.name} session route without Redis: ${s.status} ${s.text}`);
         assert.equal(typeof s.json().message, 'string', `${i.name}: a JSON error body`);
+        assert.equal(s.headers['retry-after'], '5', `${i.name}: Retry-After`);
         assert.ok(!s.text.includes(user.sub), 'nothing of the session leaks');
       }
       assert.equal((await get(lb.url, '/api/x', bearer(token))).status, 200, 'through nginx too');
