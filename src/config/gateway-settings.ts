@@ -8,7 +8,7 @@ import type { DatabaseKind } from './config-store.js';
 /**
  * Gateway-level settings from the environment, named like Kong's `KONG_*`
  * variables. Every variable, its default and its meaning is listed here and in
- * the README; nothing else reads `process.env` for settings.
+ * docs/configuration.md; nothing else reads `process.env` for settings.
  */
 export const SETTINGS_DEFAULTS = {
   GATEHOUSE_DECLARATIVE_CONFIG: '',
