@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { request } from 'undici';
-import { DEMO_USERS } from '../../src/demo/demo-idp.js';
+import { DEMO_USERS } from '../../src/demo/idp/index.js';
 import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js';
 import { loginAtIdp } from '../helpers/idp-login.js';
 import { tryConnect } from '../helpers/ports.js';
