@@ -17,7 +17,7 @@ import { ReadinessState } from './health/readiness.state.js';
 import { ServerCounters } from './health/server.counters.js';
 import { countConfigChanges } from './metrics/config-metrics.js';
 import { gatewayMetrics } from './metrics/gateway-metrics.js';
-import { joinClusterState } from './cluster.js';
+import { joinClusterState } from './runtime/cluster.js';
 import { ProxyHandler } from './proxy/proxy.handler.js';
 import { ProxyModule } from './proxy/proxy.module.js';
 import { ProxyConfigRuntime } from './proxy/proxy-config.runtime.js';

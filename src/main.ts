@@ -1,4 +1,4 @@
-import './runtime-tuning.js';
+import './runtime/runtime-tuning.js';
 import 'reflect-metadata';
 import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } from './config/config.loader.js';
 import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
@@ -11,7 +11,7 @@ import type { ConfigStore } from './config/config-store.js';
 import { documentWithIds } from './admin/admin-entities.js';
 import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './gateway.js';
-import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './cluster.js';
+import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './runtime/cluster.js';
 import { ShutdownSequence } from './health/shutdown.sequence.js';
 import { ConfigStoreHealth } from './health/config-store.health.js';
 import { sessionCapacityWarning } from './auth/session.store.js';

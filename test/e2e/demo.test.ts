@@ -10,7 +10,7 @@ import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js
 import { loginAtIdp } from '../helpers/idp-login.js';
 import { tryConnect } from '../helpers/ports.js';
 import { processAlive, sleep, startNpm, type NpmStart, type ProcInfo } from '../helpers/npm-start.js';
-import { mallocTunables, NODE_FLAGS } from '../../src/node-flags.js';
+import { mallocTunables, NODE_FLAGS } from '../../src/runtime/node-flags.js';
 
 /**
  * Issue 4's end-to-end test: the built-in demo started exactly as the README
