@@ -50,7 +50,7 @@ export class OidcAuthGuard implements CanActivate {
     const raw = (req.raw ?? req) as IncomingMessage;
     const rawRes = (res.raw ?? res) as ServerResponse;
     // Compiled once and kept by the service (keyed by the config object).
-    const policy = this.oidc.policy(this.config);
+    const instance = this.oidc.instance(this.config);
     const ctx = raw.gatehouse ?? new RequestContext(requestIdFor(raw, false), false);
     raw.gatehouse = ctx;
     const url = raw.url ?? '/';
@@ -58,11 +58,11 @@ export class OidcAuthGuard implements CanActivate {
     ctx.path = q < 0 ? url : url.slice(0, q);
     ctx.query = q < 0 ? '' : url.slice(q);
     try {
-      await this.oidc.authenticate(raw, rawRes, ctx, policy);
+      await this.oidc.authenticate(raw, rawRes, ctx, instance);
       // A session renewed or refreshed on the way: its new cookies go out with whatever the handler answers.
       if (ctx.responseHeaders && !rawRes.headersSent) for (const [name, value] of Object.entries(ctx.responseHeaders)) rawRes.setHeader(name, value);
       if (ctx.principal) req.user = ctx.principal;
-      this.scopes.authorizeRoute(ctx, policy, raw.method ?? 'GET');
+      this.scopes.authorizeRoute(ctx, instance, raw.method ?? 'GET');
       return this.scopes.canActivate(context);
     } catch (err) {
       throw this.answer(err, rawRes, ctx);

@@ -87,15 +87,15 @@ export function runPassport(passport: InstanceType<typeof Passport>, strategyNam
 export function loginError(outcome: PassportOutcome, unauthorizedMessage: string): GatewayError {
   if (outcome.kind === 'fail') {
     const info = outcome.info as { message?: string } | undefined;
-    return new UnauthorizedError(unauthorizedMessage, `login failed: ${info?.message ?? 'refused'}`, false);
+    return UnauthorizedError.missingCredentials(unauthorizedMessage, `login failed: ${info?.message ?? 'refused'}`);
   }
   if (outcome.kind === 'error') {
     const err = outcome.err;
     if (err instanceof GatewayError) return err;
     if (idpFailed(err)) return new IdentityProviderUnavailableError(`login failed: ${describe(err)}`, err);
-    return new UnauthorizedError(unauthorizedMessage, `login failed: ${describe(err)}`, false);
+    return UnauthorizedError.missingCredentials(unauthorizedMessage, `login failed: ${describe(err)}`);
   }
-  return new UnauthorizedError(unauthorizedMessage, 'login failed', false);
+  return UnauthorizedError.missingCredentials(unauthorizedMessage, 'login failed');
 }
 
 /**

@@ -17,7 +17,7 @@ import { createSessionStore, deriveKey, type SessionStore, type SessionStoreOpti
  * OIDC client (created lazily after discovery, so the gateway starts while the
  * IdP is down and recovers without a restart).
  */
-export class OidcPolicy {
+export class OpenIdConnectInstance {
   readonly methods: ReadonlySet<string>;
   readonly requirements: Requirement[];
   readonly algorithms: readonly string[];
