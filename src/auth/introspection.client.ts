@@ -3,7 +3,7 @@ import * as client from 'openid-client';
 import { AccessTokenVerifier, InvalidTokenError } from './access-token.verifier.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
 import { BoundedCache } from './bounded-cache.js';
-import { idpFailed } from './oidc.strategy.js';
+import { idpFailed } from './openid-connect.strategy.js';
 import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import { gatewayMetrics } from '../metrics/gateway-metrics.js';
 

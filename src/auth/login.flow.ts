@@ -10,7 +10,7 @@ import { InvalidTokenError } from './access-token.verifier.js';
 import { respond, safeReturnPath, withoutCallbackParams } from './auth-http.js';
 import { UnauthorizedError } from './auth.errors.js';
 import { parseCookies, serializeCookie } from './cookies.js';
-import { loginError, passportRequest, runPassport } from './oidc.strategy.js';
+import { loginError, passportRequest, runPassport } from './openid-connect.strategy.js';
 import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import { TRANSACTION_COOKIE_PREFIX } from './owned-cookies.js';
 import { SessionAuthenticator } from './session.authenticator.js';

@@ -6,7 +6,7 @@ import { LOGGER } from '../common/logger.js';
 import { decodeClaims } from './auth-http.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
 import { BoundedCache } from './bounded-cache.js';
-import { idpFailed } from './oidc.strategy.js';
+import { idpFailed } from './openid-connect.strategy.js';
 import { refreshCoordinator } from './refresh-coordinator.js';
 import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import { epoch, type SessionData } from './session.store.js';

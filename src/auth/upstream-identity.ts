@@ -6,7 +6,7 @@ import { AccessTokenVerifier } from './access-token.verifier.js';
 import { IdentityProviderUnavailableError, UnauthorizedError } from './auth.errors.js';
 import { AUTHORIZATION_ONLY } from './bearer-token.js';
 import { BoundedCache } from './bounded-cache.js';
-import { idpFailed } from './oidc.strategy.js';
+import { idpFailed } from './openid-connect.strategy.js';
 import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import type { Principal } from './principal.js';
 import { claimValues } from './requirements.js';
