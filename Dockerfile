@@ -31,7 +31,7 @@ EXPOSE 8000 8100
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8100/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-# glibc's malloc trim threshold (MALLOC_TUNABLES in src/node-flags.ts): overridable with -e GLIBC_TUNABLES=...
+# glibc's malloc trim threshold (MALLOC_TUNABLES in src/runtime/node-flags.ts): overridable with -e GLIBC_TUNABLES=...
 ENV GLIBC_TUNABLES=glibc.malloc.trim_threshold=67108864
-# --no-memory-reducer, --initial-old-space-size: see src/node-flags.ts (V8 flags node accepts only on its command line).
+# --no-memory-reducer, --initial-old-space-size: see src/runtime/node-flags.ts (V8 flags node accepts only on its command line).
 CMD ["node", "--no-memory-reducer", "--initial-old-space-size=128", "dist/src/main.js"]

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { freePort } from '../src/common/free-port.js';
+import { freePort } from '../src/demo/free-port.js';
 export { freePort };
 
 /** Child processes of the bench: spawned (optionally pinned with taskset), waited for, stopped. */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { INTERMEDIATE_CIPHERS } from '../src/common/tls-context.js';
 import { generateCertificate } from '../src/common/tls-self-signed.js';
-import { mallocTunables, NODE_FLAGS } from '../src/node-flags.js';
+import { mallocTunables, NODE_FLAGS } from '../src/runtime/node-flags.js';
 import { nginxBinary, nginxVersion } from './nginx.js';
 import { freePort, startProcess, waitForPort, type Proc } from './processes.js';
 import { cpuSeconds } from './procstat.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { NODE_FLAGS, mallocTunables } from '../src/node-flags.js';
+import { NODE_FLAGS, mallocTunables } from '../src/runtime/node-flags.js';
 import { BENCH_AUDIENCE, BENCH_SCOPE, startFakeIssuer } from './issuer.js';
 import { freePort, hasTaskset, startProcess, waitForPort, type Proc } from './processes.js';
 import { runWrk } from './wrk.js';

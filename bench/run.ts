@@ -18,7 +18,7 @@ import { ROUTE_SET_PLAIN_PATH, routeSet } from './route-set.js';
 import type { RouteScaleResult } from './route-scale.js';
 import { startSessionLogin, type SessionLogin } from './session.js';
 import { runWrk, wrkVersion } from './wrk.js';
-import { mallocTunables, NODE_FLAGS } from '../src/node-flags.js';
+import { mallocTunables, NODE_FLAGS } from '../src/runtime/node-flags.js';
 
 /**
  * The benchmark suite (issue 5). Starts everything itself on 127.0.0.1:
@@ -195,7 +195,7 @@ async function main() {
   const startGatehouse = async (key: string, config: object, env: Record<string, string>, cpus?: string, port?: number, main = MAIN): Promise<Target> => {
     const file = join(tmp, `${key}.yaml`);
     writeFileSync(file, stringify(config));
-    // Started the way `npm start` and the Dockerfile start it (src/node-flags.ts).
+    // Started the way `npm start` and the Dockerfile start it (src/runtime/node-flags.ts).
     const nodeArgs = [...NODE_FLAGS, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', key)] : [])];
     const [proxyPort, statusPort] = [port ?? (await freePort()), await freePort()];
     const { proc } = await startProcess(key, process.execPath, [...nodeArgs, main, '--config', file], {

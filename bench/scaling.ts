@@ -13,8 +13,8 @@ import { BENCH_SCOPE, signMany, startFakeIssuer } from './issuer.js';
 import { cpuSeconds, peakRssMiB, rssMiB } from './procstat.js';
 import { freePort, startProcess, type Proc } from './processes.js';
 import { scriptedLogin } from './session.js';
-import { mallocTunables, NODE_FLAGS } from '../src/node-flags.js';
-import { startDemoIdp, DEMO_PASSWORD } from '../src/demo/demo-idp.js';
+import { mallocTunables, NODE_FLAGS } from '../src/runtime/node-flags.js';
+import { startDemoIdp, DEMO_PASSWORD } from '../src/demo/idp/index.js';
 
 /**
  * What one gateway instance costs per request, and whether that stays flat

@@ -7,7 +7,7 @@ import type { Proc } from './processes.js';
 
 /**
  * Case 7: a Gatehouse route with `authorization_code` + `session`, the demo
- * IdP (src/demo/demo-idp.ts, oidc-provider) in the bench process, and a real
+ * IdP (src/demo/idp/index.ts, oidc-provider) in the bench process, and a real
  * login scripted over HTTP (authorization code + PKCE, the IdP's login form,
  * the gateway's callback). The session cookie it yields is then replayed by
  * the load generator.
@@ -26,7 +26,7 @@ interface DemoIdpModule {
   DEMO_PASSWORD: string;
 }
 
-const DEMO_IDP = join(dirname(fileURLToPath(import.meta.url)), '../src/demo/demo-idp.js');
+const DEMO_IDP = join(dirname(fileURLToPath(import.meta.url)), '../src/demo/idp/index.js');
 const USER = 'Blog_with_scope';
 const MAX_STEPS = 20;
 
@@ -36,10 +36,10 @@ export async function startSessionLogin(ctx: {
   startGatehouse(key: string, config: object, proxyPort: number): Promise<{ key: string; url: string; proc: Proc }>;
 }): Promise<SessionLogin> {
   const none = { target: undefined as never, headers: {}, close: async () => {} };
-  if (!existsSync(DEMO_IDP)) return { ...none, unavailable: 'the demo IdP (src/demo/demo-idp.ts) is not built' };
+  if (!existsSync(DEMO_IDP)) return { ...none, unavailable: 'the demo IdP (src/demo/idp/index.ts) is not built' };
   // A computed specifier: the bench compiles whether or not the demo exists yet.
   const demo = (await import(DEMO_IDP)) as DemoIdpModule;
-  if (typeof demo.startDemoIdp !== 'function') return { ...none, unavailable: 'src/demo/demo-idp.ts does not export startDemoIdp' };
+  if (typeof demo.startDemoIdp !== 'function') return { ...none, unavailable: 'src/demo/idp/index.ts does not export startDemoIdp' };
 
   const port = await ctx.freePort();
   const base = `http://127.0.0.1:${port}`;

@@ -1,4 +1,4 @@
-import './runtime-tuning.js';
+import './runtime/runtime-tuning.js';
 import 'reflect-metadata';
 import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } from './config/config.loader.js';
 import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
@@ -10,8 +10,8 @@ import { SettingsError, type GatewaySettings } from './config/gateway-settings.j
 import type { ConfigStore } from './config/config-store.js';
 import { documentWithIds } from './admin/admin-entities.js';
 import { closeLogs, createLogger } from './common/logger.js';
-import { startGateway } from './gateway.js';
-import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './cluster.js';
+import { startGateway } from './runtime/gateway.bootstrap.js';
+import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './runtime/cluster.js';
 import { ShutdownSequence } from './health/shutdown.sequence.js';
 import { ConfigStoreHealth } from './health/config-store.health.js';
 import { sessionCapacityWarning } from './auth/session.store.js';
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   if (isClusterWorker()) reportWorkerStarted(logger, started);
   else logger.info(started, 'gatehouse started');
   // Every process follows the store itself: with workers, each one sees the file change (or its SIGHUP, forwarded by the primary).
-  const unfollow = store ? followConfigStore(store, gateway.runtime, logger, gateway.status.get(ConfigStoreHealth)) : undefined;
+  const unfollow = store ? followConfigStore(store, gateway.runtime, logger, gateway.app.get(ConfigStoreHealth)) : undefined;
 
   // SIGTERM: readiness 503, serve on for GATEHOUSE_SHUTDOWN_DELAY, then drain and exit (ShutdownSequence).
   const sequence = new ShutdownSequence(gateway, settings.shutdownDelayMs, logger);

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 mkdirSync('.ab', { recursive: true });
 import { startFakeIssuer } from '../../dist/bench/issuer.js';
 import { cpuSeconds } from '../../dist/bench/procstat.js';
-import { NODE_FLAGS } from '../../dist/src/node-flags.js';
+import { NODE_FLAGS } from '../../dist/src/runtime/node-flags.js';
 const [A, B, path = '/', rounds = '8', secs = '3'] = process.argv.slice(2);
 const issuer = await startFakeIssuer();
 const up = spawn('taskset', ['-c', '1', process.execPath, 'dist/bench/upstream.js'], { stdio: ['ignore', 'pipe', 'inherit'] });

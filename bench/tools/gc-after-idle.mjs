@@ -11,7 +11,7 @@ mkdirSync('.ab', { recursive: true });
 import { spawn, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpuSeconds } from '../../dist/bench/procstat.js';
-import { NODE_FLAGS } from '../../dist/src/node-flags.js';
+import { NODE_FLAGS } from '../../dist/src/runtime/node-flags.js';
 const [path = '/64k', rounds = '6', secs = '4', conns = '16'] = process.argv.slice(2);
 const IDLE = Number(process.env.IDLE ?? 0);
 const GWS = (process.env.GWS ?? 'gw@dist').split(';');

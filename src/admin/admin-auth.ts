@@ -41,7 +41,7 @@ export class AdminBearerStrategy extends PassportStrategy(BearerTokenStrategy, A
       });
       return { via: 'bearer', claims: verified.claims, accessToken: token };
     } catch (err) {
-      if (err instanceof InvalidTokenError) throw new UnauthorizedError('Unauthorized', `invalid admin token: ${err.message}`, true);
+      if (err instanceof InvalidTokenError) throw UnauthorizedError.invalidToken('Unauthorized', `invalid admin token: ${err.message}`);
       throw err;
     }
   }
@@ -56,7 +56,7 @@ export class AdminBearerStrategy extends PassportStrategy(BearerTokenStrategy, A
 export class AdminAuthGuard extends AuthGuard(ADMIN_STRATEGY) {
   override handleRequest<T>(err: unknown, user: T, _info: unknown, _context: ExecutionContext): T {
     if (err) throw err;
-    if (!user) throw new UnauthorizedError('Unauthorized', 'no admin bearer token', false);
+    if (!user) throw UnauthorizedError.missingCredentials('Unauthorized', 'no admin bearer token');
     return user;
   }
 }

@@ -5,7 +5,7 @@ import type { AuthMethod, AuthResult } from '../metrics/gateway-metrics.js';
 import { isCompactJws } from './auth-http.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
 import { presentedToken } from './bearer-token.js';
-import type { OidcPolicy } from './oidc-policy.js';
+import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 
 /**
  * What `gatehouse_auth_total` says about a refused request: the result from
@@ -27,20 +27,20 @@ export function authResultOf(err: unknown): AuthResult {
  * locally is `bearer`, anything introspected `introspection`), else the
  * session cookie's, else `none` (no credentials at all).
  */
-export function attemptedMethod(req: IncomingMessage, ctx: RequestContext, policy: OidcPolicy): AuthMethod {
+export function attemptedMethod(req: IncomingMessage, ctx: RequestContext, instance: OpenIdConnectInstance): AuthMethod {
   if (ctx.principal) return ctx.principal.via;
-  const config = policy.config;
+  const config = instance.config;
   let token: string | undefined;
   try {
-    token = policy.methods.has('bearer') || policy.methods.has('introspection') ? presentedToken(req, ctx, config)?.token : undefined;
+    token = instance.methods.has('bearer') || instance.methods.has('introspection') ? presentedToken(req, ctx, config)?.token : undefined;
   } catch {
     // Tokens presented in two places (400 invalid_request): still a token.
-    return policy.methods.has('bearer') ? 'bearer' : 'introspection';
+    return instance.methods.has('bearer') ? 'bearer' : 'introspection';
   }
   if (token !== undefined) {
-    const local = policy.methods.has('bearer') && isCompactJws(token) && !(policy.methods.has('introspection') && config.introspect_jwt_tokens);
-    return local || !policy.methods.has('introspection') ? 'bearer' : 'introspection';
+    const local = instance.methods.has('bearer') && isCompactJws(token) && !(instance.methods.has('introspection') && config.introspect_jwt_tokens);
+    return local || !instance.methods.has('introspection') ? 'bearer' : 'introspection';
   }
-  if (policy.sessions && req.headers.cookie?.includes(`${config.session_cookie_name}`)) return 'session';
+  if (instance.sessions && req.headers.cookie?.includes(`${config.session_cookie_name}`)) return 'session';
   return 'none';
 }

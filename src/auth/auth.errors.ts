@@ -14,13 +14,22 @@ function challenge(params: Record<string, string | undefined>): string {
 }
 
 export class UnauthorizedError extends GatewayError {
-  constructor(message: string, reason: string, tokenPresented: boolean) {
-    super(401, message, {
-      reason,
-      headers: {
-        'www-authenticate': challenge(tokenPresented ? { error: 'invalid_token', error_description: 'The access token is invalid or expired' } : {}),
-      },
-    });
+  /**
+   * No credentials, or credentials that are not a token (a failed login): the
+   * challenge carries no error code (RFC 6750 §3.1: a request that lacks
+   * authentication information gets none).
+   */
+  static missingCredentials(message: string, reason: string): UnauthorizedError {
+    return new UnauthorizedError(message, reason, {});
+  }
+
+  /** A token was presented and refused: the challenge says `invalid_token` (RFC 6750 §3.1). */
+  static invalidToken(message: string, reason: string): UnauthorizedError {
+    return new UnauthorizedError(message, reason, { error: 'invalid_token', error_description: 'The access token is invalid or expired' });
+  }
+
+  private constructor(message: string, reason: string, challengeParams: Parameters<typeof challenge>[0]) {
+    super(401, message, { reason, headers: { 'www-authenticate': challenge(challengeParams) } });
   }
 }
 

@@ -6,8 +6,8 @@ import { IssuerRegistry } from './issuer.registry.js';
 import { LoginFlow } from './login.flow.js';
 import { LogoutFlow } from './logout.flow.js';
 import { OpenIdConnectService } from './openid-connect.service.js';
-import { OidcAuthGuard } from './oidc-auth.guard.js';
-import { compileOidcAuthOptions, OIDC_AUTH_CONFIG, type OidcAuthModuleOptions } from './oidc-auth.options.js';
+import { OpenIdConnectAuthGuard } from './openid-connect-auth.guard.js';
+import { compileOpenIdConnectAuthOptions, OPENID_CONNECT_AUTH_CONFIG, type OpenIdConnectAuthModuleOptions } from './openid-connect-auth.options.js';
 import { ScopesGuard } from './scopes.guard.js';
 import { SessionAuthenticator } from './session.authenticator.js';
 import { TokenAuthenticator } from './token.authenticator.js';
@@ -43,21 +43,21 @@ export class AuthModule {
    * For a team's own Nest application (Express or Fastify): the openid-connect
    * parameters that matter for bearer tokens and sessions, checked by the
    * plugin's schema (every problem thrown at once, as a ConfigError), and
-   * OidcAuthGuard for `@UseGuards`, with `@RequireScopes`/`@RequireRoles`.
+   * OpenIdConnectAuthGuard for `@UseGuards`, with `@RequireScopes`/`@RequireRoles`.
    * Global, so every module's controllers can use the guard.
    */
-  static forRoot(options: OidcAuthModuleOptions): DynamicModule {
-    const { config, gatewayConfig } = compileOidcAuthOptions(options);
+  static forRoot(options: OpenIdConnectAuthModuleOptions): DynamicModule {
+    const { config, gatewayConfig } = compileOpenIdConnectAuthOptions(options);
     return {
       module: AuthModule,
       global: true,
       providers: [
         { provide: GatewayConfig, useValue: gatewayConfig },
         { provide: LOGGER, useValue: options.logger ?? createLogger('info') },
-        { provide: OIDC_AUTH_CONFIG, useValue: config },
-        OidcAuthGuard,
+        { provide: OPENID_CONNECT_AUTH_CONFIG, useValue: config },
+        OpenIdConnectAuthGuard,
       ],
-      exports: [OidcAuthGuard, ScopesGuard, OpenIdConnectService, IssuerRegistry, OIDC_AUTH_CONFIG, LOGGER],
+      exports: [OpenIdConnectAuthGuard, ScopesGuard, OpenIdConnectService, IssuerRegistry, OPENID_CONNECT_AUTH_CONFIG, LOGGER],
     };
   }
 }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { LOGGER } from '../common/logger.js';
 import { GatewayConfig } from '../config/gateway-config.js';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
-import { fetchJson } from '../common/fetch-json.js';
+import { fetchJson } from './fetch-json.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
 import { keyProblem } from './jws-signature.js';
 import { gatewayMetrics } from '../metrics/gateway-metrics.js';

@@ -10,8 +10,8 @@ import { InvalidTokenError } from './access-token.verifier.js';
 import { respond, safeReturnPath, withoutCallbackParams } from './auth-http.js';
 import { UnauthorizedError } from './auth.errors.js';
 import { parseCookies, serializeCookie } from './cookies.js';
-import { loginError, passportRequest, runPassport } from './oidc.strategy.js';
-import type { OidcPolicy } from './oidc-policy.js';
+import { loginError, passportRequest, runPassport } from './openid-connect.strategy.js';
+import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import { TRANSACTION_COOKIE_PREFIX } from './owned-cookies.js';
 import { SessionAuthenticator } from './session.authenticator.js';
 import { epoch, openJwe, sealJwe } from './session.store.js';
@@ -60,11 +60,11 @@ export class LoginFlow {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async start(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, policy: OidcPolicy): Promise<void> {
-    await policy.client();
-    const shim = passportRequest(req, policy.redirectUri!.href, {});
-    const outcome = await runPassport(policy.passport, policy.passportName, shim);
-    if (outcome.kind !== 'redirect') throw loginError(outcome, policy.config.unauthorized_error_message);
+  async start(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, instance: OpenIdConnectInstance): Promise<void> {
+    await instance.client();
+    const shim = passportRequest(req, instance.redirectUri!.href, {});
+    const outcome = await runPassport(instance.passport, instance.passportName, shim);
+    if (outcome.kind !== 'redirect') throw loginError(outcome, instance.config.unauthorized_error_message);
     const stateData = shim.session.oidc as Record<string, unknown> | undefined;
     const state = typeof stateData?.state === 'string' ? stateData.state : undefined;
     if (!state) throw new GatewayError(500, 'An unexpected error occurred', { reason: 'authorization request without state' });
@@ -72,12 +72,12 @@ export class LoginFlow {
       oidc: stateData!,
       return_to: ctx.path + ctx.query,
       exp: epoch() + TRANSACTION_TTL_S,
-      ...binding(policy),
+      ...binding(instance),
     };
-    const cookies = [serializeCookie(transactionCookieName(state, policy.secure), await sealJwe(txn, policy.transactionKey!), transactionCookieAttributes(policy, TRANSACTION_TTL_S))];
+    const cookies = [serializeCookie(transactionCookieName(state, instance.secure), await sealJwe(txn, instance.transactionKey!), transactionCookieAttributes(instance, TRANSACTION_TTL_S))];
     const pending = [...parseCookies(req.headers.cookie).keys()].filter(isTransactionCookieName);
     if (pending.length >= MAX_PENDING_LOGINS) {
-      for (const name of pending) cookies.push(serializeCookie(name, '', transactionCookieAttributes(policy, 0, name)));
+      for (const name of pending) cookies.push(serializeCookie(name, '', transactionCookieAttributes(instance, 0, name)));
     }
     this.logger.debug({ request_id: ctx.requestId, route: ctx.match?.route.name }, 'redirecting to the identity provider for login');
     ctx.denial = 'login required: redirected to the identity provider';
@@ -85,37 +85,37 @@ export class LoginFlow {
   }
 
   /** Handles the IdP's redirect back. `replayed`: no transaction for this state but a live session (a reload). */
-  async callback(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, policy: OidcPolicy, q: URLSearchParams): Promise<CallbackOutcome> {
-    const config = policy.config;
+  async callback(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, instance: OpenIdConnectInstance, q: URLSearchParams): Promise<CallbackOutcome> {
+    const config = instance.config;
     const state = q.get('state')!;
-    const name = transactionCookieName(state, policy.secure);
+    const name = transactionCookieName(state, instance.secure);
     const sealed = parseCookies(req.headers.cookie).get(name);
-    const txn = sealed ? ((await openJwe(sealed, policy.transactionKey!)) as LoginTransaction | undefined) : undefined;
-    const clearTxn = serializeCookie(name, '', transactionCookieAttributes(policy, 0, name));
-    const bound = binding(policy);
+    const txn = sealed ? ((await openJwe(sealed, instance.transactionKey!)) as LoginTransaction | undefined) : undefined;
+    const clearTxn = serializeCookie(name, '', transactionCookieAttributes(instance, 0, name));
+    const bound = binding(instance);
     if (!txn || typeof txn.exp !== 'number' || txn.exp < epoch() || txn.oidc?.state !== state || txn.iss !== bound.iss || txn.client_id !== bound.client_id || txn.redirect_uri !== bound.redirect_uri) {
-      if (!txn && policy.methods.has('session') && (await policy.sessions!.read(req))) return 'replayed';
+      if (!txn && instance.methods.has('session') && (await instance.sessions!.read(req))) return 'replayed';
       ctx.responseHeaders = { 'set-cookie': clearTxn, ...NO_LEAK };
-      throw new UnauthorizedError(config.unauthorized_error_message, 'login callback without a matching transaction (state)', false);
+      throw UnauthorizedError.missingCredentials(config.unauthorized_error_message, 'login callback without a matching transaction (state)');
     }
     // From here on a failure deletes the transaction and sets nothing else.
     ctx.responseHeaders = { 'set-cookie': clearTxn, ...NO_LEAK };
-    await policy.client();
-    const url = new URL(policy.redirectUri!.href);
+    await instance.client();
+    const url = new URL(instance.redirectUri!.href);
     url.search = ctx.query;
     // The code exchange at the token endpoint (and the ID token's validation) is one IdP call.
-    const outcome = await gatewayMetrics.idpCall(policy.issuer.issuer, 'token', async () => {
-      const o = await runPassport(policy.passport, policy.passportName, passportRequest(req, url.href, { oidc: txn.oidc }));
+    const outcome = await gatewayMetrics.idpCall(instance.issuer.issuer, 'token', async () => {
+      const o = await runPassport(instance.passport, instance.passportName, passportRequest(req, url.href, { oidc: txn.oidc }));
       if (o.kind !== 'success') throw loginError(o, config.unauthorized_error_message);
       return o;
     });
     const tokens = outcome.user as client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
     const idClaims = tokens.claims();
-    if (!idClaims) throw new UnauthorizedError(config.unauthorized_error_message, 'token response without an ID token', false);
+    if (!idClaims) throw UnauthorizedError.missingCredentials(config.unauthorized_error_message, 'token response without an ID token');
 
-    const store = policy.sessions!;
+    const store = instance.sessions!;
     const session = store.create({
-      iss: policy.issuer.issuer,
+      iss: instance.issuer.issuer,
       sub: idClaims.sub,
       access_token: tokens.access_token,
       expires_at: tokens.expires_in ? epoch() + tokens.expires_in : undefined,
@@ -124,13 +124,13 @@ export class LoginFlow {
     });
     let claims: Record<string, unknown>;
     try {
-      claims = await this.sessions.claims(session, policy);
+      claims = await this.sessions.claims(session, instance);
     } catch (err) {
-      if (err instanceof InvalidTokenError) throw new UnauthorizedError(config.unauthorized_error_message, `login produced an unusable access token: ${err.message}`, false);
+      if (err instanceof InvalidTokenError) throw UnauthorizedError.missingCredentials(config.unauthorized_error_message, `login produced an unusable access token: ${err.message}`);
       throw err;
     }
     // Who the caller is, and (when the route sends userinfo upstream) the userinfo `sub` check, before any cookie.
-    const pending = this.identity.establish(req, ctx, policy, { via: 'session', claims, accessToken: session.access_token, idToken: session.id_token });
+    const pending = this.identity.establish(req, ctx, instance, { via: 'session', claims, accessToken: session.access_token, idToken: session.id_token });
     if (pending) await pending;
 
     // Later Set-Cookie wins in browsers: the fresh session overrides the deletion of the old one.
@@ -162,8 +162,8 @@ export class LoginFlow {
   }
 }
 
-function binding(policy: OidcPolicy): Pick<LoginTransaction, 'iss' | 'client_id' | 'redirect_uri'> {
-  return { iss: policy.issuer.issuer, client_id: policy.config.client_id?.[0] ?? '', redirect_uri: policy.redirectUri?.href ?? '' };
+function binding(instance: OpenIdConnectInstance): Pick<LoginTransaction, 'iss' | 'client_id' | 'redirect_uri'> {
+  return { iss: instance.issuer.issuer, client_id: instance.config.client_id?.[0] ?? '', redirect_uri: instance.redirectUri?.href ?? '' };
 }
 
 /** `__Host-` when the cookie is Secure: then no subdomain or other path can plant or shadow it (RFC 6265bis §4.1.3.2). */
@@ -175,7 +175,7 @@ function isTransactionCookieName(name: string): boolean {
   return name.startsWith(TRANSACTION_COOKIE_PREFIX) || name.startsWith(`__Host-${TRANSACTION_COOKIE_PREFIX}`);
 }
 
-function transactionCookieAttributes(policy: OidcPolicy, maxAge: number, name?: string) {
+function transactionCookieAttributes(instance: OpenIdConnectInstance, maxAge: number, name?: string) {
   // Lax: the cookie must come back on the IdP's top-level redirect to the callback.
-  return { path: '/', httpOnly: true, secure: policy.secure || (name?.startsWith('__Host-') ?? false), sameSite: 'Lax' as const, maxAge };
+  return { path: '/', httpOnly: true, secure: instance.secure || (name?.startsWith('__Host-') ?? false), sameSite: 'Lax' as const, maxAge };
 }

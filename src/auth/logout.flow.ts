@@ -6,7 +6,7 @@ import { LOGGER } from '../common/logger.js';
 import type { RequestContext } from '../common/request-context.js';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { respond } from './auth-http.js';
-import type { OidcPolicy } from './oidc-policy.js';
+import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 
 /**
  * Logout (Kong's `logout_uri_suffix` / `logout_query_arg` with `logout_methods`):
@@ -25,15 +25,15 @@ export class LogoutFlow {
     return false;
   }
 
-  async logout(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, policy: OidcPolicy): Promise<void> {
-    const config = policy.config;
-    const store = policy.sessions;
+  async logout(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, instance: OpenIdConnectInstance): Promise<void> {
+    const config = instance.config;
+    const store = instance.sessions;
     const session = store ? await store.read(req) : undefined;
     const cookies = store ? await store.destroy(req, session) : [];
     let location: string | undefined = config.logout_redirect_uri?.[0];
     if (session) {
       try {
-        const cfg = await policy.client();
+        const cfg = await instance.client();
         if (config.logout_revoke && cfg.serverMetadata().revocation_endpoint) {
           for (const t of [session.refresh_token, session.access_token]) if (t) await client.tokenRevocation(cfg, t).catch(() => undefined);
         }

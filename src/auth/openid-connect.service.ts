@@ -9,7 +9,7 @@ import { hideCredentials, presentedToken } from './bearer-token.js';
 import { IssuerRegistry } from './issuer.registry.js';
 import { LoginFlow } from './login.flow.js';
 import { LogoutFlow } from './logout.flow.js';
-import { OidcPolicy } from './oidc-policy.js';
+import { OpenIdConnectInstance } from './openid-connect.instance.js';
 import { OwnedCookies } from './owned-cookies.js';
 import type { Principal } from './principal.js';
 import { SessionAuthenticator } from './session.authenticator.js';
@@ -37,9 +37,9 @@ export type AuthOutcome = 'proceed' | 'responded';
  */
 @Injectable()
 export class OpenIdConnectService implements OnModuleDestroy {
-  private readonly policies = new Map<OpenIdConnectConfig, OidcPolicy>();
+  private readonly instances = new Map<OpenIdConnectConfig, OpenIdConnectInstance>();
   /** Policy ids are never reused: they key caches (introspection results) that outlive a reload. */
-  private policyCount = 0;
+  private instanceCount = 0;
   /** Every cookie the gateway sets, whatever route set it: none ever reaches an upstream. */
   readonly ownedCookies: OwnedCookies;
   private readonly sessionOptions: SessionStoreOptions;
@@ -58,65 +58,65 @@ export class OpenIdConnectService implements OnModuleDestroy {
     this.sessionOptions = { maxCookieBytes: sessionCookieBudget(config.settings.maxHeaderSize) };
   }
 
-  /** The compiled policy of a plugin instance: built once, at load, when the route table is compiled. */
-  policy(config: OpenIdConnectConfig): OidcPolicy {
-    let p = this.policies.get(config);
+  /** The compiled openid-connect plugin instance: built once, at load, when the route table is compiled. */
+  instance(config: OpenIdConnectConfig): OpenIdConnectInstance {
+    let p = this.instances.get(config);
     if (!p) {
       if (config.session_secret) this.ownedCookies.add([config.session_cookie_name]);
-      p = new OidcPolicy(config, this.issuers.get(config), ++this.policyCount, this.ownedCookies, this.sessionOptions);
-      this.policies.set(config, p);
+      p = new OpenIdConnectInstance(config, this.issuers.get(config), ++this.instanceCount, this.ownedCookies, this.sessionOptions);
+      this.instances.set(config, p);
     }
     return p;
   }
 
   /**
-   * After a new route table is swapped in: the policies it no longer uses are
+   * After a new route table is swapped in: the instances it no longer uses are
    * forgotten, and their session stores closed once requests still running on
    * the old table are done with them.
    */
-  retain(live: ReadonlySet<OidcPolicy>, graceMs = 30_000): void {
-    for (const [config, p] of this.policies) {
+  retain(live: ReadonlySet<OpenIdConnectInstance>, graceMs = 30_000): void {
+    for (const [config, p] of this.instances) {
       if (live.has(p)) continue;
-      this.policies.delete(config);
+      this.instances.delete(config);
       if (p.sessions) setTimeout(() => void p.sessions?.close(), graceMs).unref();
     }
   }
 
   /**
-   * The common case without a single await: a bearer JWT this policy already
+   * The common case without a single await: a bearer JWT this plugin instance already
    * verified, or one signed by a key already known. False whenever anything
    * else applies (no token, keys to fetch, logout, callback, userinfo); the
    * caller then takes authenticate().
    */
-  authenticateCached(req: IncomingMessage, ctx: RequestContext, policy: OidcPolicy): boolean {
-    const config = policy.config;
-    if (!policy.methods.has('bearer') || config.upstream_user_info_header || policy.callbackPaths.has(ctx.path)) return false;
+  authenticateCached(req: IncomingMessage, ctx: RequestContext, instance: OpenIdConnectInstance): boolean {
+    const config = instance.config;
+    if (!instance.methods.has('bearer') || config.upstream_user_info_header || instance.callbackPaths.has(ctx.path)) return false;
     if (req.method === 'OPTIONS' && !config.run_on_preflight) return false;
     if (this.logoutFlow.matches(req, ctx, config)) return false;
     const presented = presentedToken(req, ctx, config);
-    if (!presented || !this.tokens.verifiesLocally(presented.token, policy)) return false;
-    const verified = this.tokens.verifyCached(presented.token, policy, req);
+    if (!presented || !this.tokens.verifiesLocally(presented.token, instance)) return false;
+    const verified = this.tokens.verifyCached(presented.token, instance, req);
     if (!verified) return false;
-    if (config.hide_credentials) hideCredentials(req, ctx, config, policy.cookiesHidingCredential);
-    void this.identity.establish(req, ctx, policy, { via: 'bearer', claims: verified.claims, accessToken: presented.token, memo: verified });
+    if (config.hide_credentials) hideCredentials(req, ctx, config, instance.cookiesHidingCredential);
+    void this.identity.establish(req, ctx, instance, { via: 'bearer', claims: verified.claims, accessToken: presented.token, memo: verified });
     return true;
   }
 
-  async authenticate(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, policy: OidcPolicy): Promise<AuthOutcome> {
-    const config = policy.config;
-    const methods = policy.methods;
+  async authenticate(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, instance: OpenIdConnectInstance): Promise<AuthOutcome> {
+    const config = instance.config;
+    const methods = instance.methods;
 
     if (!config.run_on_preflight && req.method === 'OPTIONS' && req.headers.origin && req.headers['access-control-request-method']) {
       return 'proceed';
     }
     if (this.logoutFlow.matches(req, ctx, config)) {
-      await this.logoutFlow.logout(req, res, ctx, policy);
+      await this.logoutFlow.logout(req, res, ctx, instance);
       return 'responded';
     }
-    if (methods.has('authorization_code') && policy.callbackPaths.has(ctx.path) && req.method === 'GET') {
+    if (methods.has('authorization_code') && instance.callbackPaths.has(ctx.path) && req.method === 'GET') {
       const q = new URLSearchParams(ctx.query.slice(1));
       if (q.has('state') && (q.has('code') || q.has('error'))) {
-        const outcome = await this.login.callback(req, res, ctx, policy, q);
+        const outcome = await this.login.callback(req, res, ctx, instance, q);
         if (outcome !== 'replayed') return outcome;
         // A reload of the callback URL after a completed login (login_action: upstream leaves it in the
         // address bar): the code is spent, but the session it created is good. Serve it without the parameters.
@@ -129,25 +129,25 @@ export class OpenIdConnectService implements OnModuleDestroy {
     const presented = methods.has('bearer') || methods.has('introspection') ? presentedToken(req, ctx, config) : undefined;
     let principal: Principal | undefined;
     if (presented) {
-      principal = await this.tokens.principal(presented.token, policy);
-      if (config.hide_credentials) hideCredentials(req, ctx, config, policy.cookiesHidingCredential);
-    } else if (policy.sessions && methods.has('session')) {
-      principal = await this.sessions.principal(req, ctx, policy);
+      principal = await this.tokens.principal(presented.token, instance);
+      if (config.hide_credentials) hideCredentials(req, ctx, config, instance.cookiesHidingCredential);
+    } else if (instance.sessions && methods.has('session')) {
+      principal = await this.sessions.principal(req, ctx, instance);
     }
 
     if (!principal) {
-      if (methods.has('authorization_code') && policy.sessions && isBrowserNavigation(req)) {
-        await this.login.start(req, res, ctx, policy);
+      if (methods.has('authorization_code') && instance.sessions && isBrowserNavigation(req)) {
+        await this.login.start(req, res, ctx, instance);
         return 'responded';
       }
-      throw new UnauthorizedError(config.unauthorized_error_message, 'no credentials', false);
+      throw UnauthorizedError.missingCredentials(config.unauthorized_error_message, 'no credentials');
     }
-    const pending = this.identity.establish(req, ctx, policy, principal);
+    const pending = this.identity.establish(req, ctx, instance, principal);
     if (pending) await pending;
     return 'proceed';
   }
 
   onModuleDestroy() {
-    for (const p of this.policies.values()) void p.sessions?.close();
+    for (const p of this.instances.values()) void p.sessions?.close();
   }
 }

@@ -5,7 +5,7 @@ import { LOGGER } from '../common/logger.js';
 import type { IncomingMessage } from 'node:http';
 import type { RequestContext } from '../common/request-context.js';
 import { ForbiddenError, UnauthorizedError } from './auth.errors.js';
-import type { OidcPolicy } from './oidc-policy.js';
+import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import type { Principal } from './principal.js';
 import { requirementsOf } from './require-scopes.decorator.js';
 import { challengeScope, describeFailure, evaluateRequirements, type Requirement, type RequirementFailure } from './requirements.js';
@@ -35,23 +35,23 @@ export class ScopesGuard implements CanActivate {
     const req = context.switchToHttp().getRequest<{ raw?: IncomingMessage; user?: unknown; id?: unknown; headers?: Record<string, unknown> }>();
     const raw = (req.raw ?? req) as IncomingMessage;
     const principal = raw.gatehouse?.principal ?? asPrincipal(req.user);
-    if (!principal) throw new UnauthorizedError('Unauthorized', 'no authenticated caller', false);
+    if (!principal) throw UnauthorizedError.missingCredentials('Unauthorized', 'no authenticated caller');
     const ctx = raw.gatehouse ?? ({ requestId: String(req.id ?? ''), principal, caller: principal.claims.sub } as unknown as RequestContext);
     ctx.principal ??= principal;
     this.authorize(ctx, decorated, decorated, 'Forbidden');
     return true;
   }
 
-  /** The proxy's entry: requirements of the matched route's compiled openid-connect policy. */
-  authorizeRoute(ctx: RequestContext, policy: OidcPolicy, method: string): void {
-    if (!policy.requirements.length) return;
-    const config = policy.config;
+  /** The proxy's entry: requirements of the matched route's compiled openid-connect instance. */
+  authorizeRoute(ctx: RequestContext, instance: OpenIdConnectInstance, method: string): void {
+    if (!instance.requirements.length) return;
+    const config = instance.config;
     if (!ctx.principal) {
       // Only a CORS preflight passes authentication without a principal (run_on_preflight: false).
       if (!config.run_on_preflight && method === 'OPTIONS') return;
-      throw new UnauthorizedError(config.unauthorized_error_message, 'no authenticated caller', false);
+      throw UnauthorizedError.missingCredentials(config.unauthorized_error_message, 'no authenticated caller');
     }
-    this.authorize(ctx, policy.requirements, policy, config.forbidden_error_message);
+    this.authorize(ctx, instance.requirements, instance, config.forbidden_error_message);
   }
 
   private authorize(ctx: RequestContext, requirements: readonly Requirement[], key: object, forbiddenMessage: string): void {

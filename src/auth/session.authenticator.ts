@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RequestContext } from '../common/request-context.js';
 import { InvalidTokenError } from './access-token.verifier.js';
 import { decodeClaims, setResponseCookies } from './auth-http.js';
-import type { OidcPolicy } from './oidc-policy.js';
+import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import type { Principal } from './principal.js';
 import { epoch, type SessionData } from './session.store.js';
 import { TokenAuthenticator } from './token.authenticator.js';
@@ -25,19 +25,19 @@ export class SessionAuthenticator {
     private readonly refresher: TokenRefresher,
   ) {}
 
-  async principal(req: IncomingMessage, ctx: RequestContext, policy: OidcPolicy): Promise<Principal | undefined> {
-    const store = policy.sessions!;
+  async principal(req: IncomingMessage, ctx: RequestContext, instance: OpenIdConnectInstance): Promise<Principal | undefined> {
+    const store = instance.sessions!;
     let session = await store.read(req);
     if (!session) return undefined;
-    if (session.iss !== policy.issuer.issuer) return undefined;
+    if (session.iss !== instance.issuer.issuer) return undefined;
 
     const now = epoch();
     let write = store.touch(session, now);
     let refreshed = false;
     if (session.expires_at !== undefined && now >= session.expires_at - REFRESH_SKEW_S) {
       const expired = now >= session.expires_at;
-      const refreshable = session.refresh_token && policy.config.refresh_tokens && policy.methods.has('refresh_token');
-      const next = refreshable ? await this.refresher.refresh(session, policy, expired, req) : expired ? undefined : session;
+      const refreshable = session.refresh_token && instance.config.refresh_tokens && instance.methods.has('refresh_token');
+      const next = refreshable ? await this.refresher.refresh(session, instance, expired, req) : expired ? undefined : session;
       if (!next) {
         setResponseCookies(ctx, await store.destroy(req, session));
         return undefined;
@@ -49,7 +49,7 @@ export class SessionAuthenticator {
     }
     let claims: Record<string, unknown>;
     try {
-      claims = await this.claims(session, policy);
+      claims = await this.claims(session, instance);
     } catch (err) {
       if (err instanceof InvalidTokenError) {
         setResponseCookies(ctx, await store.destroy(req, session));
@@ -62,8 +62,8 @@ export class SessionAuthenticator {
   }
 
   /** Claims for authorization: the access token's if it is a JWT, else introspection's, else the ID token's. */
-  async claims(session: SessionData, policy: OidcPolicy): Promise<Record<string, unknown>> {
-    const fromToken = this.tokens.sessionTokenClaims(session.access_token, policy);
+  async claims(session: SessionData, instance: OpenIdConnectInstance): Promise<Record<string, unknown>> {
+    const fromToken = this.tokens.sessionTokenClaims(session.access_token, instance);
     if (fromToken) return fromToken;
     // The ID token was fully validated at login; its claims stand in when the access token is opaque.
     if (session.id_token) return decodeClaims(session.id_token);

@@ -6,9 +6,9 @@ import { LOGGER } from '../common/logger.js';
 import { decodeClaims } from './auth-http.js';
 import { IdentityProviderUnavailableError } from './auth.errors.js';
 import { BoundedCache } from './bounded-cache.js';
-import { idpFailed } from './oidc.strategy.js';
+import { idpFailed } from './openid-connect.strategy.js';
 import { refreshCoordinator } from './refresh-coordinator.js';
-import type { OidcPolicy } from './oidc-policy.js';
+import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import { epoch, type SessionData } from './session.store.js';
 import { gatewayMetrics } from '../metrics/gateway-metrics.js';
 
@@ -39,25 +39,25 @@ export class TokenRefresher {
   constructor(@Inject(LOGGER) private readonly logger: Logger) {}
 
   /** The refreshed session, or undefined when it must end (the IdP refused, or the new ID token is not the same user's). */
-  refresh(session: SessionData, policy: OidcPolicy, expired: boolean, req: IncomingMessage): Promise<SessionData | undefined> {
+  refresh(session: SessionData, instance: OpenIdConnectInstance, expired: boolean, req: IncomingMessage): Promise<SessionData | undefined> {
     const key = refreshKey(session);
     const done = this.refreshed.get(key);
     if (done) return Promise.resolve({ ...done });
     let pending = this.refreshing.get(key);
     if (!pending) {
-      pending = this.refreshOnce(session, policy, expired, req).finally(() => this.refreshing.delete(key));
+      pending = this.refreshOnce(session, instance, expired, req).finally(() => this.refreshing.delete(key));
       this.refreshing.set(key, pending);
     }
     return pending.then((s) => (s ? { ...s } : undefined));
   }
 
-  private async refreshOnce(session: SessionData, policy: OidcPolicy, expired: boolean, req: IncomingMessage): Promise<SessionData | undefined> {
-    const store = policy.sessions!;
+  private async refreshOnce(session: SessionData, instance: OpenIdConnectInstance, expired: boolean, req: IncomingMessage): Promise<SessionData | undefined> {
+    const store = instance.sessions!;
     let next: SessionData | undefined;
     if (!store.shared) {
       next = await this.workers.once(
-        `${policy.id}\n${refreshKey(session)}`,
-        () => this.refreshWithIdp(session, policy, expired),
+        `${instance.id}\n${refreshKey(session)}`,
+        () => this.refreshWithIdp(session, instance, expired),
         (result) => result !== session,
       );
     } else if (await store.acquireRefreshLock(session.sid, REFRESH_LOCK_MS)) {
@@ -67,24 +67,24 @@ export class TokenRefresher {
         if (current.access_token !== session.access_token) {
           next = current; // another instance refreshed between our read and our lock
         } else {
-          next = await this.refreshWithIdp(current, policy, expired);
+          next = await this.refreshWithIdp(current, instance, expired);
           if (next && next !== current) await store.write(next, req);
         }
       } finally {
         await store.releaseRefreshLock(session.sid).catch(() => undefined);
       }
     } else {
-      next = await this.awaitOtherInstance(session, req, policy, expired);
+      next = await this.awaitOtherInstance(session, req, instance, expired);
     }
     if (next && next !== session) this.refreshed.set(refreshKey(session), next, REFRESHED_REUSE_MS);
     return next;
   }
 
   /** Another instance holds the lock: wait for what it stores. */
-  private async awaitOtherInstance(session: SessionData, req: IncomingMessage, policy: OidcPolicy, expired: boolean): Promise<SessionData | undefined> {
+  private async awaitOtherInstance(session: SessionData, req: IncomingMessage, instance: OpenIdConnectInstance, expired: boolean): Promise<SessionData | undefined> {
     for (let waited = 0; waited < REFRESH_LOCK_MS; waited += LOCK_POLL_MS) {
       await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
-      const current = await policy.sessions!.reload(req);
+      const current = await instance.sessions!.reload(req);
       if (!current) return undefined;
       if (current.access_token !== session.access_token) return current;
     }
@@ -92,11 +92,11 @@ export class TokenRefresher {
     throw new IdentityProviderUnavailableError('token refresh by another instance did not finish');
   }
 
-  private async refreshWithIdp(session: SessionData, policy: OidcPolicy, expired: boolean): Promise<SessionData | undefined> {
-    const cfg = await policy.client();
+  private async refreshWithIdp(session: SessionData, instance: OpenIdConnectInstance, expired: boolean): Promise<SessionData | undefined> {
+    const cfg = await instance.client();
     let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
     try {
-      tokens = await gatewayMetrics.idpCall(policy.issuer.issuer, 'refresh', () => client.refreshTokenGrant(cfg, session.refresh_token!));
+      tokens = await gatewayMetrics.idpCall(instance.issuer.issuer, 'refresh', () => client.refreshTokenGrant(cfg, session.refresh_token!));
     } catch (err) {
       if (!idpFailed(err)) {
         this.logger.info({ sub: session.sub, error: (err as { error?: string }).error ?? (err as Error).message }, 'refresh refused by the identity provider: session ended');

@@ -5,7 +5,7 @@ import { AccessTokenVerifier, InvalidTokenError, type VerifiedToken } from './ac
 import { isCompactJws } from './auth-http.js';
 import { UnauthorizedError } from './auth.errors.js';
 import { IntrospectionClient } from './introspection.client.js';
-import type { OidcPolicy } from './oidc-policy.js';
+import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import type { Principal } from './principal.js';
 
 /**
@@ -21,15 +21,15 @@ export class TokenAuthenticator {
 
   constructor(private readonly introspection: IntrospectionClient) {}
 
-  verifierFor(policy: OidcPolicy): AccessTokenVerifier {
-    let verifier = this.verifiers.get(policy.verificationProfile);
-    if (!verifier) this.verifiers.set(policy.verificationProfile, (verifier = new AccessTokenVerifier()));
+  verifierFor(instance: OpenIdConnectInstance): AccessTokenVerifier {
+    let verifier = this.verifiers.get(instance.verificationProfile);
+    if (!verifier) this.verifiers.set(instance.verificationProfile, (verifier = new AccessTokenVerifier()));
     return verifier;
   }
 
   /** True when this token goes through local JWT verification on this route (else introspection, or nothing). */
-  verifiesLocally(token: string, policy: OidcPolicy): boolean {
-    return policy.methods.has('bearer') && isCompactJws(token) && !(policy.methods.has('introspection') && policy.config.introspect_jwt_tokens);
+  verifiesLocally(token: string, instance: OpenIdConnectInstance): boolean {
+    return instance.methods.has('bearer') && isCompactJws(token) && !(instance.methods.has('introspection') && instance.config.introspect_jwt_tokens);
   }
 
   /**
@@ -37,45 +37,45 @@ export class TokenAuthenticator {
    * connection, or in the cache), or a new one signed by a key already known.
    * Undefined when the keys must be fetched first.
    */
-  verifyCached(token: string, policy: OidcPolicy, req: IncomingMessage): VerifiedToken | undefined {
+  verifyCached(token: string, instance: OpenIdConnectInstance, req: IncomingMessage): VerifiedToken | undefined {
     try {
-      return this.verifierFor(policy).verifyOnConnection(token, policy.tokenVerification, req.socket);
+      return this.verifierFor(instance).verifyOnConnection(token, instance.tokenVerification, req.socket);
     } catch (err) {
-      throw invalidToken(policy.config, err);
+      throw invalidToken(instance.config, err);
     }
   }
 
-  async principal(token: string, policy: OidcPolicy): Promise<Principal> {
-    const config = policy.config;
+  async principal(token: string, instance: OpenIdConnectInstance): Promise<Principal> {
+    const config = instance.config;
     try {
-      if (this.verifiesLocally(token, policy)) {
-        const verified = await this.verifyJwt(token, policy);
+      if (this.verifiesLocally(token, instance)) {
+        const verified = await this.verifyJwt(token, instance);
         return { via: 'bearer', claims: verified.claims, accessToken: token, memo: verified };
       }
-      if (policy.methods.has('introspection')) {
-        const claims = await this.introspection.introspect(token, policy);
+      if (instance.methods.has('introspection')) {
+        const claims = await this.introspection.introspect(token, instance);
         return { via: 'introspection', claims, accessToken: token, introspection: claims };
       }
     } catch (err) {
       throw invalidToken(config, err);
     }
-    throw new UnauthorizedError(config.unauthorized_error_message, isCompactJws(token) ? 'bearer tokens not accepted on this route' : 'opaque token and introspection not enabled', true);
+    throw UnauthorizedError.invalidToken(config.unauthorized_error_message, isCompactJws(token) ? 'bearer tokens not accepted on this route' : 'opaque token and introspection not enabled');
   }
 
-  verifyJwt(token: string, policy: OidcPolicy): Promise<VerifiedToken> {
-    return this.verifierFor(policy).verify(token, policy.tokenVerification);
+  verifyJwt(token: string, instance: OpenIdConnectInstance): Promise<VerifiedToken> {
+    return this.verifierFor(instance).verify(token, instance.tokenVerification);
   }
 
   /** Claims of a session's access token: the JWT's when it is one, else introspection's (InvalidTokenError when refused). */
-  sessionTokenClaims(token: string, policy: OidcPolicy): Promise<Record<string, unknown>> | undefined {
-    if (isCompactJws(token)) return this.verifyJwt(token, policy).then((v) => v.claims);
-    if (policy.methods.has('introspection')) return this.introspection.introspect(token, policy);
+  sessionTokenClaims(token: string, instance: OpenIdConnectInstance): Promise<Record<string, unknown>> | undefined {
+    if (isCompactJws(token)) return this.verifyJwt(token, instance).then((v) => v.claims);
+    if (instance.methods.has('introspection')) return this.introspection.introspect(token, instance);
     return undefined;
   }
 }
 
 /** A token the verifier refused is the caller's problem (401 invalid_token); anything else passes through unchanged. */
 export function invalidToken(config: OpenIdConnectConfig, err: unknown): unknown {
-  if (err instanceof InvalidTokenError) return new UnauthorizedError(config.unauthorized_error_message, `invalid token: ${err.message}`, true);
+  if (err instanceof InvalidTokenError) return UnauthorizedError.invalidToken(config.unauthorized_error_message, `invalid token: ${err.message}`);
   return err;
 }

@@ -6,8 +6,8 @@ import { AccessTokenVerifier } from './access-token.verifier.js';
 import { IdentityProviderUnavailableError, UnauthorizedError } from './auth.errors.js';
 import { AUTHORIZATION_ONLY } from './bearer-token.js';
 import { BoundedCache } from './bounded-cache.js';
-import { idpFailed } from './oidc.strategy.js';
-import type { OidcPolicy } from './oidc-policy.js';
+import { idpFailed } from './openid-connect.strategy.js';
+import type { OpenIdConnectInstance } from './openid-connect.instance.js';
 import type { Principal } from './principal.js';
 import { claimValues } from './requirements.js';
 import { gatewayMetrics } from '../metrics/gateway-metrics.js';
@@ -28,12 +28,12 @@ export class UpstreamIdentity {
   private readonly userinfoCache = new BoundedCache<string, string>(USERINFO_CACHE_MAX);
 
   /** A promise only when userinfo must be fetched. */
-  establish(req: IncomingMessage, ctx: RequestContext, policy: OidcPolicy, principal: Principal): void | Promise<void> {
+  establish(req: IncomingMessage, ctx: RequestContext, instance: OpenIdConnectInstance, principal: Principal): void | Promise<void> {
     ctx.principal = principal;
-    const caller = claimValues(principal.claims, policy.config.credential_claim)[0];
+    const caller = claimValues(principal.claims, instance.config.credential_claim)[0];
     ctx.caller = caller ?? (typeof principal.claims.sub === 'string' ? principal.claims.sub : undefined);
 
-    const c = policy.config;
+    const c = instance.config;
     const add: (readonly [string, string])[] = ctx.headerEdits?.add ? [...ctx.headerEdits.add] : [];
     const set = (spec: string | null | undefined, value: string | undefined) => {
       if (!spec || value === undefined) return;
@@ -42,7 +42,7 @@ export class UpstreamIdentity {
       else add.push([spec.slice(0, colon), spec.slice(colon + 1) === 'bearer' ? `Bearer ${value}` : value]);
     };
     let remove = ctx.headerEdits?.remove;
-    if (policy.setsAuthorization) {
+    if (instance.setsAuthorization) {
       // The default (`authorization:bearer`) with the token from the caller's own `Bearer` header: that
       // header already says exactly this, so it is kept instead of being removed and rebuilt (a KB-sized
       // copy per request).
@@ -78,7 +78,7 @@ export class UpstreamIdentity {
       ctx.responseHeaders = response;
     }
     if (c.upstream_user_info_header) {
-      return this.userinfo(principal, policy).then((info) => {
+      return this.userinfo(principal, instance).then((info) => {
         set(c.upstream_user_info_header, info);
         ctx.headerEdits = { remove, add };
       });
@@ -93,20 +93,20 @@ export class UpstreamIdentity {
    * 403, an OAuth error, a `sub` that does not match) is the caller's problem:
    * 401 invalid_token. The IdP failing (network error, timeout, 5xx) is a 503.
    */
-  private async userinfo(principal: Principal, policy: OidcPolicy): Promise<string> {
+  private async userinfo(principal: Principal, instance: OpenIdConnectInstance): Promise<string> {
     const key = AccessTokenVerifier.cacheKey(principal.accessToken);
     const hit = this.userinfoCache.get(key);
     if (hit !== undefined) return hit;
-    const cfg = await policy.client();
+    const cfg = await instance.client();
     const sub = typeof principal.claims.sub === 'string' ? principal.claims.sub : client.skipSubjectCheck;
     try {
-      const info = await gatewayMetrics.idpCall(policy.issuer.issuer, 'userinfo', () => client.fetchUserInfo(cfg, principal.accessToken, sub));
+      const info = await gatewayMetrics.idpCall(instance.issuer.issuer, 'userinfo', () => client.fetchUserInfo(cfg, principal.accessToken, sub));
       const value = Buffer.from(JSON.stringify(info)).toString('base64');
       this.userinfoCache.set(key, value, USERINFO_CACHE_MS);
       return value;
     } catch (err) {
       if (idpFailed(err)) throw new IdentityProviderUnavailableError('userinfo request failed', err);
-      throw new UnauthorizedError(policy.config.unauthorized_error_message, `userinfo rejected: ${err instanceof Error ? err.message : String(err)}`, true);
+      throw UnauthorizedError.invalidToken(instance.config.unauthorized_error_message, `userinfo rejected: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 }

@@ -28,7 +28,7 @@ export class GatewayError extends Error {
 }
 
 // 431 (oversized headers) and 400 for malformed requests are answered before any handler runs,
-// by clientErrorResponse in gateway.ts: Node's parser refuses them.
+// by clientErrorResponse in proxy/proxy.server.ts: Node's parser refuses them.
 
 export class NoRouteError extends GatewayError {
   constructor() {

@@ -9,9 +9,9 @@ import type { Logger } from 'pino';
 import { loadDeclarativeConfigFile, validateDeclarativeDocument } from '../config/config.loader.js';
 import { GatewayConfig } from '../config/gateway-config.js';
 import type { GatewaySettings, ListenAddress } from '../config/gateway-settings.js';
-import { DEMO_API_SCOPE, DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from './demo-idp.js';
+import { DEMO_API_SCOPE, DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp } from './idp/index.js';
 import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
-import { freePort } from '../common/free-port.js';
+import { freePort } from './free-port.js';
 
 /**
  * `npm start` with no config: the reference scenario on one machine.

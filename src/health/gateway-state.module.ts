@@ -1,8 +1,8 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import type { INestApplicationContext } from '@nestjs/common';
-import { IssuerRegistry } from '../auth/issuer.registry.js';
 import { ProxyConfigRuntime } from '../proxy/proxy-config.runtime.js';
+import { ProxyModule } from '../proxy/proxy.module.js';
 import { ConfigStoreHealth } from './config-store.health.js';
+import { EMPTY_CONFIGURATION_HASH, isEmptyConfiguration } from './configuration-hash.js';
 import { type ProcessStatus } from './process-status.js';
 import { ReadinessState } from './readiness.state.js';
 
@@ -15,37 +15,38 @@ export type ConfigurationHashSource = () => string;
 export type ProcessStatusSource = () => Promise<ProcessStatus[]>;
 
 export interface GatewayStateOptions {
-  /** The proxy listener's application: readiness reports on the very state that verifies tokens. */
-  proxy: INestApplicationContext;
   readiness: ReadinessState;
-  configurationHash: ConfigurationHashSource;
   processStatuses: ProcessStatusSource;
 }
 
 /**
- * The live state of the proxy side, as the status listener's application sees
- * it. The two listeners are separate Nest applications (the proxy's hot path
- * stays off Nest's router), so what the status endpoints check — the issuer
- * registry the proxy verifies tokens with, the applied configuration, the lifecycle, the counters — is
- * exported here by token, and HealthModule imports this module rather than
- * being handed values one by one.
+ * The process's lifecycle as the status endpoints see it: readiness (serving
+ * or draining), the applied configuration's hash, the counters of every
+ * process, and the config store's health. These live outside Nest (the
+ * readiness state and counters exist before the container, and with
+ * GATEHOUSE_WORKERS they are joined through the cluster primary), so they
+ * come in as values.
  */
 @Module({})
 export class GatewayStateModule {
   static forRoot(options: GatewayStateOptions): DynamicModule {
     return {
       module: GatewayStateModule,
-      global: true,
+      imports: [ProxyModule],
       providers: [
-        { provide: IssuerRegistry, useFactory: () => options.proxy.get(IssuerRegistry) },
-        { provide: ProxyConfigRuntime, useFactory: () => options.proxy.get(ProxyConfigRuntime) },
         { provide: ReadinessState, useValue: options.readiness },
-        { provide: CONFIGURATION_HASH, useValue: options.configurationHash },
+        {
+          provide: CONFIGURATION_HASH,
+          inject: [ProxyConfigRuntime],
+          // The applied configuration's own digest: it follows every reload.
+          useFactory: (runtime: ProxyConfigRuntime): ConfigurationHashSource => () =>
+            isEmptyConfiguration(runtime.current.declarative) ? EMPTY_CONFIGURATION_HASH : runtime.current.hash,
+        },
         { provide: PROCESS_STATUSES, useValue: options.processStatuses },
-        // Filled in by followConfigStore once the process follows its store (main.ts gets it from the status app).
+        // Filled in by followConfigStore once the process follows its store (main.ts gets it from the application).
         { provide: ConfigStoreHealth, useValue: new ConfigStoreHealth() },
       ],
-      exports: [IssuerRegistry, ProxyConfigRuntime, ReadinessState, CONFIGURATION_HASH, PROCESS_STATUSES, ConfigStoreHealth],
+      exports: [ReadinessState, CONFIGURATION_HASH, PROCESS_STATUSES, ConfigStoreHealth],
     };
   }
 }

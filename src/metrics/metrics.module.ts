@@ -5,7 +5,7 @@ import { MetricsController } from './metrics.controller.js';
 /**
  * The status listener's `GET /metrics`, and the process's GatewayMetrics as a
  * provider. There is one GatewayMetrics per process (`gatewayMetrics`): the
- * proxy application counts into it and the status application renders it.
+ * proxy listeners count into it and the status listener renders it.
  */
 @Module({
   controllers: [MetricsController],

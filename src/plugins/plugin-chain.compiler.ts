@@ -33,6 +33,6 @@ export class PluginChainCompiler {
       log: compiled.filter((p) => p.log),
     };
     route.phases = phases;
-    route.auth = (compiled.find((p) => p.name === 'openid-connect') as OpenIdConnectStep | undefined)?.policy;
+    route.auth = (compiled.find((p) => p.name === 'openid-connect') as OpenIdConnectStep | undefined)?.instance;
   }
 }

@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { IssuerRegistry } from '../auth/issuer.registry.js';
-import type { OidcPolicy } from '../auth/oidc-policy.js';
+import type { OpenIdConnectInstance } from '../auth/openid-connect.instance.js';
 import { OpenIdConnectService } from '../auth/openid-connect.service.js';
 import { LOGGER } from '../common/logger.js';
 import { ConfigError, validateDeclarativeDocument, type ConfigProblem } from '../config/config.loader.js';
@@ -140,7 +140,7 @@ export class ProxyConfigRuntime extends ConfigRuntime implements OnModuleInit {
   private swap(table: RouteTable, document: unknown, declarative: DeclarativeConfig, source: string): AppliedConfig {
     this.upstream.retain(table.services);
     this.routeTable = table;
-    const live = new Set<OidcPolicy>();
+    const live = new Set<OpenIdConnectInstance>();
     for (const r of table.routes) if (r.auth) live.add(r.auth);
     this.oidc.retain(live);
     this.instances = instanceMap(declarative);

@@ -10,7 +10,7 @@ import { requestScheme } from './forwarding-headers.js';
  * https:// and the same host (without its port, like Kong's `$host`) and path.
  */
 export class HttpsRequiredError extends GatewayError {
-  constructor(status: number, location: string | undefined, http2: boolean) {
+  constructor(status: number, location: string | undefined, { http2 }: { http2: boolean }) {
     super(status, status === 426 ? 'Please use HTTPS protocol' : status === 301 || status === 308 ? 'Moved Permanently' : 'Moved Temporarily', {
       reason: 'the route accepts only https',
       // An HTTP/2 request is only seen as clear text when a trusted proxy says so; HTTP/2 responses
@@ -29,7 +29,7 @@ export class WebSocketNotAllowedError extends GatewayError {
 
 /** A plain HTTP request on a route that lists only ws/wss: RFC 9110 §15.5.22, the client must upgrade. */
 export class WebSocketRequiredError extends GatewayError {
-  constructor(http2: boolean) {
+  constructor({ http2 }: { http2: boolean }) {
     // Connection-specific fields are forbidden in HTTP/2 responses (RFC 9113 §8.2.2).
     super(426, 'Please use WebSocket protocol', { reason: 'the route accepts only WebSocket connections', headers: http2 ? undefined : { connection: 'Upgrade', upgrade: 'websocket' } });
   }
@@ -48,7 +48,7 @@ export function checkRouteProtocols(req: IncomingMessage, ctx: RequestContext, w
     if (!p.ws && !p.wss) throw new WebSocketNotAllowedError();
     if (p.ws || secure) return;
   } else {
-    if (!p.http && !p.https) throw new WebSocketRequiredError(req.httpVersionMajor === 2);
+    if (!p.http && !p.https) throw new WebSocketRequiredError({ http2: req.httpVersionMajor === 2 });
     if (p.http || secure) return;
   }
   const status = p.httpsRedirectStatus;
@@ -58,7 +58,7 @@ export function checkRouteProtocols(req: IncomingMessage, ctx: RequestContext, w
     const sent = (ctx.peerTrusted && (req.headers['x-forwarded-host'] as string | undefined)) || req.headers.host || '';
     location = `https://${stripPort(sent.split(',', 1)[0].trim())}${ctx.path}${ctx.query}`;
   }
-  throw new HttpsRequiredError(status, location, req.httpVersionMajor === 2);
+  throw new HttpsRequiredError(status, location, { http2: req.httpVersionMajor === 2 });
 }
 
 function stripPort(host: string): string {

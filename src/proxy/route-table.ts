@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { DeclarativeConfig, PLUGIN_SCHEMAS, PluginEntry, PluginName } from '../config/declarative.schema.js';
 import type { CompiledPlugin } from '../plugins/plugin.js';
-import type { OidcPolicy } from '../auth/oidc-policy.js';
+import type { OpenIdConnectInstance } from '../auth/openid-connect.instance.js';
 import { unsafeSegment } from './path-normalizer.js';
 import { PathMatcher, regexLiteralPrefixes, RouteEntry, RouteIndex, stripPort, wildcardToRegex } from './route-index.js';
 
@@ -80,7 +80,7 @@ export interface CompiledRoute {
   /** The compiled plugin chain, attached once at load (see ProxyModule); empty until then. */
   phases: PluginPhases;
   /** The openid-connect plugin's compiled policy, attached with the chain. */
-  auth?: OidcPolicy;
+  auth?: OpenIdConnectInstance;
 }
 
 const NO_PLUGINS: PluginPhases = { access: [], response: [], log: [] };

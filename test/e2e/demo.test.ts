@@ -5,15 +5,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { request } from 'undici';
-import { DEMO_USERS } from '../../src/demo/demo-idp.js';
+import { DEMO_USERS } from '../../src/demo/idp/index.js';
 import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js';
 import { loginAtIdp } from '../helpers/idp-login.js';
 import { tryConnect } from '../helpers/ports.js';
 import { processAlive, sleep, startNpm, type NpmStart, type ProcInfo } from '../helpers/npm-start.js';
-import { mallocTunables, NODE_FLAGS } from '../../src/node-flags.js';
+import { mallocTunables, NODE_FLAGS } from '../../src/runtime/node-flags.js';
 
 /**
- * Issue 4's end-to-end test: the built-in demo started exactly as the README
+ * The demo's end-to-end test: the built-in demo started exactly as the README
  * says (`npm start` from the project root, no config), then driven like a
  * newcomer would: a headless browser logs in as each demo user, the banner's
  * curl command gets bearer tokens, the readiness URL it prints answers, and

@@ -1,5 +1,5 @@
 import type { Browser, Page } from 'playwright-core';
-import { DEMO_PASSWORD } from '../../src/demo/demo-idp.js';
+import { DEMO_PASSWORD } from '../../src/demo/idp/index.js';
 
 /** The demo IdP's submit button (login form and logout confirmation). */
 export const IDP_SUBMIT = 'button[type=submit], input[type=submit]';

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 
-export { freePort } from '../../src/common/free-port.js';
+export { freePort } from '../../src/demo/free-port.js';
 
 /** How a fresh TCP connection to `url`'s host and port fares: 'connected', or the error code (ECONNREFUSED …). */
 export function tryConnect(url: string): Promise<string> {

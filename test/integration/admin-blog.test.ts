@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/idp/index.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { DEMO_PASSWORD } from '../../src/demo/demo-idp.js';
+import { DEMO_PASSWORD } from '../../src/demo/idp/index.js';
 import { EMBEDDED_STORE_FILE } from '../../src/config/stores/embedded-config.store.js';
 import { DEMO_WITHOUT_ENTITIES_DIR } from '../../src/config/stores/config-store.factory.js';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp, type DemoUser } from '../../src/demo/demo-idp.js';
+import { DEMO_PASSWORD, DEMO_USERS, startDemoIdp, type DemoIdp, type DemoUser } from '../../src/demo/idp/index.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
 import { type GatewayProcess, oneService, startGateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';

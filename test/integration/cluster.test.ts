@@ -5,7 +5,7 @@ import { request } from 'undici';
 import { FakeIssuer } from '../helpers/fake-issuer.js';
 import { bearerPlugin, oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { NODE_FLAGS } from '../../src/node-flags.js';
+import { NODE_FLAGS } from '../../src/runtime/node-flags.js';
 
 /** GATEHOUSE_WORKERS: one primary, N workers sharing the listeners, orderly shutdown. */
 describe('multi-worker mode', () => {

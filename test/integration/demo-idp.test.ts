@@ -5,7 +5,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { readGatewaySettings } from '../../src/config/gateway-settings.js';
 import type { OpenIdConnectConfig } from '../../src/config/openid-connect.schema.js';
 import { createLogger } from '../../src/common/logger.js';
-import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { DEMO_PASSWORD, startDemoIdp, type DemoIdp } from '../../src/demo/idp/index.js';
 import { startDemo, stopDemo } from '../../src/demo/demo.js';
 import { startEchoUpstream } from '../../src/demo/echo-upstream.js';
 

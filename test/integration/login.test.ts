@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { request } from 'undici';
-import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/idp/index.js';
 import { launchBrowser, pageJson, type TestBrowser } from '../helpers/browser.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
 import { type GatewayProcess, oneService, startGateway } from '../helpers/gateway.js';

@@ -9,8 +9,8 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { AuthModule } from '../../src/auth/auth.module.js';
-import { OidcAuthGuard } from '../../src/auth/oidc-auth.guard.js';
-import { compileOidcAuthOptions, type OidcAuthModuleOptions } from '../../src/auth/oidc-auth.options.js';
+import { OpenIdConnectAuthGuard } from '../../src/auth/openid-connect-auth.guard.js';
+import { compileOpenIdConnectAuthOptions, type OpenIdConnectAuthModuleOptions } from '../../src/auth/openid-connect-auth.options.js';
 import type { Principal } from '../../src/auth/principal.js';
 import { RequireRoles, RequireScopes } from '../../src/auth/require-scopes.decorator.js';
 import { createSessionStore } from '../../src/auth/session.store.js';
@@ -22,7 +22,7 @@ const SESSION_SECRET = 'reports-app-session-secret-0123456789abcdef';
 
 /** A team's own controller: the guard from AuthModule.forRoot, requirements by decorator (class + handler add up). */
 @Controller('reports')
-@UseGuards(OidcAuthGuard)
+@UseGuards(OpenIdConnectAuthGuard)
 @RequireScopes('reports:read')
 class ReportsController {
   @Get()
@@ -39,17 +39,17 @@ class ReportsController {
 
 /**
  * AuthModule.forRoot in a Nest application of a team's own, without a Kong
- * file, on each HTTP adapter: OidcAuthGuard authenticates bearer tokens from a
+ * file, on each HTTP adapter: OpenIdConnectAuthGuard authenticates bearer tokens from a
  * real issuer (discovery, JWKS, signatures) and the gateway's session cookie,
  * answers 401 with an RFC 6750 challenge and never a redirect, and the
  * decorators' requirements decide 403 or 200.
  */
 for (const adapter of ['express', 'fastify'] as const) {
-  describe(`AuthModule.forRoot + OidcAuthGuard + @RequireScopes on ${adapter}`, () => {
+  describe(`AuthModule.forRoot + OpenIdConnectAuthGuard + @RequireScopes on ${adapter}`, () => {
     let issuer: FakeIssuer;
     let app: INestApplication;
     let base: string;
-    let options: OidcAuthModuleOptions;
+    let options: OpenIdConnectAuthModuleOptions;
 
     before(async () => {
       issuer = await FakeIssuer.start();
@@ -117,7 +117,7 @@ for (const adapter of ['express', 'fastify'] as const) {
     });
 
     it('the gateway\'s session cookie authenticates too (same session_secret)', async () => {
-      const { config } = compileOidcAuthOptions(options);
+      const { config } = compileOpenIdConnectAuthOptions(options);
       const store = createSessionStore(config, false);
       const now = Math.floor(Date.now() / 1000);
       const setCookies = await store.write(

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { startDemoIdp, type DemoIdp } from '../../src/demo/idp/index.js';
 import { LOG_FLUSH_INTERVAL_MS } from '../../src/common/logger.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { gatehouseClient } from '../helpers/demo-client.js';

@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { SessionStoreUnavailableError } from '../../src/auth/auth.errors.js';
 import { createSessionStore, type SessionData, type SessionStore } from '../../src/auth/session.store.js';
 import { openIdConnectConfigSchema } from '../../src/config/openid-connect.schema.js';
-import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/idp/index.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
 import { type GatewayProcess, oneService, startGateway } from '../helpers/gateway.js';

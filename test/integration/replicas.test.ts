@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
-import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/demo-idp.js';
+import { DEMO_USERS, startDemoIdp, type DemoIdp } from '../../src/demo/idp/index.js';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { gatehouseClient } from '../helpers/demo-client.js';
 import { FakeIssuer } from '../helpers/fake-issuer.js';

@@ -293,7 +293,7 @@ describe('AccessTokenVerifier', () => {
     assert.ok(await verifier.verify(unsigned, lax));
     const noSignature = unsigned.slice(0, unsigned.lastIndexOf('.') + 1);
     assert.ok(await verifier.verify(noSignature, lax), 'an unsigned token (empty signature) where signatures are not checked');
-    // Another verifier: the gateway never shares a cache between verification profiles (OidcPolicy.verificationProfile).
+    // Another verifier: the gateway never shares a cache between verification profiles (OpenIdConnectInstance.verificationProfile).
     await assert.rejects(new AccessTokenVerifier().verify(noSignature, opts), /not a JWS|algorithm not allowed/);
     const expired = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, exp: 1 })).toString('base64url')}.x`;
     await assert.rejects(verifier.verify(expired, lax), /expired/);

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as client from 'openid-client';
 import { boundedFetch, IdpFetchError, MAX_IDP_RESPONSE_BYTES } from '../../src/common/bounded.fetch.js';
-import { fetchJson } from '../../src/common/fetch-json.js';
+import { fetchJson } from '../../src/auth/fetch-json.js';
 import { FakeIssuer } from '../helpers/fake-issuer.js';
 
 /**

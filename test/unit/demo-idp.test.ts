@@ -3,8 +3,8 @@ import { dirname, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadDeclarativeConfigFile } from '../../src/config/config.loader.js';
-import { publicJwks, generateSigningKeys } from '../../src/demo/demo-idp.js';
-import { errorPage, escapeHtml, loginPage } from '../../src/demo/login-page.js';
+import { publicJwks, generateSigningKeys } from '../../src/demo/idp/index.js';
+import { errorPage, escapeHtml, loginPage } from '../../src/demo/idp/login-page.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const DEMO_YAML = resolve(ROOT, 'config/demo.yaml');

@@ -87,7 +87,7 @@ describe('metric cells', () => {
 
 describe('gatehouse_auth_total results', () => {
   it('maps refusals to results', () => {
-    assert.equal(authResultOf(new UnauthorizedError('Unauthorized', 'x', true)), 'unauthorized');
+    assert.equal(authResultOf(UnauthorizedError.invalidToken('Unauthorized', 'x')), 'unauthorized');
     assert.equal(authResultOf(new InvalidRequestError('two tokens')), 'unauthorized');
     assert.equal(authResultOf(new ForbiddenError('Forbidden', 'x')), 'forbidden');
     assert.equal(authResultOf(new IdentityProviderUnavailableError('down')), 'idp_unavailable');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { MALLOC_TUNABLES, mallocTunables, NODE_FLAGS, withNodeFlags } from '../../src/node-flags.js';
+import { MALLOC_TUNABLES, mallocTunables, NODE_FLAGS, withNodeFlags } from '../../src/runtime/node-flags.js';
 import { PROJECT_ROOT } from '../helpers/gateway.js';
 
 /**

@@ -5,7 +5,7 @@ import { GatewayError } from '../common/gateway.error.js';
 import { LOGGER } from '../common/logger.js';
 import { RequestContext, requestIdFor } from '../common/request-context.js';
 import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
-import { OIDC_AUTH_CONFIG } from './oidc-auth.options.js';
+import { OPENID_CONNECT_AUTH_CONFIG } from './openid-connect-auth.options.js';
 import { OpenIdConnectService } from './openid-connect.service.js';
 import { ScopesGuard } from './scopes.guard.js';
 
@@ -20,7 +20,7 @@ interface AnyResponse {
 
 /**
  * Authentication and authorization for an application's own Nest handlers
- * (`AuthModule.forRoot(options)` then `@UseGuards(OidcAuthGuard)`), with the
+ * (`AuthModule.forRoot(options)` then `@UseGuards(OpenIdConnectAuthGuard)`), with the
  * openid-connect plugin's own steps: a bearer token (RFC 6750 §2.1; verified
  * JWT or introspection), else the gateway's session cookie. Never a login
  * redirect: a caller without credentials gets 401 `{"message":"Unauthorized"}`
@@ -35,11 +35,11 @@ interface AnyResponse {
  * Fastify alike: the guard works on the Node request and response underneath.
  */
 @Injectable()
-export class OidcAuthGuard implements CanActivate {
+export class OpenIdConnectAuthGuard implements CanActivate {
   constructor(
     private readonly oidc: OpenIdConnectService,
     private readonly scopes: ScopesGuard,
-    @Inject(OIDC_AUTH_CONFIG) private readonly config: OpenIdConnectConfig,
+    @Inject(OPENID_CONNECT_AUTH_CONFIG) private readonly config: OpenIdConnectConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -50,7 +50,7 @@ export class OidcAuthGuard implements CanActivate {
     const raw = (req.raw ?? req) as IncomingMessage;
     const rawRes = (res.raw ?? res) as ServerResponse;
     // Compiled once and kept by the service (keyed by the config object).
-    const policy = this.oidc.policy(this.config);
+    const instance = this.oidc.instance(this.config);
     const ctx = raw.gatehouse ?? new RequestContext(requestIdFor(raw, false), false);
     raw.gatehouse = ctx;
     const url = raw.url ?? '/';
@@ -58,11 +58,11 @@ export class OidcAuthGuard implements CanActivate {
     ctx.path = q < 0 ? url : url.slice(0, q);
     ctx.query = q < 0 ? '' : url.slice(q);
     try {
-      await this.oidc.authenticate(raw, rawRes, ctx, policy);
+      await this.oidc.authenticate(raw, rawRes, ctx, instance);
       // A session renewed or refreshed on the way: its new cookies go out with whatever the handler answers.
       if (ctx.responseHeaders && !rawRes.headersSent) for (const [name, value] of Object.entries(ctx.responseHeaders)) rawRes.setHeader(name, value);
       if (ctx.principal) req.user = ctx.principal;
-      this.scopes.authorizeRoute(ctx, policy, raw.method ?? 'GET');
+      this.scopes.authorizeRoute(ctx, instance, raw.method ?? 'GET');
       return this.scopes.canActivate(context);
     } catch (err) {
       throw this.answer(err, rawRes, ctx);

@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { traceIdpCall } from '../telemetry/tracing.js';
-import { declaredTooLarge, MAX_IDP_RESPONSE_BYTES, readCapped, responseTooLarge } from './bounded.fetch.js';
+import { declaredTooLarge, MAX_IDP_RESPONSE_BYTES, readCapped, responseTooLarge } from '../common/bounded.fetch.js';
 
 /**
  * GET a JSON object from an IdP endpoint (discovery, JWKS) with a hard timeout

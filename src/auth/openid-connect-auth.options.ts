@@ -7,8 +7,8 @@ import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 /** Where AuthModule.forRoot's problems are reported from (their paths follow). */
 export const AUTH_MODULE_SOURCE = 'AuthModule.forRoot';
 
-/** The compiled openid-connect config OidcAuthGuard authenticates with (injection token). */
-export const OIDC_AUTH_CONFIG = Symbol('OIDC_AUTH_CONFIG');
+/** The compiled openid-connect config OpenIdConnectAuthGuard authenticates with (injection token). */
+export const OPENID_CONNECT_AUTH_CONFIG = Symbol('OPENID_CONNECT_AUTH_CONFIG');
 
 /** The methods a guard on an application's own handlers can use: it never answers with a login redirect. */
 const GUARD_METHODS = ['bearer', 'introspection', 'session'] as const;
@@ -21,7 +21,7 @@ const GUARD_METHODS = ['bearer', 'introspection', 'session'] as const;
  * `client_id`/`client_secret` for introspection…), checked by the same schema
  * as a declarative file's plugin. No Kong file is needed.
  */
-export interface OidcAuthModuleOptions {
+export interface OpenIdConnectAuthModuleOptions {
   issuer: string;
   /** `bearer`, `session` (with `session_secret`) and `introspection`; default bearer, plus session when `session_secret` is set. */
   auth_methods?: (typeof GUARD_METHODS)[number][];
@@ -36,7 +36,7 @@ export interface OidcAuthModuleOptions {
   logger?: Logger;
 }
 
-export interface CompiledOidcAuthOptions {
+export interface CompiledOpenIdConnectAuthOptions {
   config: OpenIdConnectConfig;
   /** What the openid-connect providers read (the plugin, and the default request limits for cookie sessions). */
   gatewayConfig: GatewayConfig;
@@ -47,8 +47,8 @@ export interface CompiledOidcAuthOptions {
  * declarative schema (one global plugin in an otherwise empty document), every
  * problem collected and thrown as one ConfigError with its parameter's path.
  */
-export function compileOidcAuthOptions(options: OidcAuthModuleOptions): CompiledOidcAuthOptions {
-  const { logger: _logger, ...parameters } = options ?? ({} as OidcAuthModuleOptions);
+export function compileOpenIdConnectAuthOptions(options: OpenIdConnectAuthModuleOptions): CompiledOpenIdConnectAuthOptions {
+  const { logger: _logger, ...parameters } = options ?? ({} as OpenIdConnectAuthModuleOptions);
   const problems: ConfigProblem[] = [];
   const methods = parameters.auth_methods ?? (parameters.session_secret ? ['bearer', 'session'] : ['bearer']);
   if (Array.isArray(methods)) {

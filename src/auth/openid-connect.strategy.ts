@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import * as client from 'openid-client';
-import { Strategy as OidcStrategy } from 'openid-client/passport';
+import { Strategy as OpenIdClientStrategy } from 'openid-client/passport';
 import type { Passport } from 'passport';
 import { GatewayError } from '../common/gateway.error.js';
 import { IdentityProviderUnavailableError, UnauthorizedError } from './auth.errors.js';
@@ -13,15 +13,15 @@ import { IdentityProviderUnavailableError, UnauthorizedError } from './auth.erro
  * - the current URL comes from the gateway's own view of the request, not
  *   Express's `req.protocol`/`req.host` (there is no Express here).
  */
-export class GatehouseStrategy extends OidcStrategy {
-  override authorizationRequestParams(req: Parameters<OidcStrategy['authorizationRequestParams']>[0], options: Parameters<OidcStrategy['authorizationRequestParams']>[1]) {
+export class OpenIdConnectStrategy extends OpenIdClientStrategy {
+  override authorizationRequestParams(req: Parameters<OpenIdClientStrategy['authorizationRequestParams']>[0], options: Parameters<OpenIdClientStrategy['authorizationRequestParams']>[1]) {
     const params = super.authorizationRequestParams(req, options) as URLSearchParams;
     params.set('state', client.randomState());
     params.set('nonce', client.randomNonce());
     return params;
   }
 
-  override currentUrl(req: Parameters<OidcStrategy['currentUrl']>[0]): URL {
+  override currentUrl(req: Parameters<OpenIdClientStrategy['currentUrl']>[0]): URL {
     return new URL((req as unknown as { gatehouseUrl: string }).gatehouseUrl);
   }
 }
@@ -87,15 +87,15 @@ export function runPassport(passport: InstanceType<typeof Passport>, strategyNam
 export function loginError(outcome: PassportOutcome, unauthorizedMessage: string): GatewayError {
   if (outcome.kind === 'fail') {
     const info = outcome.info as { message?: string } | undefined;
-    return new UnauthorizedError(unauthorizedMessage, `login failed: ${info?.message ?? 'refused'}`, false);
+    return UnauthorizedError.missingCredentials(unauthorizedMessage, `login failed: ${info?.message ?? 'refused'}`);
   }
   if (outcome.kind === 'error') {
     const err = outcome.err;
     if (err instanceof GatewayError) return err;
     if (idpFailed(err)) return new IdentityProviderUnavailableError(`login failed: ${describe(err)}`, err);
-    return new UnauthorizedError(unauthorizedMessage, `login failed: ${describe(err)}`, false);
+    return UnauthorizedError.missingCredentials(unauthorizedMessage, `login failed: ${describe(err)}`);
   }
-  return new UnauthorizedError(unauthorizedMessage, 'login failed', false);
+  return UnauthorizedError.missingCredentials(unauthorizedMessage, 'login failed');
 }
 
 /**

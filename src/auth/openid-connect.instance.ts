@@ -6,7 +6,7 @@ import type { OpenIdConnectConfig } from '../config/openid-connect.schema.js';
 import { canonicalHeaderName, identityStripRule, type HeaderStripRule } from '../proxy/forwarding-headers.js';
 import { ASYMMETRIC_ALGORITHMS, type VerifyOptions } from './access-token.verifier.js';
 import { plainHttpEndpoints, type IssuerState } from './issuer.registry.js';
-import { GatehouseStrategy } from './oidc.strategy.js';
+import { OpenIdConnectStrategy } from './openid-connect.strategy.js';
 import type { OwnedCookies } from './owned-cookies.js';
 import { compileRequirement, type Requirement } from './requirements.js';
 import { createSessionStore, deriveKey, type SessionStore, type SessionStoreOptions } from './session.store.js';
@@ -17,7 +17,7 @@ import { createSessionStore, deriveKey, type SessionStore, type SessionStoreOpti
  * OIDC client (created lazily after discovery, so the gateway starts while the
  * IdP is down and recovers without a restart).
  */
-export class OidcPolicy {
+export class OpenIdConnectInstance {
   readonly methods: ReadonlySet<string>;
   readonly requirements: Requirement[];
   readonly algorithms: readonly string[];
@@ -150,7 +150,7 @@ export class OidcPolicy {
         sessionKey: 'oidc',
         ...(c.audience?.length ? { resource: c.audience } : {}),
       };
-      this.passport.use(this.passportName, new GatehouseStrategy(options, verify) as unknown as import('passport').Strategy);
+      this.passport.use(this.passportName, new OpenIdConnectStrategy(options, verify) as unknown as import('passport').Strategy);
     }
     return config;
   }

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { closeLogs } from './common/logger.js';
+import { closeLogs } from '../common/logger.js';
 import { withNodeFlags } from './node-flags.js';
-import { RefreshBroker } from './auth/refresh-coordinator.js';
-import type { ProcessStatus } from './health/process-status.js';
-import type { ReadinessState } from './health/readiness.state.js';
-import { answerMetricsCollection, MetricsAggregator } from './metrics/metrics.cluster.js';
+import { RefreshBroker } from '../auth/refresh-coordinator.js';
+import type { ProcessStatus } from '../health/process-status.js';
+import type { ReadinessState } from '../health/readiness.state.js';
+import { answerMetricsCollection, MetricsAggregator } from '../metrics/metrics.cluster.js';
 
 /**
  * Multi-worker mode (GATEHOUSE_WORKERS > 1): the primary process serves no
