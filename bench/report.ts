@@ -246,7 +246,7 @@ export function renderMarkdown(r: BenchReport): string {
   }
   out.push(
     '',
-    '## Targets (issue 5), as ratios within this run',
+    '## Targets, as ratios within this run',
     '',
     '| target | measured (req/s) | by CPU µs/req | goal | met (req/s) | met (CPU) |',
     '|---|---:|---:|---|---|---|',

@@ -21,7 +21,7 @@ import { runWrk, wrkVersion } from './wrk.js';
 import { mallocTunables, NODE_FLAGS } from '../src/runtime/node-flags.js';
 
 /**
- * The benchmark suite (issue 5). Starts everything itself on 127.0.0.1:
+ * The benchmark suite. Starts everything itself on 127.0.0.1:
  * upstreams, the bare undici proxy, nginx (when installed), several Gatehouse
  * processes and a fake issuer; then runs every case once per round,
  * interleaved (A B C … A B C …), and reports medians.

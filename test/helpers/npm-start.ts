@@ -4,7 +4,7 @@ import { PROJECT_ROOT } from './gateway.js';
 
 /**
  * Runs the gateway the way the README tells a newcomer to: `npm start` from the
- * project root. For the end-to-end test of the built-in demo (issue 4).
+ * project root. For the end-to-end test of the built-in demo.
  *
  * Two differences, both deliberate:
  * - `npm start --ignore-scripts`: `npm start` first runs the `prestart` script,

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { PROJECT_ROOT } from '../helpers/gateway.js';
 
 /**
- * The benchmark suite's quick mode (issue 5), as CI runs it: every case for a
+ * The benchmark suite's quick mode, as CI runs it: every case for a
  * second, wrk when installed or the built-in load generator otherwise. No
  * speed is asserted, only that each case ran and every request got a 2xx.
  */
