@@ -41,3 +41,29 @@ export async function startUpstream(handler?: (req: IncomingMessage, res: Server
       }),
   };
 }
+
+/**
+ * An upstream that answers `/quick` at once and holds every other request until
+ * `release(body)`: "a request in flight during shutdown or draining" becomes a
+ * fact the test controls rather than a race.
+ */
+export async function startHoldingUpstream() {
+  const held: ServerResponse[] = [];
+  let arrived: (() => void) | undefined;
+  const upstream = await startUpstream((req, res) => {
+    req.resume();
+    if (req.url === '/quick') return void res.end('quick');
+    held.push(res);
+    arrived?.();
+  });
+  return {
+    upstream,
+    nextArrival: () => new Promise<void>((r) => (arrived = r)),
+    release: (body = 'released') => {
+      for (const res of held.splice(0)) {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      }
+    },
+  };
+}

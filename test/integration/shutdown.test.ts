@@ -1,34 +1,10 @@
 import assert from 'node:assert/strict';
-import { Agent, request as httpRequestRaw, type ServerResponse } from 'node:http';
+import { Agent, request as httpRequestRaw } from 'node:http';
 import { describe, test } from 'node:test';
 import { httpRequest, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { tryConnect } from '../helpers/ports.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { startHoldingUpstream, startUpstream, type Upstream } from '../helpers/upstream.js';
 
-/**
- * An upstream that holds each request until the test releases it, so "in flight
- * during shutdown" is a fact the test controls rather than a race.
- */
-async function holdingUpstream() {
-  const held: ServerResponse[] = [];
-  let arrived: (() => void) | undefined;
-  const upstream = await startUpstream((req, res) => {
-    req.resume();
-    if (req.url === '/quick') return void res.end('quick');
-    held.push(res);
-    arrived?.();
-  });
-  return {
-    upstream,
-    nextArrival: () => new Promise<void>((r) => (arrived = r)),
-    release: (body: string) => {
-      for (const res of held.splice(0)) {
-        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
-      }
-    },
-  };
-}
 
 async function untilRefused(url: string, timeoutMs = 10_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
@@ -61,7 +37,7 @@ function config(upstream: Upstream) {
 
 describe('shutdown on SIGTERM', () => {
   test('in-flight requests finish, new connections are refused, idle keep-alive connections do not hold it up, exit 0', { timeout: 30_000 }, async (t) => {
-    const { upstream, nextArrival, release } = await holdingUpstream();
+    const { upstream, nextArrival, release } = await startHoldingUpstream();
     t.after(() => upstream.close());
     // A long shutdown timeout: if idle connections or the drain were not handled, exit would take that long.
     const gw: GatewayProcess = await startGateway({ config: config(upstream), env: { GATEHOUSE_SHUTDOWN_TIMEOUT: '60000' } });
@@ -92,7 +68,7 @@ describe('shutdown on SIGTERM', () => {
   });
 
   test('a request still in flight when GATEHOUSE_SHUTDOWN_TIMEOUT passes is cut off, and the process still exits 0', { timeout: 30_000 }, async (t) => {
-    const { upstream, nextArrival } = await holdingUpstream();
+    const { upstream, nextArrival } = await startHoldingUpstream();
     t.after(() => upstream.close());
     const gw = await startGateway({ config: config(upstream), env: { GATEHOUSE_SHUTDOWN_TIMEOUT: '1000' } });
     t.after(() => gw.stop('SIGKILL'));
@@ -134,7 +110,7 @@ async function statusUntil(gw: GatewayProcess, path: string, status: number, tim
 
 describe('the SIGTERM sequence with GATEHOUSE_SHUTDOWN_DELAY (readiness 503, serve on, then drain)', () => {
   test('readiness flips to 503 at once; the request in flight and new requests during the delay get 200; then connections are refused and the process exits 0', { timeout: 60_000 }, async (t) => {
-    const { upstream, nextArrival, release } = await holdingUpstream();
+    const { upstream, nextArrival, release } = await startHoldingUpstream();
     t.after(() => upstream.close());
     // A delay long enough for the checks below to happen inside it; the release ends it no sooner.
     const gw = await startGateway({ config: config(upstream), env: { GATEHOUSE_SHUTDOWN_DELAY: '4', GATEHOUSE_SHUTDOWN_TIMEOUT: '30000' } });
@@ -171,7 +147,7 @@ describe('the SIGTERM sequence with GATEHOUSE_SHUTDOWN_DELAY (readiness 503, ser
   });
 
   test('a second SIGTERM skips the rest of the delay; the drain still lets the request in flight finish', { timeout: 60_000 }, async (t) => {
-    const { upstream, nextArrival, release } = await holdingUpstream();
+    const { upstream, nextArrival, release } = await startHoldingUpstream();
     t.after(() => upstream.close());
     // Without the second signal this process would serve on for 10 minutes.
     const gw = await startGateway({ config: config(upstream), env: { GATEHOUSE_SHUTDOWN_DELAY: '600', GATEHOUSE_SHUTDOWN_TIMEOUT: '30000' } });

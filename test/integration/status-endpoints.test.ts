@@ -1,30 +1,11 @@
 import assert from 'node:assert/strict';
-import { Agent, request as httpRequestRaw, type ServerResponse } from 'node:http';
+import { Agent, request as httpRequestRaw } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { FakeIssuer } from '../helpers/fake-issuer.js';
 import { bearerPlugin, httpRequest, oneService, startGateway, type GatewayProcess } from '../helpers/gateway.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { startHoldingUpstream, startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /** Kong's Status API on the status listener: GET /status, GET /status/ready, POST /status/ready (drain). */
-
-/** An upstream that answers /quick at once and holds every other request until released. */
-async function holdingUpstream() {
-  const held: ServerResponse[] = [];
-  let arrived: (() => void) | undefined;
-  const upstream = await startUpstream((req, res) => {
-    req.resume();
-    if (req.url === '/quick') return void res.end('quick');
-    held.push(res);
-    arrived?.();
-  });
-  return {
-    upstream,
-    nextArrival: () => new Promise<void>((r) => (arrived = r)),
-    release: () => {
-      for (const res of held.splice(0)) res.end('released');
-    },
-  };
-}
 
 function get(url: string, path: string, agent: Agent) {
   const u = new URL(url);
@@ -44,13 +25,13 @@ const form = { 'content-type': 'application/x-www-form-urlencoded' };
 const json = { 'content-type': 'application/json' };
 
 describe('GET /status', () => {
-  let held: Awaited<ReturnType<typeof holdingUpstream>>;
+  let held: Awaited<ReturnType<typeof startHoldingUpstream>>;
   let gw: GatewayProcess;
   let twin: GatewayProcess;
   let other: GatewayProcess;
 
   before(async () => {
-    held = await holdingUpstream();
+    held = await startHoldingUpstream();
     const config = oneService(held.upstream.url, [{ name: 'r', paths: ['/'] }]);
     [gw, twin, other] = await Promise.all([
       startGateway({ config }),
