@@ -32,12 +32,17 @@ interface StoredEnvelope {
  * shows as an event on the file name, and the file's `revision` says whether the
  * change is this process's own save (ignored) or another's (reported).
  */
+/** Enough for any burst of saves a watcher check can overlap. */
+const OWN_REVISIONS_KEPT = 64;
+
 export class EmbeddedConfigStore implements ConfigStore {
   readonly kind = 'embedded' as const;
   readonly writable = true;
   readonly file: string;
   private watcher?: FSWatcher;
   private lastRevision?: string;
+  /** Revisions this process wrote, newest last (bounded): never reported back as another writer's change. */
+  private readonly ownRevisions = new Set<string>();
   private debounce?: NodeJS.Timeout;
 
   constructor(dataDir: string) {
@@ -82,6 +87,8 @@ export class EmbeddedConfigStore implements ConfigStore {
       await handle.close();
     }
     this.lastRevision = revision;
+    this.ownRevisions.add(revision);
+    if (this.ownRevisions.size > OWN_REVISIONS_KEPT) this.ownRevisions.delete(this.ownRevisions.values().next().value!);
     try {
       await rename(temp, this.file);
     } catch (err) {
@@ -104,7 +111,9 @@ export class EmbeddedConfigStore implements ConfigStore {
     const check = () => {
       this.read().then(
         (envelope) => {
-          if (!envelope || envelope.revision === this.lastRevision) return;
+          // Any of this process's own writes, not only the last: a check started by one save may read the file
+          // after the next save began, and re-applying that older document would undo the newer change.
+          if (!envelope || envelope.revision === this.lastRevision || this.ownRevisions.has(envelope.revision)) return;
           this.lastRevision = envelope.revision;
           onChange(envelope.document, { actor: envelope.actor });
         },
