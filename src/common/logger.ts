@@ -1,4 +1,5 @@
 import type { LoggerService } from '@nestjs/common';
+import { write, writeSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 
 /**
@@ -16,12 +17,7 @@ import { pino, type Logger } from 'pino';
  * container, and multi-worker lines carry their own `pid`.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  let stdout: LineBatch | undefined;
-  if (!destination) {
-    const dest = bufferedStdout();
-    stdout = new LineBatch(dest);
-    batches.set(dest, stdout);
-  }
+  const stdout = destination ? undefined : new LineBatch(1);
   const logger = pino(
     {
       level,
@@ -37,103 +33,188 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 
 const buffered = new WeakMap<Logger, LineBatch>();
 
-/**
- * Writes out every buffered line, then resolves: the last thing before exit.
- * Not `logger.flush(cb)`: with a write already in progress, sonic-boom calls
- * back once that write is done even when lines below its batch size are still
- * buffered (pino's exit hook then writes them synchronously, possibly ahead of
- * the write in flight). Ending the stream writes everything, in order (stdout
- * itself stays open).
- */
+/** Writes out every buffered line, then resolves: the last thing before exit. */
 export function closeLogs(logger: Logger): Promise<void> {
   const batch = buffered.get(logger);
   if (!batch) return new Promise((resolve) => logger.flush(() => resolve()));
   buffered.delete(logger);
-  batch.drain();
-  const stdout = batch.destination;
-  return new Promise((resolve) => {
-    stdout.once('close', () => resolve());
-    stdout.once('error', () => resolve());
-    stdout.end();
-  });
+  return batch.end();
 }
 
 /**
- * Lines gathered in an array and handed to sonic-boom one batch at a time.
- * sonic-boom's `write()` measures the UTF-8 length of the whole string it is
- * appending to on every call (`Buffer.byteLength(bufs[last])`), which flattens
- * a growing concatenation: with 4 KiB batches that was ≈ 4 µs of CPU per
- * access line, eight times the cost of building the line, and worse with
- * bigger batches (measured: 4.8 µs/line at 4 KiB, 10.8 µs at 64 KiB). Joined
- * here first, sonic-boom sees one write per ~4 KiB. Every logger line goes
- * through this one batch, so lines stay in order.
+ * The process's log lines, gathered and written to a file descriptor (stdout)
+ * in batches of BATCH_CHARS with one asynchronous write in flight at a time:
+ * a write per line was the largest single cost of the access log under load,
+ * and so were sonic-boom's per-write string measurements and buffer merges
+ * (≈ 2 µs per access line at 64 KiB batches, `Buffer.byteLength` over its
+ * growing concatenation; bench/README.md, "Access log"). Lines gathered while
+ * a write is in flight go out in the next one, so lines stay in order. A timer
+ * writes what has gathered, so a quiet gateway's lines appear within
+ * LOG_FLUSH_INTERVAL_MS; closeLogs writes the rest at shutdown, and a process
+ * exiting without it (a crash) writes what it holds synchronously.
+ *
+ * Sources (the access log) hold lines not yet built; the batch asks them to
+ * append theirs before it takes any other line and before it writes, so their
+ * lines keep their place among the others.
+ *
+ * A log reader that stops reading (a full pipe) is waited for, not blocked on:
+ * the write is retried and lines gather meanwhile, up to MAX_PENDING_CHARS,
+ * past which new lines are dropped and counted, and the count is logged once
+ * the reader is back. A descriptor that fails for good (EPIPE, EBADF) ends
+ * logging; it never takes the gateway down.
  */
 export class LineBatch {
   private parts: string[] = [];
   private size = 0;
+  private readonly sources: (() => void)[] = [];
+  private writing = false;
+  private broken = false;
+  private dropped = 0;
+  private ending: (() => void) | undefined;
+  private readonly timer: NodeJS.Timeout;
 
-  constructor(readonly destination: ReturnType<typeof pino.destination>) {
-    // A process that exits without closeLogs (a crash) still writes what was gathered; sonic-boom's own
-    // exit hook may already have run, so this flushes it once more.
-    process.once('exit', () => {
-      this.drain();
-      try {
-        destination.flushSync();
-      } catch {
-        // Closed already, or a write in progress that the exit cannot wait for.
-      }
-    });
+  constructor(private readonly fd: number) {
+    this.timer = setInterval(() => this.drain(), LOG_FLUSH_INTERVAL_MS);
+    this.timer.unref();
+    process.once('exit', () => this.flushSync());
   }
 
+  /** `flush` appends the source's pending lines (with append). */
+  addSource(flush: () => void): void {
+    this.sources.push(flush);
+  }
+
+  /** A line from pino, after whatever the sources hold. */
   write(line: string): boolean {
-    this.parts.push(line);
-    this.size += line.length;
-    if (this.size >= BATCH_CHARS) this.drain();
+    this.flushSources();
+    this.append(line);
     return true;
   }
 
-  /** Hands what has gathered to the destination (the flush timer, closeLogs, exit). */
+  /** Lines, ready to be written, in order after what has gathered. */
+  append(text: string): void {
+    if (this.broken) return;
+    if (this.size >= MAX_PENDING_CHARS) {
+      this.dropped++;
+      return;
+    }
+    this.parts.push(text);
+    this.size += text.length;
+    if (this.size >= BATCH_CHARS) this.writeParts();
+  }
+
+  /** Starts a write of everything gathered, unless one is in flight (the flush timer, end). */
   drain(): void {
-    if (this.size === 0) return;
+    this.flushSources();
+    this.writeParts();
+  }
+
+  /** pino's `logger.flush(cb)`: calls back once what has gathered so far is written. */
+  flush(cb?: (err?: Error) => void): void {
+    this.drain();
+    if (!cb) return;
+    const check = () => (this.writing && !this.broken ? setTimeout(check, 1) : cb());
+    check();
+  }
+
+  /** Writes everything, then resolves; later lines are dropped (the process is about to exit). */
+  end(): Promise<void> {
+    clearInterval(this.timer);
+    return new Promise((resolve) => {
+      this.ending = resolve;
+      this.drain();
+      this.settleEnd();
+    });
+  }
+
+  private flushSources(): void {
+    for (let i = 0; i < this.sources.length; i++) this.sources[i]();
+  }
+
+  private takeParts(): Buffer {
+    if (this.dropped > 0) {
+      this.parts.push(droppedLine(this.dropped));
+      this.dropped = 0;
+    }
     const text = this.parts.length === 1 ? this.parts[0] : this.parts.join('');
     this.parts = [];
     this.size = 0;
-    if (!(this.destination as unknown as { destroyed: boolean }).destroyed) this.destination.write(text);
+    return Buffer.from(text);
   }
 
-  flush(cb?: (err?: Error) => void): void {
-    this.drain();
-    this.destination.flush(cb);
+  private writeParts(): void {
+    if (this.writing || this.size === 0 || this.broken) return;
+    this.writing = true;
+    this.writeBuffer(this.takeParts());
+  }
+
+  private writeBuffer(buf: Buffer): void {
+    write(this.fd, buf, 0, buf.length, null, (err, written) => {
+      if (err) {
+        if (err.code === 'EAGAIN') {
+          // A non-blocking pipe that is full: the reader will catch up.
+          setTimeout(() => this.writeBuffer(buf), 10).unref();
+          return;
+        }
+        this.broken = true;
+        this.parts = [];
+        this.size = 0;
+        this.writing = false;
+        this.settleEnd();
+        return;
+      }
+      if (written < buf.length) {
+        this.writeBuffer(buf.subarray(written));
+        return;
+      }
+      this.writing = false;
+      if (this.size >= BATCH_CHARS || (this.ending && this.size > 0)) this.writeParts();
+      else this.settleEnd();
+    });
+  }
+
+  private settleEnd(): void {
+    if (this.ending && !this.writing && (this.size === 0 || this.broken)) {
+      const resolve = this.ending;
+      this.ending = undefined;
+      this.broken = true;
+      resolve();
+    }
+  }
+
+  /**
+   * At exit: what has gathered, written synchronously. A write still in
+   * flight in libuv's thread pool cannot be waited for here; its lines may
+   * land after these or not at all (only on an exit that skipped closeLogs).
+   */
+  private flushSync(): void {
+    if (this.broken) return;
+    this.flushSources();
+    if (this.size === 0) return;
+    const buf = this.takeParts();
+    try {
+      for (let off = 0; off < buf.length; ) off += writeSync(this.fd, buf, off);
+    } catch {
+      // Nowhere left to write.
+    }
   }
 }
 
-/** Characters gathered before a batch goes to sonic-boom: its own write size (minLength below). */
-const BATCH_CHARS = 4096;
+/**
+ * Characters gathered before a write. One write per 64 KiB (≈ 200 access
+ * lines) rather than per 4 KiB: each write is a hop to libuv's thread pool and
+ * back.
+ */
+const BATCH_CHARS = 65_536;
 
-/** Written at least this often when logs are quiet; under load, whenever 4 KiB have gathered. */
+/** Lines held while the reader does not read (≈ 64 MiB); past it, lines are dropped and counted. */
+const MAX_PENDING_CHARS = 64 * 1024 * 1024;
+
+/** Written at least this often when logs are quiet; under load, whenever BATCH_CHARS have gathered. */
 export const LOG_FLUSH_INTERVAL_MS = 200;
 
-/**
- * stdout with writes gathered into 4 KiB batches: one write syscall per line
- * was the largest single cost of the access log under load. A timer flushes
- * what has gathered, so a quiet gateway's lines still appear within
- * LOG_FLUSH_INTERVAL_MS; shutdown flushes the rest (main.ts).
- */
-const batches = new WeakMap<object, LineBatch>();
-
-function bufferedStdout(): ReturnType<typeof pino.destination> {
-  const dest = pino.destination({ sync: false, minLength: 4096 });
-  const timer = setInterval(() => {
-    try {
-      const batch = batches.get(dest);
-      if (batch) batch.drain();
-      dest.flush();
-    } catch {
-      // flush() throws while a previous write is still in progress; the next tick catches up.
-    }
-  }, LOG_FLUSH_INTERVAL_MS);
-  timer.unref();
-  return dest;
+function droppedLine(count: number): string {
+  return `{"level":"warn","time":"${new Date().toISOString()}","name":"gatehouse","dropped_lines":${count},"msg":"log lines dropped: the log reader did not keep up"}\n`;
 }
 
 export const LOGGER = Symbol('LOGGER');
