@@ -62,10 +62,14 @@ export interface BenchReport {
   streams: StreamResult[];
   /** Group 12: the 10,000-route table outside the request path (bench/route-scale.ts). */
   routeScale?: RouteScaleResult;
+  /** What the `@base` cases ran: another build's dist (`--compare`) or another Node.js (`--compare-node`). */
+  compare?: string;
 }
 
 /** The case each one is compared with in the ratio column. */
-export function baselineOf(id: string): string | undefined {
+export function baselineOf(id: string, ids?: ReadonlySet<string>): string | undefined {
+  // A case of the other build or runtime (`…@base`) is compared with its own baseline when that ran too (`--compare-node` runs the bare proxy on both).
+  const twin = (base: string) => (id.endsWith('@base') && ids?.has(`${base}@base`) ? `${base}@base` : base);
   if (id.startsWith('8-64k-')) return id === '8-64k-bare' ? undefined : '8-64k-bare';
   if (id.startsWith('8-up-')) return id === '8-up-bare' ? undefined : '8-up-bare';
   if (id === '9-gw-2w') return '9-gw-1w';
@@ -83,10 +87,11 @@ export function baselineOf(id: string): string | undefined {
     '12-prom-jwt': '5-rs256',
   };
   const plain = id.replace(/@base$/, '');
-  if (sameRequests[plain]) return sameRequests[plain];
+  if (sameRequests[plain]) return twin(sameRequests[plain]);
   // Case 12 against the one-route table of case 4 (of the same build).
   if (plain === '13-routes-10k') return id === plain ? '4' : '4@base';
-  return id === '2' || id.startsWith('2-') ? undefined : '2';
+  if (plain === '2' || plain.startsWith('2-')) return undefined;
+  return twin('2');
 }
 
 /**
@@ -100,8 +105,8 @@ export function runOrder<T extends { id: string; gatehouse: boolean }>(cases: re
   const followers = new Map<string, T[]>();
   const roots: T[] = [];
   for (const c of cases) {
-    const base = baselineOf(c.id);
-    if (c.gatehouse && base && ids.has(base)) followers.set(base, [...(followers.get(base) ?? []), c]);
+    const base = baselineOf(c.id, ids);
+    if ((c.gatehouse || c.id.endsWith('@base')) && base && ids.has(base)) followers.set(base, [...(followers.get(base) ?? []), c]);
     else roots.push(c);
   }
   // Followers of followers (5-rs256 after 2-rs256, 10-* after 5-rs256) run right after theirs.
@@ -209,9 +214,10 @@ export function renderMarkdown(r: BenchReport): string {
     '| case | req/s | ratio | CPU ratio | p50 ms | p99 ms | CPU µs/req | peak RSS MiB | MiB/s | status |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   );
+  const ids = new Set(r.cases.map((c) => c.id));
   for (const c of r.cases) {
     const m = c.median;
-    const base = baselineOf(c.id);
+    const base = baselineOf(c.id, ids);
     const rpsRatio = base ? pairedRatio(c, by.get(base), 'rps') : undefined;
     const cpuPaired = base ? pairedRatio(c, by.get(base), 'cpuUsPerReq') : undefined;
     const ratio = rpsRatio === undefined ? '' : `${rpsRatio.toFixed(2)}× #${base}`;
@@ -243,6 +249,24 @@ export function renderMarkdown(r: BenchReport): string {
       '|---|---:|---:|---:|---:|',
       ...s.match.map((m) => `| ${m.request} | ${num(m.routes)} | ${num(m.indexNs)} | ${num(m.linearNs)} | ${num(m.linearNs / m.indexNs, 1)}× |`),
     );
+  }
+  const pairs = r.cases.filter((c) => ids.has(`${c.id}@base`));
+  if (pairs.length) {
+    out.push(
+      '',
+      `## A/B: this build on Node ${r.versions.node.split(' ')[0]} against ${r.compare ?? 'the --compare build'} (\`@base\`)`,
+      '',
+      'Each case and its `@base` twin run back to back in every round; paired per round, medians over rounds. Positive µs: this one costs more.',
+      '',
+      '| case | req/s ratio | CPU ratio | CPU µs/req, this − @base |',
+      '|---|---:|---:|---:|',
+    );
+    for (const c of pairs) {
+      const b = by.get(`${c.id}@base`);
+      const rps = pairedRatio(c, b, 'rps');
+      const cpu = pairedRatio(c, b, 'cpuUsPerReq');
+      out.push(`| #${c.id} ${c.short} | ${rps === undefined ? '' : `${rps.toFixed(2)}×`} | ${cpu === undefined ? '' : `${cpu.toFixed(2)}×`} | ${num(pairedDifference(c, b, 'cpuUsPerReq'), 1)} |`);
+    }
   }
   out.push(
     '',

@@ -28,7 +28,7 @@ import { mallocTunables, NODE_FLAGS } from '../src/runtime/node-flags.js';
  *
  *   node dist/bench/run.js [--quick] [--install] [--rounds N] [--duration S]
  *                          [--only 4,5-rs256] [--cpu-prof] [--json FILE] [--loadgen wrk|node]
- *                          [--compare OTHER_DIST]
+ *                          [--compare OTHER_DIST] [--compare-node NODE_BINARY]
  *
  * Pinning (taskset): the proxy under test on CPU 0; the load generator and the
  * upstream on CPU 1. Case 9 is unpinned on purpose (workers need both cores).
@@ -54,6 +54,8 @@ interface Options {
   cpuProf: boolean;
   /** Another build's dist/ directory: its Gatehouse runs every pinned Gatehouse case too (A/B in one run). */
   compare?: string;
+  /** Another Node.js binary: the bare proxy and every pinned Gatehouse case run on it too (runtimes A/B in one run). */
+  compareNode?: string;
   json?: string;
   streamBytes: number;
   cycleTokens: number;
@@ -88,6 +90,7 @@ function parseArgs(argv: string[]): Options {
     cycleTokens: quick ? 2_000 : 60_000,
     loadgen: value('--loadgen') as Options['loadgen'],
     compare: value('--compare'),
+    compareNode: value('--compare-node'),
   };
 }
 
@@ -148,6 +151,8 @@ async function main() {
   }
   if (!nginx) notes.push('nginx is not installed: the nginx cases were skipped (`--install` installs nginx-light from Debian).');
 
+  const compareNodeVersion = opts.compareNode ? spawnSync(opts.compareNode, ['--version'], { encoding: 'utf8' }).stdout.trim() : undefined;
+  if (opts.compareNode && !compareNodeVersion) throw new Error(`--compare-node: ${opts.compareNode} does not run`);
   const tmp = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   // The proxies' logs go to a tmpfs when there is one: every default case writes ≈ 5 MB/s of access log, and on a
   // disk the kernel's writeback of it ran in the following cases, whose p99 it inflated (bench/README.md).
@@ -174,11 +179,13 @@ async function main() {
   const unavailable = new Map<string, string>();
   const failedTargets = new Map<string, string>();
 
+  /** The Node.js a target runs on: `--compare-node` for the `@base` twins, else this one. */
+  const nodeFor = (key: string) => (opts.compareNode && key.endsWith('@base') ? opts.compareNode : process.execPath);
   const nodeJson = async (name: string, script: string, args: string[], cpus?: string): Promise<Target> => {
     // The bare proxy runs with the gateway's launcher tuning (V8 flags, malloc): the floor is the same runtime, tuned the same way.
-    const tuned = name === 'bare';
+    const tuned = name === 'bare' || name === 'bare@base';
     const nodeArgs = tuned ? [...NODE_FLAGS, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', name)] : [])] : [];
-    const { proc, line } = await startProcess(name, process.execPath, [...nodeArgs, join(BENCH_DIST, script), ...args], {
+    const { proc, line } = await startProcess(name, nodeFor(name), [...nodeArgs, join(BENCH_DIST, script), ...args], {
       cpus: pin ? cpus : undefined,
       env: tuned ? { ...process.env, GLIBC_TUNABLES: mallocTunables() } : undefined,
       ready: (l) => l.startsWith('{"port"'),
@@ -198,7 +205,7 @@ async function main() {
     // Started the way `npm start` and the Dockerfile start it (src/runtime/node-flags.ts).
     const nodeArgs = [...NODE_FLAGS, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(tmp, 'profiles', key)] : [])];
     const [proxyPort, statusPort] = [port ?? (await freePort()), await freePort()];
-    const { proc } = await startProcess(key, process.execPath, [...nodeArgs, main, '--config', file], {
+    const { proc } = await startProcess(key, nodeFor(key), [...nodeArgs, main, '--config', file], {
       cpus: pin ? cpus : undefined,
       env: {
         ...process.env,
@@ -227,6 +234,7 @@ async function main() {
     const upstream = await nodeJson('upstream', 'upstream.js', [], LOAD_CPU);
     targets.set('direct', await nodeJson('direct', 'upstream.js', [], PROXY_CPU));
     targets.set('bare', await nodeJson('bare', 'bare-proxy.js', [upstream.url], PROXY_CPU));
+    if (opts.compareNode) targets.set('bare@base', await nodeJson('bare@base', 'bare-proxy.js', [upstream.url], PROXY_CPU));
     const upstreamPort = new URL(upstream.url).port;
     for (const [key, workers, cpus] of [
       ['nginx', 1, PROXY_CPU],
@@ -318,14 +326,17 @@ async function main() {
     ];
 
     let cases = caseList({ rsToken, esToken, cycleFile, session: () => session });
-    if (opts.compare) {
-      // A/B: every pinned Gatehouse case once more against another build, interleaved in the same rounds.
-      const otherMain = join(resolve(opts.compare), 'src/main.js');
+    if (opts.compare || opts.compareNode) {
+      // A/B: every pinned Gatehouse case once more against another build or on another Node.js, interleaved in the same rounds.
+      const otherMain = opts.compare ? join(resolve(opts.compare), 'src/main.js') : MAIN;
       if (!existsSync(otherMain)) throw new Error(`--compare: ${otherMain} does not exist (give a copy of another build's dist/)`);
       for (const [key, start] of [...gatewayDefs]) {
         gatewayDefs.push([`${key}@base`, () => start(otherMain, `${key}@base`)]);
       }
-      cases = cases.flatMap((c) => (c.gatehouse && !c.unpinned && c.target !== 'gw-session' ? [c, { ...c, id: `${c.id}@base`, title: `${c.title} [--compare build]`, target: `${c.target}@base` }] : [c]));
+      const label = opts.compareNode ? `Node ${compareNodeVersion}` : '--compare build';
+      // On another runtime the bare proxy (the floor) runs there too.
+      const twinned = (c: (typeof cases)[number]) => (c.gatehouse && !c.unpinned && c.target !== 'gw-session') || (opts.compareNode !== undefined && c.target === 'bare');
+      cases = cases.flatMap((c) => (twinned(c) ? [c, { ...c, id: `${c.id}@base`, title: `${c.title} [${label}]`, target: `${c.target}@base` }] : [c]));
     }
     const selected = opts.only ? cases.filter((c) => opts.only!.includes(c.id.replace(/@base$/, '')) || opts.only!.includes(String(c.group))) : cases;
     const wanted = new Set(selected.map((c) => c.target));
@@ -503,6 +514,7 @@ async function main() {
       durationS: opts.durationS,
       warmupS: opts.warmupS,
       loadGenerator: wrk ? `${wrk}` : 'built-in (bench/load.ts, undici)',
+      compare: opts.compareNode ? `Node ${compareNodeVersion}` : opts.compare ? `the build in ${opts.compare}` : undefined,
       versions: { node: `${process.version} (${NODE_FLAGS.join(' ')}, GLIBC_TUNABLES=${mallocTunables()} for Gatehouse and the bare proxy)`, nginx: nginx ?? 'not installed', wrk: wrk ?? 'not installed', gatehouse: revision },
       machine: { cores, cpu: osCpus()[0]?.model ?? 'unknown', kernel: release() },
       pinning: pin ? `proxy under test on CPU ${PROXY_CPU}; load generator, upstream${runnerPinned ? ' and this runner' : ''} on CPU ${LOAD_CPU}; case 9 unpinned` : 'none',

@@ -8,7 +8,7 @@ import type { ConfigRuntime } from '../config/config-runtime.js';
 import type { ConfigStore } from '../config/config-store.js';
 import type { GatewaySettings, ListenAddress } from '../config/gateway-settings.js';
 import { parseFormBody } from './admin-body.js';
-import { AdminExceptionFilter, adminErrorBody } from './admin-exception.filter.js';
+import { AdminExceptionFilter } from './admin-exception.filter.js';
 import { AdminModule, type AdminOptions } from './admin.module.js';
 
 /** Admin bodies are configuration, not uploads: a whole declarative file for thousands of routes fits well inside. */
@@ -53,11 +53,8 @@ export async function startAdminListener(opts: {
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, parseFormBody(String(body))));
   fastify.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, String(body)));
-  // Errors raised before a handler (an unreadable body, an unknown media type) in Kong's shapes too.
-  fastify.setErrorHandler((err, req, reply) => {
-    const [status, body] = adminErrorBody(err, req.method, req.url, logger);
-    void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(body));
-  });
+  // Errors raised before a handler (an unreadable body, an unknown media type) reach the filter too: Nest installs
+  // Fastify's error handler at init and hands every error to the global filters.
   app.useGlobalFilters(new AdminExceptionFilter(logger));
   await app.listen(opts.listen.port, opts.listen.host);
   if (opts.tls) {
