@@ -16,7 +16,7 @@ const cfg = { _format_version: '3.0', services: [{ name: 'b', url: `http://127.0
   { name: 'jwt', paths: ['/jwt'], strip_path: false, plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['bearer'], scopes_required: ['bench_scope'] } }] },
 ] }] };
 writeFileSync('.ab/cfg.json', JSON.stringify(cfg));
-const start = (dir, port) => spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, `${dir}/src/main.js`, '--config', '.ab/cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${port + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } });
+const start = (dir, port) => spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, `${dir}/src/main.js`, '--config', '.ab/cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${port + 1}`, GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_ADMIN_LISTEN: 'off' } });
 const gws = [[A, start(A, 18600)], [B, start(B, 18610)]];
 await new Promise((r) => setTimeout(r, 3000));
 writeFileSync('.ab/tok.lua', `wrk.headers["Authorization"] = ${JSON.stringify(`Bearer ${await issuer.sign('RS256', 'x')}`)}`);

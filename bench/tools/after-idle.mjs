@@ -6,7 +6,7 @@ mkdirSync('.ab', { recursive: true });
 const up = spawn('taskset', ['-c', '1', process.execPath, 'dist/bench/upstream.js'], { stdio: ['ignore', 'pipe', 'inherit'] });
 const upPort = await new Promise((r) => up.stdout.once('data', (d) => r(JSON.parse(d).port)));
 writeFileSync('.ab/cfg2.json', JSON.stringify({ _format_version: '3.0', services: [{ name: 'b', url: `http://127.0.0.1:${upPort}`, routes: [{ name: 'plain', paths: ['/'] }] }] }));
-const gw = spawn('taskset', ['-c', '0', process.execPath, ...(process.env.GW_NODE_ARGS ? process.env.GW_NODE_ARGS.split(' ') : []), 'dist/src/main.js', '--config', '.ab/cfg2.json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: '127.0.0.1:18700', GATEHOUSE_STATUS_LISTEN: '127.0.0.1:18701', GATEHOUSE_LOG_LEVEL: 'warn' } });
+const gw = spawn('taskset', ['-c', '0', process.execPath, ...(process.env.GW_NODE_ARGS ? process.env.GW_NODE_ARGS.split(' ') : []), 'dist/src/main.js', '--config', '.ab/cfg2.json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: '127.0.0.1:18700', GATEHOUSE_STATUS_LISTEN: '127.0.0.1:18701', GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_ADMIN_LISTEN: 'off' } });
 let gc = []; gw.stdout.on('data', (d) => { for (const l of String(d).split('\n')) if (/Mark|Scavenge/.test(l)) gc.push(l); });
 await new Promise((r) => setTimeout(r, 3000));
 const wrk = (s) => { const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${s}s`, '--latency', 'http://127.0.0.1:18700/'], { encoding: 'utf8' }); return /99%\s+(\S+)/.exec(out)[1] + ' ' + /Requests\/sec:\s+(\S+)/.exec(out)[1]; };

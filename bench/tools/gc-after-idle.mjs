@@ -4,6 +4,7 @@
 // processes have between their turns. GWS="name@distdir@--extra,--node,--args;...", GWARGS/BAREARGS for all.
 // EXTRA_IDLE=N adds N idle gateways on CPU 0, as the full bench has.
 // usage: IDLE=60 GWS="gw@dist;init96@dist@--initial-old-space-size=96" node bench/tools/gc-after-idle.mjs /64k 4 4 16
+// (GLIBC_TUNABLES comes from the environment, as `npm start` sets it; a variant may override it: "notrim@dist@@GLIBC_TUNABLES=")
 // A variant without a flag of NODE_FLAGS: pass its default again, e.g. --initial-old-space-size=0.
 // (add --trace-gc --trace-gc-ignore-scavenger to GWARGS to see the mark-compacts of each round)
 import { mkdirSync } from 'node:fs';
@@ -23,14 +24,16 @@ const bare = spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, ...(p
 t.push({ name: 'bare', proc: bare, port: await new Promise((r) => bare.stdout.once('data', (d) => r(JSON.parse(d).port))) });
 let port = 18700;
 for (const g of GWS) {
-  const [name, dir, extra = ''] = g.split('@'); const p = port; port += 10;
-  t.push({ name, port: p, proc: spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, ...(process.env.GWARGS ?? '').split(' ').filter(Boolean), ...extra.split(',').filter(Boolean), `${dir}/src/main.js`, '--config', '.ab/paircfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } }) });
+  // A fourth field sets environment for that variant: "nomalloc@dist@@GLIBC_TUNABLES=" (comma-separated NAME=VALUE).
+  const [name, dir, extra = '', envs = ''] = g.split('@'); const p = port; port += 10;
+  const own = Object.fromEntries(envs.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  t.push({ name, port: p, proc: spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, ...(process.env.GWARGS ?? '').split(' ').filter(Boolean), ...extra.split(',').filter(Boolean), `${dir}/src/main.js`, '--config', '.ab/paircfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_ADMIN_LISTEN: 'off', ...own } }) });
 }
 // EXTRA_IDLE=N: N more gateways on CPU 0 that are never loaded, as the full bench has (its other cases' proxies).
 const idle = [];
 for (let i = 0; i < Number(process.env.EXTRA_IDLE ?? 0); i++) {
   const p = 19100 + 10 * i;
-  idle.push(spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, 'dist/src/main.js', '--config', '.ab/paircfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } }));
+  idle.push(spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, 'dist/src/main.js', '--config', '.ab/paircfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_ADMIN_LISTEN: 'off' } }));
 }
 await new Promise((r) => setTimeout(r, 3000));
 const wrk = (x, s) => {

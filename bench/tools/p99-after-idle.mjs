@@ -29,14 +29,14 @@ for (const v of (process.env.GW_VARIANTS ?? 'gw=').split(';')) {
   const [nameDir, ownPath] = label.split('#');
   const [name, dir = 'dist'] = nameDir.split('@');
   const p = port; port += 10;
-  const proc = spawn('taskset', ['-c', '0', process.execPath, ...args.split(' ').filter(Boolean), `${dir}/src/main.js`, '--config', '.ab/p99cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } });
+  const proc = spawn('taskset', ['-c', '0', process.execPath, ...args.split(' ').filter(Boolean), `${dir}/src/main.js`, '--config', '.ab/p99cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_ADMIN_LISTEN: 'off' } });
   targets.push({ name, proc, port: p, gw: true, path: ownPath ?? path });
 }
 // EXTRA_IDLE=N: N more gateways on CPU 0 that are never loaded, as the full bench has (its other cases' proxies).
 const idle = [];
 for (let i = 0; i < Number(process.env.EXTRA_IDLE ?? 0); i++) {
   const p = 19000 + 10 * i;
-  idle.push(spawn('taskset', ['-c', '0', process.execPath, '--no-memory-reducer', 'dist/src/main.js', '--config', '.ab/p99cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn' } }));
+  idle.push(spawn('taskset', ['-c', '0', process.execPath, '--no-memory-reducer', 'dist/src/main.js', '--config', '.ab/p99cfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_ADMIN_LISTEN: 'off' } }));
 }
 await new Promise((r) => setTimeout(r, 3000));
 const wrk = (t, s) => {

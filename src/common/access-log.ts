@@ -30,8 +30,8 @@ import type { RequestContext } from './request-context.js';
  * before every write, so lines stay in order and nothing is lost at exit.
  */
 export class AccessLog {
-  /** The logger's level is fixed at start-up: below info there is no access log and no listener at all. */
-  private readonly enabled: boolean;
+  /** The logger's level is fixed at start-up: below info there is no access log, and the proxy registers no listener for it. */
+  readonly enabled: boolean;
   private readonly destination: { write(line: string): unknown };
   /** The process logger's batch, when that is the destination: records wait there to be formatted together. */
   private readonly batch: LineBatch | undefined;
@@ -40,28 +40,15 @@ export class AccessLog {
   private readonly bindings: string;
   /** Per route: the `route`/`service` fields, serialized once, and the route's sampling. */
   private readonly routes = new Map<CompiledRoute, RouteLogPolicy>();
-  /** One listener shared by every response (no closure per request); `this` is the response. */
-  private readonly onClose: (this: ServerResponse) => void;
-
   constructor(logger: Logger) {
     this.enabled = logger.isLevelEnabled('info');
     this.destination = (logger as unknown as Record<symbol, { write(line: string): unknown }>)[pino.symbols.streamSym];
     this.bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '';
     this.batch = this.enabled && this.destination instanceof LineBatch ? this.destination : undefined;
     this.batch?.addSource(() => this.flush());
-    const log = this;
-    this.onClose = function (this: ServerResponse) {
-      const req = this.req;
-      const ctx = req.gatehouse;
-      if (ctx) log.record(req, this, ctx);
-    };
   }
 
-  track(_req: IncomingMessage, res: ServerResponse, _ctx: RequestContext): void {
-    if (this.enabled) res.on('close', this.onClose);
-  }
-
-  /** The exchange as it ended: logged now, or queued for the next batch. */
+  /** The exchange as it ended (the response closed): logged now, or queued for the next batch. */
   record(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
     const record = this.capture(req, res, ctx);
     if (record === undefined) return;

@@ -35,6 +35,13 @@ import { UpstreamClient } from './upstream.client.js';
 @Injectable()
 export class ProxyHandler {
   private readonly accessLog: AccessLog;
+  /**
+   * One 'close' listener shared by every response (no closure per request):
+   * the matched route's log phase (prometheus), then the access line.
+   * Registered when the request arrives if the access log is on, else only
+   * for a route with a log phase.
+   */
+  private readonly onResponseClose: (this: ServerResponse) => void;
   private readonly anyTrusted: boolean;
   /** Propagation only unless OTEL_EXPORTER_OTLP_ENDPOINT is set (src/telemetry/tracing.ts). */
   private readonly tracing: RequestTracing;
@@ -50,6 +57,15 @@ export class ProxyHandler {
     private readonly websockets: WebSocketProxy,
   ) {
     this.accessLog = new AccessLog(logger);
+    const accessLog = this.accessLog;
+    this.onResponseClose = function (this: ServerResponse) {
+      const req = this.req;
+      const ctx = req.gatehouse;
+      if (ctx === undefined) return;
+      const log = ctx.match?.route.phases.log;
+      if (log !== undefined && log.length !== 0) runLogPhase(log, req, this, ctx, logger);
+      if (accessLog.enabled) accessLog.record(req, this, ctx);
+    };
     this.anyTrusted = config.settings.trustedIpsText !== '';
     this.tracing = activeTracing();
   }
@@ -62,7 +78,7 @@ export class ProxyHandler {
     const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
     req.gatehouse = ctx;
     if (this.draining) res.shouldKeepAlive = false;
-    this.accessLog.track(req, res, ctx);
+    if (this.accessLog.enabled) res.on('close', this.onResponseClose);
     if (this.tracing.recording) {
       this.tracing.startRequest(req, res, ctx);
       this.tracing.run(ctx, () => this.process(req, res, ctx));
@@ -78,7 +94,7 @@ export class ProxyHandler {
       this.routes.resolve(req, ctx);
       if (!ctx.match!.route.protocols.anyHttp) checkRouteProtocols(req, ctx, false);
       const { access, log } = ctx.match!.route.phases;
-      if (log.length) res.once('close', () => runLogPhase(log, req, res, ctx, this.logger));
+      if (log.length && !this.accessLog.enabled) res.on('close', this.onResponseClose);
       const accessed = runAccessPhase(access, 0, req, res, ctx);
       if (accessed === undefined) pending = this.forward(req, res, ctx);
       else if (accessed === RESPONDED) return;
@@ -120,13 +136,13 @@ export class ProxyHandler {
     const peerTrusted = this.anyTrusted && isTrustedPeer(this.config.settings.trustedIps, req.socket.remoteAddress);
     const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
     req.gatehouse = ctx;
-    this.accessLog.track(req, res, ctx);
+    if (this.accessLog.enabled) res.on('close', this.onResponseClose);
     let pending: Promise<void>;
     try {
       this.routes.resolve(req, ctx);
       checkRouteProtocols(req, ctx, true);
       const { access, log } = ctx.match!.route.phases;
-      if (log.length) res.once('close', () => runLogPhase(log, req, res, ctx, this.logger));
+      if (log.length && !this.accessLog.enabled) res.on('close', this.onResponseClose);
       const accessed = runAccessPhase(access, 0, req, res, ctx);
       if (accessed === undefined) pending = this.forwardUpgrade(req, res, ctx, head);
       else if (accessed === RESPONDED) return;

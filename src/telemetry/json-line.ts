@@ -38,14 +38,21 @@ let secondPrefix = '';
  * a Date object and its formatting per line were a measurable share of the line.
  */
 export function isoNow(now = Date.now()): string {
+  // Lines written together often share their millisecond.
+  if (now === lastMs) return lastIso;
   const s = Math.floor(now / 1000);
   if (s !== second) {
     second = s;
     secondPrefix = new Date(s * 1000).toISOString().slice(0, 20);
   }
   const ms = now - s * 1000;
-  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+  lastMs = now;
+  lastIso = `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+  return lastIso;
 }
+
+let lastMs = -1;
+let lastIso = '';
 
 /** Milliseconds rounded to two decimals, as the access log has always written them. */
 export function roundMs(ms: number): number {
