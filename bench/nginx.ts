@@ -19,13 +19,19 @@ export function nginxBinary(): string {
   return spawnSync('nginx', ['-v']).error ? '/usr/sbin/nginx' : 'nginx';
 }
 
-export function nginxConfig(opts: { port: number; upstreamPort: number; workers: number; prefix: string }): string {
+/**
+ * The start of every nginx configuration the repository runs (the bench's
+ * reference proxy, the tests' load balancer): foreground, every file under
+ * `prefix` (nginx otherwise writes to /var/lib/nginx and /run), no access log;
+ * the caller continues inside `http {`.
+ */
+export function nginxPrelude(opts: { prefix: string; workers: number; connections: number }): string {
   return `daemon off;
 master_process on;
 worker_processes ${opts.workers};
 pid ${opts.prefix}/nginx.pid;
 error_log ${opts.prefix}/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${opts.connections}; }
 http {
   access_log off;
   client_body_temp_path ${opts.prefix}/body;
@@ -33,7 +39,11 @@ http {
   fastcgi_temp_path ${opts.prefix}/fastcgi;
   uwsgi_temp_path ${opts.prefix}/uwsgi;
   scgi_temp_path ${opts.prefix}/scgi;
-  keepalive_requests 1000000;
+`;
+}
+
+export function nginxConfig(opts: { port: number; upstreamPort: number; workers: number; prefix: string }): string {
+  return `${nginxPrelude({ prefix: opts.prefix, workers: opts.workers, connections: 4096 })}  keepalive_requests 1000000;
   upstream bench_upstream {
     server 127.0.0.1:${opts.upstreamPort};
     keepalive 128;

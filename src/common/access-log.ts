@@ -48,7 +48,7 @@ export class AccessLog {
     this.batch?.addSource(() => this.flush());
   }
 
-  /** The exchange as it ended (the response closed): logged now, or queued for the next batch. */
+  /** The exchange as it ended (the response closed): written now, or, with the process logger, queued for the next batch. */
   record(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
     const record = this.capture(req, res, ctx);
     if (record === undefined) return;
@@ -58,12 +58,6 @@ export class AccessLog {
     }
     this.pending.push(record);
     if (this.pending.length >= PENDING_RECORDS) this.flush();
-  }
-
-  /** Builds and writes the line at once (also called directly by tests). */
-  write(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
-    const record = this.capture(req, res, ctx);
-    if (record !== undefined) this.writeLines(this.lineOf(record));
   }
 
   /** The lines of every pending record, appended to the batch in one piece (the batch calls this before it writes). */

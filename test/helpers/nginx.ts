@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { get } from 'node:http';
 import { join } from 'node:path';
+import { nginxPrelude } from '../../bench/nginx.js';
 import { freePort, tryConnect } from './ports.js';
 
 export interface LoadBalancer {
@@ -76,20 +77,7 @@ export function loadBalancerConfig(opts: { port: number; backends: number[]; pre
   const failTimeout = opts.failTimeoutS ?? 2;
   const idle = opts.idleTimeoutMs ?? 500;
   const servers = opts.backends.map((p) => `    server 127.0.0.1:${p} max_fails=${maxFails} fail_timeout=${failTimeout}s${opts.down?.has(p) ? ' down' : ''};`).join('\n');
-  return `daemon off;
-master_process on;
-worker_processes 1;
-pid ${opts.prefix}/nginx.pid;
-error_log ${opts.prefix}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${opts.prefix}/body;
-  proxy_temp_path ${opts.prefix}/proxy;
-  fastcgi_temp_path ${opts.prefix}/fastcgi;
-  uwsgi_temp_path ${opts.prefix}/uwsgi;
-  scgi_temp_path ${opts.prefix}/scgi;
-  upstream gatehouse {
+  return `${nginxPrelude({ prefix: opts.prefix, workers: 1, connections: 1024 })}  upstream gatehouse {
 ${servers}
     keepalive 32;
     keepalive_timeout ${idle}ms;

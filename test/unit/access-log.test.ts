@@ -78,7 +78,7 @@ describe('access log: a template line', () => {
       status: 403,
       ctx: { caller: 'alice', denial: 'insufficient_scope', upstreamLatencyMs: 3.14159, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' },
     });
-    log.write(req, res, ctx);
+    log.record(req, res, ctx);
     const written = lines[0];
     const latency = JSON.parse(written).latency_ms;
     logger.info(
@@ -106,7 +106,7 @@ describe('access log: a template line', () => {
   it('an aborted request without route says so, and never logs the query', () => {
     const { lines, logger } = capture();
     const { req, res, ctx } = exchange({ finished: false, ctx: { path: '' } });
-    new AccessLog(logger).write(req, res, ctx);
+    new AccessLog(logger).record(req, res, ctx);
     const line = JSON.parse(lines[0]);
     assert.equal(line.aborted, true);
     assert.equal(line.path, '/orders/1');
@@ -124,7 +124,7 @@ describe('access log: a template line', () => {
         route: route(s, s),
         ctx: { requestId: s, path: s, caller: s, denial: s },
       });
-      log.write(req, res, ctx);
+      log.record(req, res, ctx);
     }
     assert.equal(lines.length, HOSTILE.length);
     HOSTILE.forEach((s, i) => {
@@ -160,7 +160,7 @@ describe('access log: per-route sampling (access-log plugin)', () => {
     const r = route('health', 'svc', accessLog);
     for (let i = 0; i < n; i++) {
       const { req, res, ctx } = exchange({ route: r, status, finished });
-      log.write(req, res, ctx);
+      log.record(req, res, ctx);
     }
     return lines.length;
   };
@@ -190,6 +190,6 @@ describe('access log: per-route sampling (access-log plugin)', () => {
     assert.equal(new AccessLog(pino({ level: 'info' }, { write: () => {} })).enabled, true);
     const closed = pino({ level: 'info' }, { write: () => { throw new Error('SonicBoom destroyed'); } });
     const { req, res, ctx } = exchange();
-    assert.doesNotThrow(() => new AccessLog(closed).write(req, res, ctx));
+    assert.doesNotThrow(() => new AccessLog(closed).record(req, res, ctx));
   });
 });
