@@ -199,6 +199,9 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private settled = false;
   /** Response-phase plugins watching the body (e.g. a cache storing it); usually none. */
   private taps: ResponseBodyTap[] | null = null;
+  /** undici's resume, hooked to the client's 'drain' only once a write had to wait (most responses never do). */
+  private resume: (() => void) | null = null;
+  private waitingForDrain = false;
 
   constructor(
     private readonly socket: ClientSocket,
@@ -235,13 +238,24 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     }
     res.writeHead(statusCode, headers);
     this.responded = true;
-    res.on('drain', resume);
-    return !res.writableNeedDrain;
+    this.resume = resume;
+    if (!res.writableNeedDrain) return true;
+    this.waitForDrain();
+    return false;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.taps) for (const t of this.taps) t.data(chunk);
-    return this.res.write(chunk);
+    if (this.res.write(chunk)) return true;
+    this.waitForDrain();
+    return false;
+  }
+
+  /** The upstream is paused (a handler returned false) until the client's buffer drains. */
+  private waitForDrain(): void {
+    if (this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    this.res.on('drain', this.resume!);
   }
 
   onComplete(): void {
