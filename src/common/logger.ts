@@ -71,6 +71,8 @@ export class LineBatch {
   private broken = false;
   private dropped = 0;
   private ending: (() => void) | undefined;
+  /** `flush(cb)` callers waiting for the write in flight and what gathered behind it. */
+  private waiting: ((err?: Error) => void)[] = [];
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly fd: number) {
@@ -113,8 +115,9 @@ export class LineBatch {
   flush(cb?: (err?: Error) => void): void {
     this.drain();
     if (!cb) return;
-    const check = () => (this.writing && !this.broken ? setTimeout(check, 1) : cb());
-    check();
+    // Nothing in flight after drain() means nothing is left to write.
+    if (!this.writing || this.broken) cb();
+    else this.waiting.push(cb);
   }
 
   /** Writes everything, then resolves; later lines are dropped (the process is about to exit). */
@@ -161,6 +164,7 @@ export class LineBatch {
         this.size = 0;
         this.writing = false;
         this.settleEnd();
+        this.settleWaiting();
         return;
       }
       if (written < buf.length) {
@@ -168,9 +172,19 @@ export class LineBatch {
         return;
       }
       this.writing = false;
-      if (this.size >= BATCH_CHARS || (this.ending && this.size > 0)) this.writeParts();
-      else this.settleEnd();
+      if (this.size >= BATCH_CHARS || ((this.ending || this.waiting.length !== 0) && this.size > 0)) this.writeParts();
+      else {
+        this.settleEnd();
+        this.settleWaiting();
+      }
     });
+  }
+
+  private settleWaiting(): void {
+    if (this.waiting.length === 0) return;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const cb of waiting) cb();
   }
 
   private settleEnd(): void {

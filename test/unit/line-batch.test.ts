@@ -75,6 +75,29 @@ describe('LineBatch: the process logger’s writer', () => {
     await close();
   });
 
+  it('flush(cb) calls back once everything gathered is written, lines added behind a write in flight included', async () => {
+    const { batch, logger, read, close } = fileBatch('flush.log');
+    // 70,000 characters: past one batch, so a write is in flight when the next lines arrive.
+    for (let i = 0; i < 700; i++) logger.info({ n: i, pad: 'x'.repeat(80) }, 'first');
+    for (let i = 0; i < 5; i++) logger.info({ n: i }, 'behind');
+    const calls: string[] = [];
+    await new Promise<void>((resolve) => {
+      batch.flush(() => {
+        calls.push('flushed');
+        resolve();
+      });
+      calls.push('returned');
+    });
+    assert.deepEqual(calls, ['returned', 'flushed'], 'waits for the write in flight');
+    const lines = read().trimEnd().split('\n');
+    assert.equal(lines.length, 705);
+    assert.match(lines[704], /"msg":"behind"/);
+    let sync = false;
+    batch.flush(() => (sync = true));
+    assert.ok(sync, 'nothing left to write: called back at once');
+    await close();
+  });
+
   it('a reader that stops reading is waited for without blocking, and nothing is lost', async () => {
     // A child process that holds the pipe's read end, reads nothing for a while, then reads everything.
     const reader = spawn(process.execPath, ['-e', 'setTimeout(() => { let n = 0; process.stdin.on("data", (c) => { n += c.length; }); process.stdin.on("end", () => process.stdout.write(String(n))); }, 700)'], {
