@@ -70,7 +70,6 @@ export class LineBatch {
   private writing = false;
   private broken = false;
   private dropped = 0;
-  private ending: (() => void) | undefined;
   /** `flush(cb)` callers waiting for the write in flight and what gathered behind it. */
   private waiting: ((err?: Error) => void)[] = [];
   private readonly timer: NodeJS.Timeout;
@@ -123,11 +122,12 @@ export class LineBatch {
   /** Writes everything, then resolves; later lines are dropped (the process is about to exit). */
   end(): Promise<void> {
     clearInterval(this.timer);
-    return new Promise((resolve) => {
-      this.ending = resolve;
-      this.drain();
-      this.settleEnd();
-    });
+    return new Promise((resolve) =>
+      this.flush(() => {
+        this.broken = true;
+        resolve();
+      }),
+    );
   }
 
   private flushSources(): void {
@@ -163,7 +163,6 @@ export class LineBatch {
         this.parts = [];
         this.size = 0;
         this.writing = false;
-        this.settleEnd();
         this.settleWaiting();
         return;
       }
@@ -172,11 +171,8 @@ export class LineBatch {
         return;
       }
       this.writing = false;
-      if (this.size >= BATCH_CHARS || ((this.ending || this.waiting.length !== 0) && this.size > 0)) this.writeParts();
-      else {
-        this.settleEnd();
-        this.settleWaiting();
-      }
+      if (this.size >= BATCH_CHARS || (this.waiting.length !== 0 && this.size > 0)) this.writeParts();
+      else this.settleWaiting();
     });
   }
 
@@ -185,15 +181,6 @@ export class LineBatch {
     const waiting = this.waiting;
     this.waiting = [];
     for (const cb of waiting) cb();
-  }
-
-  private settleEnd(): void {
-    if (this.ending && !this.writing && (this.size === 0 || this.broken)) {
-      const resolve = this.ending;
-      this.ending = undefined;
-      this.broken = true;
-      resolve();
-    }
   }
 
   /**

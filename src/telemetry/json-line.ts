@@ -31,6 +31,9 @@ function escapedString(s: string): string {
 
 let second = -1;
 let secondPrefix = '';
+/** The last millisecond formatted, and its text. */
+let lastMs = -1;
+let lastIso = '';
 
 /**
  * `Date.prototype.toISOString()` of now (`2026-12-04T10:11:12.345Z`, pino's
@@ -50,9 +53,6 @@ export function isoNow(now = Date.now()): string {
   lastIso = `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
   return lastIso;
 }
-
-let lastMs = -1;
-let lastIso = '';
 
 /** Milliseconds rounded to two decimals, as the access log has always written them. */
 export function roundMs(ms: number): number {
