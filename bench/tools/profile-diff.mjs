@@ -4,9 +4,10 @@
 // function, printed as the difference from the first target. Sequential, so whole-process CPU differs by the machine's
 // noise; the per-function rows are what to read.
 // usage: node bench/tools/profile-diff.mjs <path: / | /jwt> <secs> name=bare:DIST name=gw:DIST [...]   (DIST: dist or .ab/base)
-// env: LEVEL (gateway log level, default warn), WARM (warm-up seconds, default 5), N (rows, default 40)
+// env: LEVEL (gateway log level, default warn), LOG=pipe (the gateway's log to a pipe this process reads, as a container
+// runtime would, instead of a file), WARM (warm-up seconds, default 5), N (rows, default 40)
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readdirSync, readFileSync, rmSync, openSync, closeSync, existsSync } from 'node:fs';
 const root = process.cwd();
 mkdirSync('.ab', { recursive: true });
 const { startFakeIssuer } = await import(`${root}/dist/bench/issuer.js`);
@@ -32,11 +33,23 @@ for (const spec of specs) {
   port += 10;
   const dir = `.ab/prof/${name}`; rmSync(dir, { recursive: true, force: true });
   const args = kind === 'bare' ? [`${dist}/bench/bare-proxy.js`, `http://127.0.0.1:${upPort}`] : [`${dist}/src/main.js`, '--config', '.ab/prof/cfg.json'];
-  const p = spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', dir, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${port + 1}` } });
+  // The gateway's log goes to a file, as in the bench (tmpfs when there is one): a pipe read by this process costs otherwise.
+  const logFd = kind === 'bare' || process.env.LOG === 'pipe' ? 'pipe' : openSync(`${existsSync('/dev/shm') ? '/dev/shm' : '.ab/prof'}/profile-diff-${name}.log`, 'w');
+  const p = spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', dir, ...args], { stdio: ['ignore', logFd, 'inherit'], env: { ...env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${port + 1}` } });
   let target = port;
   if (kind === 'bare') target = await new Promise((r) => p.stdout.once('data', (d) => r(JSON.parse(d).port)));
-  else p.stdout.resume();
-  await new Promise((r) => setTimeout(r, 2500));
+  else if (logFd === 'pipe') p.stdout.resume();
+  else closeSync(logFd);
+  // Ready when the status listener answers (a cold start can take seconds), then a moment to settle.
+  if (kind !== 'bare') {
+    for (let t = 0; ; t++) {
+      const ok = await fetch(`http://127.0.0.1:${port + 1}/health/live`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (t > 300) throw new Error(`${name}: not ready after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await new Promise((r) => setTimeout(r, 1000));
   const wrk = (s) => execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${s}s`, '-s', '.ab/prof/tok.lua', `http://127.0.0.1:${target}${path}`], { encoding: 'utf8' });
   wrk(Number(process.env.WARM ?? 5));
   const t0 = process.hrtime.bigint(); const c0 = cpuSeconds(p.pid);

@@ -60,14 +60,13 @@ export class AccessLog {
     if (this.pending.length >= PENDING_RECORDS) this.flush();
   }
 
-  /** The lines of every pending record, appended to the batch in one piece (the batch calls this before it writes). */
+  /** The lines of every pending record, appended to the batch in order (the batch calls this before it writes). */
   flush(): void {
     const records = this.pending;
     if (records.length === 0) return;
     this.pending = [];
-    let text = '';
-    for (let i = 0; i < records.length; i++) text += this.lineOf(records[i]);
-    this.batch!.append(text);
+    // Each line is encoded into the batch's buffer as soon as it is built, so no line string outlives the loop.
+    for (let i = 0; i < records.length; i++) this.batch!.append(this.lineOf(records[i]));
   }
 
   /** What the line needs, read while the request and response still say it; undefined when sampling skips it. */

@@ -42,30 +42,43 @@ export function closeLogs(logger: Logger): Promise<void> {
 }
 
 /**
- * The process's log lines, gathered and written to a file descriptor (stdout)
- * in batches of BATCH_CHARS with one asynchronous write in flight at a time:
- * a write per line was the largest single cost of the access log under load,
- * and so were sonic-boom's per-write string measurements and buffer merges
- * (≈ 2 µs per access line at 64 KiB batches, `Buffer.byteLength` over its
- * growing concatenation; bench/README.md, "Access log"). Lines gathered while
- * a write is in flight go out in the next one, so lines stay in order. A timer
- * writes what has gathered, so a quiet gateway's lines appear within
- * LOG_FLUSH_INTERVAL_MS; closeLogs writes the rest at shutdown, and a process
- * exiting without it (a crash) writes what it holds synchronously.
+ * The process's log lines, encoded as they arrive into reusable 64 KiB
+ * buffers and written to a file descriptor (stdout) a buffer at a time with
+ * one asynchronous write in flight: a write per line was the largest single
+ * cost of the access log under load, and so were sonic-boom's per-write string
+ * measurements and buffer merges (≈ 2 µs per access line at 64 KiB batches,
+ * `Buffer.byteLength` over its growing concatenation; bench/README.md, "Access
+ * log"). No line is kept as a string: strings held until the next write
+ * survived young-generation collections whenever a write took a while (a
+ * container runtime's stdout pipe), and copying and promoting them cost the
+ * gateway more than building them. Buffers are off the V8 heap. Lines
+ * gathered while a write is in flight go out in the next one, so lines stay
+ * in order. A timer writes what has gathered, so a quiet gateway's lines
+ * appear within LOG_FLUSH_INTERVAL_MS; closeLogs writes the rest at shutdown,
+ * and a process exiting without it (a crash) writes what it holds
+ * synchronously.
  *
  * Sources (the access log) hold lines not yet built; the batch asks them to
  * append theirs before it takes any other line and before it writes, so their
  * lines keep their place among the others.
  *
  * A log reader that stops reading (a full pipe) is waited for, not blocked on:
- * the write is retried and lines gather meanwhile, up to MAX_PENDING_CHARS,
+ * the write is retried and lines gather meanwhile, up to MAX_PENDING_BYTES,
  * past which new lines are dropped and counted, and the count is logged once
  * the reader is back. A descriptor that fails for good (EPIPE, EBADF) ends
  * logging; it never takes the gateway down.
  */
 export class LineBatch {
-  private parts: string[] = [];
-  private size = 0;
+  /** The buffer being filled, and how much of it is. */
+  private chunk: Buffer = Buffer.allocUnsafeSlow(CHUNK_BYTES);
+  private used = 0;
+  /** Filled buffers waiting for the write in flight, oldest first, with their lengths. */
+  private queued: Buffer[] = [];
+  private queuedLengths: number[] = [];
+  /** Bytes gathered and not yet handed to a write (queued and being filled). */
+  private pendingBytes = 0;
+  /** Written buffers kept for reuse: a steady flow of lines allocates nothing. */
+  private readonly spare: Buffer[] = [];
   private readonly sources: (() => void)[] = [];
   private writing = false;
   private broken = false;
@@ -95,19 +108,18 @@ export class LineBatch {
   /** Lines, ready to be written, in order after what has gathered. */
   append(text: string): void {
     if (this.broken) return;
-    if (this.size >= MAX_PENDING_CHARS) {
+    if (this.pendingBytes >= MAX_PENDING_BYTES) {
       this.dropped++;
       return;
     }
-    this.parts.push(text);
-    this.size += text.length;
-    if (this.size >= BATCH_CHARS) this.writeParts();
+    this.encode(text);
+    if (this.queued.length !== 0) this.writeNext();
   }
 
   /** Starts a write of everything gathered, unless one is in flight (the flush timer, end). */
   drain(): void {
     this.flushSources();
-    this.writeParts();
+    this.writeNext();
   }
 
   /** pino's `logger.flush(cb)`: calls back once what has gathered so far is written. */
@@ -134,44 +146,76 @@ export class LineBatch {
     for (let i = 0; i < this.sources.length; i++) this.sources[i]();
   }
 
-  private takeParts(): Buffer {
-    if (this.dropped > 0) {
-      this.parts.push(droppedLine(this.dropped));
-      this.dropped = 0;
+  /** Encodes a line into the buffer being filled; a buffer it does not fit in is queued (the caller starts the write). */
+  private encode(text: string): void {
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8: a line that may not fit starts the next buffer.
+    if (CHUNK_BYTES - this.used < text.length * 3) {
+      this.queueChunk();
+      if (text.length * 3 > CHUNK_BYTES) {
+        // Longer than a buffer (a large error line): a buffer of its own.
+        const own = Buffer.from(text);
+        this.queued.push(own);
+        this.queuedLengths.push(own.length);
+        this.pendingBytes += own.length;
+        return;
+      }
     }
-    const text = this.parts.length === 1 ? this.parts[0] : this.parts.join('');
-    this.parts = [];
-    this.size = 0;
-    return Buffer.from(text);
+    const n = this.chunk.write(text, this.used);
+    this.used += n;
+    this.pendingBytes += n;
   }
 
-  private writeParts(): void {
-    if (this.writing || this.size === 0 || this.broken) return;
+  /** The buffer being filled joins the queue and a spare one takes its place. */
+  private queueChunk(): void {
+    if (this.used === 0) return;
+    this.queued.push(this.chunk);
+    this.queuedLengths.push(this.used);
+    this.chunk = this.spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+    this.used = 0;
+  }
+
+  /** Writes the oldest queued buffer, or the one being filled when nothing is queued; one write at a time. */
+  private writeNext(): void {
+    if (this.writing || this.broken) return;
+    if (this.dropped > 0) {
+      const count = this.dropped;
+      this.dropped = 0;
+      this.encode(droppedLine(count));
+    }
+    if (this.queued.length === 0) this.queueChunk();
+    if (this.queued.length === 0) return;
+    const chunk = this.queued.shift()!;
+    const length = this.queuedLengths.shift()!;
+    this.pendingBytes -= length;
     this.writing = true;
-    this.writeBuffer(this.takeParts());
+    this.writeBuffer(chunk, 0, length);
   }
 
-  private writeBuffer(buf: Buffer): void {
-    write(this.fd, buf, 0, buf.length, null, (err, written) => {
+  private writeBuffer(chunk: Buffer, offset: number, end: number): void {
+    write(this.fd, chunk, offset, end - offset, null, (err, written) => {
       if (err) {
         if (err.code === 'EAGAIN') {
           // A non-blocking pipe that is full: the reader will catch up.
-          setTimeout(() => this.writeBuffer(buf), 10).unref();
+          setTimeout(() => this.writeBuffer(chunk, offset, end), 10).unref();
           return;
         }
         this.broken = true;
-        this.parts = [];
-        this.size = 0;
+        this.queued = [];
+        this.queuedLengths = [];
+        this.pendingBytes = 0;
+        this.used = 0;
         this.writing = false;
         this.settleWaiting();
         return;
       }
-      if (written < buf.length) {
-        this.writeBuffer(buf.subarray(written));
+      if (offset + written < end) {
+        this.writeBuffer(chunk, offset + written, end);
         return;
       }
       this.writing = false;
-      if (this.size >= BATCH_CHARS || (this.waiting.length !== 0 && this.size > 0)) this.writeParts();
+      if (chunk.length === CHUNK_BYTES && this.spare.length < SPARE_CHUNKS) this.spare.push(chunk);
+      // Whole buffers write at once; a partly filled one waits for the timer, unless someone waits for it.
+      if (this.queued.length !== 0 || (this.waiting.length !== 0 && this.used > 0)) this.writeNext();
       else this.settleWaiting();
     });
   }
@@ -191,27 +235,34 @@ export class LineBatch {
   private flushSync(): void {
     if (this.broken) return;
     this.flushSources();
-    if (this.size === 0) return;
-    const buf = this.takeParts();
+    if (this.dropped > 0) this.encode(droppedLine(this.dropped));
+    this.queueChunk();
     try {
-      for (let off = 0; off < buf.length; ) off += writeSync(this.fd, buf, off);
+      for (let i = 0; i < this.queued.length; i++) {
+        const chunk = this.queued[i];
+        for (let off = 0; off < this.queuedLengths[i]; ) off += writeSync(this.fd, chunk, off, this.queuedLengths[i] - off);
+      }
     } catch {
       // Nowhere left to write.
     }
+    this.broken = true;
   }
 }
 
 /**
- * Characters gathered before a write. One write per 64 KiB (≈ 200 access
- * lines) rather than per 4 KiB: each write is a hop to libuv's thread pool and
- * back.
+ * The size of a buffer of lines, and of a write. One write per 64 KiB (≈ 200
+ * access lines) rather than per 4 KiB: each write is a hop to libuv's thread
+ * pool and back.
  */
-const BATCH_CHARS = 65_536;
+const CHUNK_BYTES = 65_536;
 
-/** Lines held while the reader does not read (≈ 64 MiB); past it, lines are dropped and counted. */
-const MAX_PENDING_CHARS = 64 * 1024 * 1024;
+/** Written buffers kept for the next lines: the one being written, the one filling, one spare. */
+const SPARE_CHUNKS = 2;
 
-/** Written at least this often when logs are quiet; under load, whenever BATCH_CHARS have gathered. */
+/** Bytes held while the reader does not read (64 MiB); past it, lines are dropped and counted. */
+const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+
+/** Written at least this often when logs are quiet; under load, whenever a buffer has filled. */
 export const LOG_FLUSH_INTERVAL_MS = 200;
 
 function droppedLine(count: number): string {

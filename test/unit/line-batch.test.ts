@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,5 +122,64 @@ describe('LineBatch: the process logger’s writer', () => {
     reader.stdout!.on('data', (c: Buffer) => (out += c));
     await new Promise((r) => reader.once('exit', r));
     assert.equal(Number(out), 20_000 * line.length);
+  });
+  it('multi-byte lines across many buffers and a line longer than a buffer come out whole and in order', async () => {
+    const { batch, read, close } = fileBatch('utf8.log');
+    const expected: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      // Mixed widths: 1, 2, 3 and 4 bytes per character in UTF-8 (the emoji is a surrogate pair).
+      const line = `${i} ${'aé€'.repeat(i % 40)}${i % 7 === 0 ? '🔑' : ''}\n`;
+      expected.push(line);
+      batch.append(line);
+      if (i === 1500) {
+        const long = `${'ü'.repeat(100_000)}\n`;
+        expected.push(long);
+        batch.append(long);
+      }
+    }
+    await close();
+    assert.equal(read(), expected.join(''));
+  });
+
+  it('a reader gone for long: lines past the limit are dropped, counted and reported once it reads again', async () => {
+    const out = join(dir, 'stalled.out');
+    const reader = spawn(process.execPath, ['-e', `setTimeout(() => process.stdin.pipe(require('fs').createWriteStream(${JSON.stringify(out)})), 1500)`], {
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
+    const fd = (reader.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+    const batch = new LineBatch(fd);
+    const line = `${'y'.repeat(1023)}\n`;
+    // 72 MiB while the reader sleeps: more than the 64 MiB held.
+    const total = 72 * 1024;
+    for (let i = 0; i < total; i++) batch.append(line);
+    await batch.end();
+    reader.stdin!.destroy();
+    await new Promise((r) => reader.once('exit', r));
+    const lines = readFileSync(out, 'utf8').trimEnd().split('\n');
+    const notice = JSON.parse(lines.at(-1)!) as { level: string; dropped_lines: number; msg: string };
+    assert.equal(notice.level, 'warn');
+    assert.match(notice.msg, /dropped/);
+    const kept = lines.length - 1;
+    assert.ok(kept >= 64 * 1024, `at least 64 MiB kept (${kept} lines)`);
+    assert.ok(notice.dropped_lines > 0);
+    assert.equal(kept + notice.dropped_lines, total, 'every line written or counted');
+    assert.ok(lines.slice(0, -1).every((l) => l === line.trimEnd()));
+  });
+
+  it('a process that exits without closing its logs still writes what it holds', async () => {
+    const out = join(dir, 'exit.log');
+    const loggerModule = fileURLToPath(new URL('../../src/common/logger.js', import.meta.url));
+    const script = `import(${JSON.stringify(loggerModule)}).then(({ createLogger }) => {
+      const logger = createLogger('info');
+      // ≈ 36 KB: less than one write's worth, so all of it is still held at exit.
+      for (let i = 0; i < 300; i++) logger.info({ n: i, pad: 'z'.repeat(60) }, 'before exit');
+      process.exit(0);
+    })`;
+    const fd = openSync(out, 'w');
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', fd, 'inherit'] });
+    closeSync(fd);
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0);
+    const lines = readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { n: number });
+    assert.deepEqual(lines.map((l) => l.n), Array.from({ length: 300 }, (_, i) => i));
   });
 });
