@@ -3,7 +3,9 @@
 // upstream on CPU 1); only samples taken while the measured wrk run lasted count, as µs of self time per request by
 // function, printed as the difference from the first target. Sequential, so whole-process CPU differs by the machine's
 // noise; the per-function rows are what to read.
-// usage: node bench/tools/profile-diff.mjs <path: / | /jwt> <secs> name=bare:DIST name=gw:DIST [...]   (DIST: dist or .ab/base)
+// usage: node bench/tools/profile-diff.mjs <path: / | /jwt> <secs> name=bare:DIST name=gw:DIST[:PATH] [...]   (DIST: dist or .ab/base)
+// A target's own PATH overrides the path for it alone (the token is still sent when the path is /jwt): `/jwt 10
+// plain=gw:dist:/ jwt=gw:dist` is what the bearer plugin costs over the plain route fed the same requests.
 // env: LEVEL (gateway log level, default warn), LOG=pipe (the gateway's log to a pipe this process reads, as a container
 // runtime would, instead of a file), WARM (warm-up seconds, default 5), N (rows, default 40)
 import { spawn, execFileSync } from 'node:child_process';
@@ -29,7 +31,7 @@ const env = { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=67108
 const results = [];
 let port = 18700;
 for (const spec of specs) {
-  const [name, rest] = spec.split('='); const [kind, dist] = rest.split(':');
+  const [name, rest] = spec.split('='); const [kind, dist, ownPath] = rest.split(':');
   port += 10;
   const dir = `.ab/prof/${name}`; rmSync(dir, { recursive: true, force: true });
   const args = kind === 'bare' ? [`${dist}/bench/bare-proxy.js`, `http://127.0.0.1:${upPort}`] : [`${dist}/src/main.js`, '--config', '.ab/prof/cfg.json'];
@@ -50,7 +52,7 @@ for (const spec of specs) {
     }
   }
   await new Promise((r) => setTimeout(r, 1000));
-  const wrk = (s) => execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${s}s`, '-s', '.ab/prof/tok.lua', `http://127.0.0.1:${target}${path}`], { encoding: 'utf8' });
+  const wrk = (s) => execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${s}s`, '-s', '.ab/prof/tok.lua', `http://127.0.0.1:${target}${ownPath ?? path}`], { encoding: 'utf8' });
   wrk(Number(process.env.WARM ?? 5));
   const t0 = process.hrtime.bigint(); const c0 = cpuSeconds(p.pid);
   const out = wrk(Number(secs));

@@ -252,25 +252,40 @@ function connectionTokens(value: string, into?: Set<string>): Set<string> | unde
  * hop-by-hop ones, any the upstream nominated in its own Connection header and
  * its X-Request-Id (the gateway's own is added). Works on undici's raw header
  * buffers: one pass, no intermediate object, repeated fields (Set-Cookie) kept
- * as they came.
+ * as they came. Only names as long as one of those it drops are lowercased and
+ * compared; `Date`, `Content-Type`, `Content-Length`, … of most responses are not.
  */
 export function clientResponseHeaders(raw: readonly (Buffer | string)[], requestId: string): string[] {
   let out: string[] = [];
   let nominated: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString('latin1');
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') nominated = connectionTokens(raw[i + 1].toString('latin1'), nominated);
-      continue;
+    const name = latin1(raw[i]);
+    if (name.length < DROPPED_NAME_LENGTHS.length && DROPPED_NAME_LENGTHS[name.length] === 1) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === 'connection') nominated = connectionTokens(latin1(raw[i + 1]), nominated);
+        continue;
+      }
+      if (lower === 'x-request-id') continue;
     }
-    if (lower === 'x-request-id') continue;
-    out.push(name, raw[i + 1].toString('latin1'));
+    out.push(name, latin1(raw[i + 1]));
   }
   // Names in Connection other than keep-alive/close are rare: filter only then.
   if (nominated) out = out.filter((_, i, all) => !nominated.has((i % 2 === 0 ? all[i] : all[i - 1]).toLowerCase()));
   out.push('x-request-id', requestId);
   return out;
+}
+
+/** 1 at the lengths of HOP_BY_HOP's names and of `x-request-id`: a name of any other length is kept without a look. */
+const DROPPED_NAME_LENGTHS = (() => {
+  const lengths = new Uint8Array(32);
+  for (const name of [...HOP_BY_HOP, 'x-request-id']) lengths[name.length] = 1;
+  return lengths;
+})();
+
+/** A raw header as a string: undici's buffers are latin1 (RFC 9110 §5.5), decoded without Buffer#toString's argument handling. */
+function latin1(value: Buffer | string): string {
+  return typeof value === 'string' ? value : (value as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, value.length);
 }
 
 /**

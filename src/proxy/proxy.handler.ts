@@ -73,32 +73,43 @@ export class ProxyHandler {
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     // HTTP/2 (compat API): the host is `:authority` (RFC 9113 §8.3.1); one integer compare on HTTP/1.1.
     if (req.httpVersionMajor === 2) adaptHttp2Request(req);
+    const ctx = this.begin(req, res);
+    if (this.tracing.recording) {
+      this.tracing.startRequest(req, res, ctx);
+      this.tracing.run(ctx, () => this.process(req, res, ctx, undefined));
+    } else {
+      this.process(req, res, ctx, undefined);
+    }
+  };
+
+  /** The request's context, and the response's access-log listener. */
+  private begin(req: IncomingMessage, res: ServerResponse): RequestContext {
     // No trusted proxies configured (the default): skip the address parse on every request.
     const peerTrusted = this.anyTrusted && isTrustedPeer(this.config.settings.trustedIps, req.socket.remoteAddress);
     const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
     req.gatehouse = ctx;
     if (this.draining) res.shouldKeepAlive = false;
     if (this.accessLog.enabled) res.on('close', this.onResponseClose);
-    if (this.tracing.recording) {
-      this.tracing.startRequest(req, res, ctx);
-      this.tracing.run(ctx, () => this.process(req, res, ctx));
-    } else {
-      this.process(req, res, ctx);
-    }
-  };
+    return ctx;
+  }
 
-  /** Route match, access phase, forward; every error through the one error mapping. */
-  private process(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+  /**
+   * Route match, access phase, forward; every error through the one error
+   * mapping. `head` is set for a WebSocket handshake (the bytes read past its
+   * headers): the route must then allow ws/wss, and the forward is the upgrade.
+   */
+  private process(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, head: Buffer | undefined): void {
     let pending: Promise<void>;
     try {
       this.routes.resolve(req, ctx);
-      if (!ctx.match!.route.protocols.anyHttp) checkRouteProtocols(req, ctx, false);
+      if (head !== undefined) checkRouteProtocols(req, ctx, true);
+      else if (!ctx.match!.route.protocols.anyHttp) checkRouteProtocols(req, ctx, false);
       const { access, log } = ctx.match!.route.phases;
       if (log.length && !this.accessLog.enabled) res.on('close', this.onResponseClose);
       const accessed = runAccessPhase(access, 0, req, res, ctx);
-      if (accessed === undefined) pending = this.forward(req, res, ctx);
+      if (accessed === undefined) pending = this.forward(req, res, ctx, head);
       else if (accessed === RESPONDED) return;
-      else pending = accessed.then((r) => (r === RESPONDED ? undefined : this.forward(req, res, ctx)));
+      else pending = accessed.then((r) => (r === RESPONDED ? undefined : this.forward(req, res, ctx, head)));
     } catch (err) {
       writeErrorResponse(req, res, err, this.logger);
       return;
@@ -133,34 +144,16 @@ export class ProxyHandler {
       this.handle(req, res);
       return;
     }
-    const peerTrusted = this.anyTrusted && isTrustedPeer(this.config.settings.trustedIps, req.socket.remoteAddress);
-    const ctx = new RequestContext(requestIdFor(req, peerTrusted), peerTrusted);
-    req.gatehouse = ctx;
-    if (this.accessLog.enabled) res.on('close', this.onResponseClose);
-    let pending: Promise<void>;
-    try {
-      this.routes.resolve(req, ctx);
-      checkRouteProtocols(req, ctx, true);
-      const { access, log } = ctx.match!.route.phases;
-      if (log.length && !this.accessLog.enabled) res.on('close', this.onResponseClose);
-      const accessed = runAccessPhase(access, 0, req, res, ctx);
-      if (accessed === undefined) pending = this.forwardUpgrade(req, res, ctx, head);
-      else if (accessed === RESPONDED) return;
-      else pending = accessed.then((r) => (r === RESPONDED ? undefined : this.forwardUpgrade(req, res, ctx, head)));
-    } catch (err) {
-      writeErrorResponse(req, res, err, this.logger);
-      return;
-    }
-    pending.catch((err: unknown) => writeErrorResponse(req, res, err, this.logger));
+    this.process(req, res, this.begin(req, res), head);
   };
 
-  private forwardUpgrade(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, head: Buffer): Promise<void> {
-    return this.websockets.connect(req, res, ctx, ctx.match!.upstreamPath!, this.upstreamHeaders(req, ctx), head);
-  }
-
-  private forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+  /** The upstream exchange: a request through the pool, or for a WebSocket handshake (`head` set) the tunnel. */
+  private forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, head: Buffer | undefined): Promise<void> {
     // RouteMatcher refuses a match without an upstream path before any step runs.
-    return this.upstream.forward(req, res, ctx, ctx.match!.route.service, ctx.match!.upstreamPath!, this.upstreamHeaders(req, ctx));
+    const match = ctx.match!;
+    const headers = this.upstreamHeaders(req, ctx);
+    if (head !== undefined) return this.websockets.connect(req, res, ctx, match.upstreamPath!, headers, head);
+    return this.upstream.forward(req, res, ctx, match.route.service, match.upstreamPath!, headers);
   }
 
   private upstreamHeaders(req: IncomingMessage, ctx: RequestContext): string[] {
