@@ -21,6 +21,9 @@ export interface VerifiedToken {
   /** Single-slot memo for the authorization decision of the last policy that checked this token. */
   decidedFor?: object;
   decision?: unknown;
+  /** Single-slot memo of the caller (the `credential_claim` path it was read with, and the value). */
+  callerFor?: readonly string[];
+  caller?: string;
 }
 
 export interface VerifyOptions {
@@ -137,15 +140,21 @@ export class AccessTokenVerifier {
    * as long as the connection.
    */
   verifyOnConnection(token: string, opts: VerifyOptions, connection: object): VerifiedToken | undefined {
-    const holder = connection as { [LAST_VERIFIED]?: ConnectionMemo };
-    const memo = holder[LAST_VERIFIED];
+    const repeat = this.repeatOnConnection(token, connection);
+    if (repeat !== undefined) return repeat;
+    const entry = this.verifyNow(token, opts, AccessTokenVerifier.cacheKey(token));
+    if (entry) (connection as { [LAST_VERIFIED]?: ConnectionMemo })[LAST_VERIFIED] = { verifier: this, token, entry };
+    return entry;
+  }
+
+  /** The connection's memo when `token` is the last one this verifier verified on it and is still within `exp`. */
+  repeatOnConnection(token: string, connection: object): VerifiedToken | undefined {
+    const memo = (connection as { [LAST_VERIFIED]?: ConnectionMemo })[LAST_VERIFIED];
     if (memo !== undefined && memo.verifier === this && memo.token === token && memo.entry.expiresAt > Date.now()) {
       CACHE_HIT.value++;
       return memo.entry;
     }
-    const entry = this.verifyNow(token, opts, AccessTokenVerifier.cacheKey(token));
-    if (entry) holder[LAST_VERIFIED] = { verifier: this, token, entry };
-    return entry;
+    return undefined;
   }
 
   /**
@@ -209,7 +218,15 @@ export class AccessTokenVerifier {
       const other = otherTokenKind(payload, opts.clientId);
       if (other) throw new InvalidTokenError(`${other} cannot be used as an access token`);
     }
-    const entry: VerifiedToken = { claims: payload, expiresAt: (payload.exp as number) * 1000 + opts.leewaySeconds * 1000 };
+    // Every memo slot present from the start: one object shape for every cached token.
+    const entry: VerifiedToken = {
+      claims: payload,
+      expiresAt: (payload.exp as number) * 1000 + opts.leewaySeconds * 1000,
+      decidedFor: undefined,
+      decision: undefined,
+      callerFor: undefined,
+      caller: undefined,
+    };
     this.admit(cacheKey, entry);
     return entry;
   }

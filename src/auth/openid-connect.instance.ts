@@ -35,6 +35,10 @@ export class OpenIdConnectInstance {
   readonly stripHeaders: HeaderStripRule;
   /** True when the plugin sends the access token upstream in Authorization. */
   readonly setsAuthorization: boolean;
+  /** Bearer JWTs are verified here (not sent to introspection): `bearer` on, and not `introspect_jwt_tokens` with introspection. */
+  readonly verifiesJwtLocally: boolean;
+  /** A verified bearer JWT completes authentication without an await (no userinfo to fetch for the upstream). */
+  readonly bearerWithoutAwait: boolean;
   /** The gateway's cookies plus this route's bearer-token cookie: what the upstream must not see when credentials are hidden. */
   readonly cookiesHidingCredential?: OwnedCookies;
   readonly secure: boolean;
@@ -84,6 +88,8 @@ export class OpenIdConnectInstance {
       if (h) owned.add(canonicalHeaderName(h.split(':')[0]));
     }
     this.setsAuthorization = owned.delete('authorization');
+    this.verifiesJwtLocally = this.methods.has('bearer') && !(this.methods.has('introspection') && config.introspect_jwt_tokens);
+    this.bearerWithoutAwait = this.verifiesJwtLocally && !config.upstream_user_info_header;
     this.stripHeaders = identityStripRule(owned);
     if (config.hide_credentials && config.bearer_token_cookie_name && ownedCookies) this.cookiesHidingCredential = ownedCookies.with([config.bearer_token_cookie_name]);
     this.passportName = `oidc-${id}`;

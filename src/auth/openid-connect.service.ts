@@ -90,11 +90,11 @@ export class OpenIdConnectService implements OnModuleDestroy {
    */
   authenticateCached(req: IncomingMessage, ctx: RequestContext, instance: OpenIdConnectInstance): boolean {
     const config = instance.config;
-    if (!instance.methods.has('bearer') || config.upstream_user_info_header || instance.callbackPaths.has(ctx.path)) return false;
+    if (!instance.bearerWithoutAwait || instance.callbackPaths.has(ctx.path)) return false;
     if (req.method === 'OPTIONS' && !config.run_on_preflight) return false;
     if (this.logoutFlow.matches(req, ctx, config)) return false;
     const presented = presentedToken(req, ctx, config);
-    if (!presented || !this.tokens.verifiesLocally(presented.token, instance)) return false;
+    if (!presented) return false;
     const verified = this.tokens.verifyCached(presented.token, instance, req);
     if (!verified) return false;
     if (config.hide_credentials) hideCredentials(req, ctx, config, instance.cookiesHidingCredential);

@@ -9,5 +9,5 @@ export interface Principal {
   /** Raw introspection response, for upstream_introspection_header. */
   introspection?: Readonly<Record<string, unknown>>;
   /** Memo slot shared with the token cache, so a repeat token skips re-evaluating requirements. */
-  memo?: { decidedFor?: object; decision?: unknown };
+  memo?: { decidedFor?: object; decision?: unknown; callerFor?: readonly string[]; caller?: string };
 }

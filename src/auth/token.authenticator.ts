@@ -29,7 +29,7 @@ export class TokenAuthenticator {
 
   /** True when this token goes through local JWT verification on this route (else introspection, or nothing). */
   verifiesLocally(token: string, instance: OpenIdConnectInstance): boolean {
-    return instance.methods.has('bearer') && isCompactJws(token) && !(instance.methods.has('introspection') && instance.config.introspect_jwt_tokens);
+    return instance.verifiesJwtLocally && isCompactJws(token);
   }
 
   /**
@@ -38,8 +38,14 @@ export class TokenAuthenticator {
    * Undefined when the keys must be fetched first.
    */
   verifyCached(token: string, instance: OpenIdConnectInstance, req: IncomingMessage): VerifiedToken | undefined {
+    if (!instance.verifiesJwtLocally) return undefined;
+    const verifier = this.verifierFor(instance);
+    // The connection's last token, verified before: a JWS by construction, no need to look at its shape.
+    const repeat = verifier.repeatOnConnection(token, req.socket);
+    if (repeat !== undefined) return repeat;
+    if (!isCompactJws(token)) return undefined;
     try {
-      return this.verifierFor(instance).verifyOnConnection(token, instance.tokenVerification, req.socket);
+      return verifier.verifyOnConnection(token, instance.tokenVerification, req.socket);
     } catch (err) {
       throw invalidToken(instance.config, err);
     }

@@ -30,8 +30,7 @@ export class UpstreamIdentity {
   /** A promise only when userinfo must be fetched. */
   establish(req: IncomingMessage, ctx: RequestContext, instance: OpenIdConnectInstance, principal: Principal): void | Promise<void> {
     ctx.principal = principal;
-    const caller = claimValues(principal.claims, instance.config.credential_claim)[0];
-    ctx.caller = caller ?? (typeof principal.claims.sub === 'string' ? principal.claims.sub : undefined);
+    ctx.caller = callerOf(principal, instance.config.credential_claim);
 
     const c = instance.config;
     // Most requests add nothing (the caller's own Authorization kept): the list is made only when needed.
@@ -132,4 +131,17 @@ export function headerSafe(value: unknown): string {
   const text = typeof value === 'string' ? value : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value.join(',') : JSON.stringify(value);
   // toWellFormed: a lone surrogate in a claim must be encoded, not throw (URIError) into a 500.
   return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text.toWellFormed());
+}
+
+/** The caller for logs and limits: the `credential_claim`, else `sub`; remembered on a verified token (its claims never change). */
+function callerOf(principal: Principal, claimPath: readonly string[]): string | undefined {
+  const memo = principal.memo;
+  if (memo !== undefined && memo.callerFor === claimPath) return memo.caller;
+  const claims = principal.claims;
+  const caller = claimValues(claims, claimPath)[0] ?? (typeof claims.sub === 'string' ? claims.sub : undefined);
+  if (memo !== undefined) {
+    memo.callerFor = claimPath;
+    memo.caller = caller;
+  }
+  return caller;
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Client } from 'undici';
 import { FakeIssuer } from '../helpers/fake-issuer.js';
 import { bearerPlugin, httpRequest, rawExchange, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
@@ -32,6 +33,7 @@ describe('access log', () => {
               { name: 'open', paths: ['/open'] },
               { name: 'health', paths: ['/health'], plugins: [quiet] },
               { name: 'scoped', paths: ['/scoped'], plugins: [bearerPlugin(issuer.issuer, { scopes_required: ['orders:read'] })] },
+              { name: 'by-email', paths: ['/by-email'], plugins: [bearerPlugin(issuer.issuer, { scopes_required: ['orders:read'], credential_claim: ['email'] })] },
             ],
           },
           { name: 'gone', url: closed, retries: 0, routes: [{ name: 'health-down', paths: ['/health-down'], plugins: [quiet] }] },
@@ -79,6 +81,25 @@ describe('access log', () => {
       assert.ok(!line.includes('query-secret') && !line.includes(token));
     }
     assert.ok(gw.logs().some((l) => l.path === '/open/a"b\\c'), 'quotes and backslashes kept');
+  });
+
+  it('the caller is each route’s credential_claim, for one token alternating between routes on one connection', async () => {
+    const token = await issuer.token({ sub: 'carol', email: 'carol@example.com', scope: 'orders:read' });
+    // One keep-alive connection: the token is verified once and remembered on it, then served from that memo.
+    const client = new Client(gw.proxyUrl, { pipelining: 1 });
+    try {
+      const order = ['/scoped', '/by-email', '/scoped', '/by-email'];
+      for (const [i, path] of order.entries()) {
+        const res = await client.request({ path, method: 'GET', headers: { authorization: `Bearer ${token}`, 'x-request-id': `caller-${i}` } });
+        await res.body.text();
+        assert.equal(res.statusCode, 200);
+      }
+      const callers = [];
+      for (let i = 0; i < order.length; i++) callers.push((await gw.waitForLog((l) => l.msg === 'request' && l.request_id === `caller-${i}`)).caller);
+      assert.deepEqual(callers, ['carol', 'carol@example.com', 'carol', 'carol@example.com']);
+    } finally {
+      await client.close();
+    }
   });
 
   it('access-log sample_rate 0: a health route logs nothing for successes, but its failures', async () => {
