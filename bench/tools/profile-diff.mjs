@@ -8,56 +8,39 @@
 // plain=gw:dist:/ jwt=gw:dist` is what the bearer plugin costs over the plain route fed the same requests.
 // env: LEVEL (gateway log level, default warn), LOG=pipe (the gateway's log to a pipe this process reads, as a container
 // runtime would, instead of a file), WARM (warm-up seconds, default 5), N (rows, default 40)
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, readdirSync, readFileSync, rmSync, openSync, closeSync, existsSync } from 'node:fs';
-const root = process.cwd();
-mkdirSync('.ab', { recursive: true });
-const { startFakeIssuer } = await import(`${root}/dist/bench/issuer.js`);
-const { cpuSeconds } = await import(`${root}/dist/bench/procstat.js`);
-const { NODE_FLAGS } = await import(`${root}/dist/src/runtime/node-flags.js`);
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpuSeconds, sideBySide } from './side-by-side.mjs';
+
 const [path, secs, ...specs] = process.argv.slice(2);
-const issuer = await startFakeIssuer();
-const up = spawn('taskset', ['-c', '1', process.execPath, 'dist/bench/upstream.js'], { stdio: ['ignore', 'pipe', 'inherit'] });
-process.on('exit', () => up.kill());
-const upPort = await new Promise((r) => up.stdout.once('data', (d) => r(JSON.parse(d).port)));
+const bench = await sideBySide();
 mkdirSync('.ab/prof', { recursive: true });
-const cfg = { _format_version: '3.0', services: [{ name: 'b', url: `http://127.0.0.1:${upPort}`, routes: [
-  { name: 'plain', paths: ['/'], strip_path: false },
-  { name: 'jwt', paths: ['/jwt'], strip_path: false, plugins: [{ name: 'openid-connect', config: { issuer: issuer.issuer, auth_methods: ['bearer'], scopes_required: ['bench_scope'] } }] },
-] }] };
-writeFileSync('.ab/prof/cfg.json', JSON.stringify(cfg));
-writeFileSync('.ab/prof/tok.lua', path.startsWith('/jwt') ? `wrk.headers["Authorization"] = ${JSON.stringify(`Bearer ${await issuer.sign('RS256', 'x')}`)}` : '');
-const env = { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=67108864', GATEHOUSE_LOG_LEVEL: process.env.LEVEL ?? 'warn', GATEHOUSE_ADMIN_LISTEN: 'off' };
 const results = [];
 let port = 18700;
 for (const spec of specs) {
-  const [name, rest] = spec.split('='); const [kind, dist, ownPath] = rest.split(':');
+  const [name, rest] = spec.split('=');
+  const [kind, dist, ownPath] = rest.split(':');
   port += 10;
-  const dir = `.ab/prof/${name}`; rmSync(dir, { recursive: true, force: true });
-  const args = kind === 'bare' ? [`${dist}/bench/bare-proxy.js`, `http://127.0.0.1:${upPort}`] : [`${dist}/src/main.js`, '--config', '.ab/prof/cfg.json'];
-  // The gateway's log goes to a file, as in the bench (tmpfs when there is one): a pipe read by this process costs otherwise.
-  const logFd = kind === 'bare' || process.env.LOG === 'pipe' ? 'pipe' : openSync(`${existsSync('/dev/shm') ? '/dev/shm' : '.ab/prof'}/profile-diff-${name}.log`, 'w');
-  const p = spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', dir, ...args], { stdio: ['ignore', logFd, 'inherit'], env: { ...env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${port + 1}` } });
+  const dir = `.ab/prof/${name}`;
+  rmSync(dir, { recursive: true, force: true });
+  const nodeArgs = ['--cpu-prof', '--cpu-prof-dir', dir];
+  let p;
   let target = port;
-  if (kind === 'bare') target = await new Promise((r) => p.stdout.once('data', (d) => r(JSON.parse(d).port)));
-  else if (logFd === 'pipe') p.stdout.resume();
-  else closeSync(logFd);
-  // Ready when the status listener answers (a cold start can take seconds), then a moment to settle.
-  if (kind !== 'bare') {
-    for (let t = 0; ; t++) {
-      const ok = await fetch(`http://127.0.0.1:${port + 1}/health/live`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (t > 300) throw new Error(`${name}: not ready after 30 s`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  if (kind === 'bare') {
+    ({ proc: p, port: target } = await bench.bare(dist, { nodeArgs }));
+  } else {
+    // The gateway's log goes to a file, as in the bench (tmpfs when there is one): a pipe read by this process costs otherwise.
+    const stdout = process.env.LOG === 'pipe' ? 'pipe' : openSync(`${existsSync('/dev/shm') ? '/dev/shm' : '.ab/prof'}/profile-diff-${name}.log`, 'w');
+    p = bench.gateway(dist, port, { nodeArgs, stdout, env: { GATEHOUSE_LOG_LEVEL: process.env.LEVEL ?? 'warn' } });
+    if (stdout === 'pipe') p.stdout.resume();
+    else closeSync(stdout);
+    await bench.ready(port, name);
   }
   await new Promise((r) => setTimeout(r, 1000));
-  const wrk = (s) => execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${s}s`, '-s', '.ab/prof/tok.lua', `http://127.0.0.1:${target}${ownPath ?? path}`], { encoding: 'utf8' });
-  wrk(Number(process.env.WARM ?? 5));
+  const targetPath = ownPath ?? path;
+  bench.wrk(target, targetPath, Number(process.env.WARM ?? 5));
   const t0 = process.hrtime.bigint(); const c0 = cpuSeconds(p.pid);
-  const out = wrk(Number(secs));
+  const reqs = bench.wrk(target, targetPath, Number(secs)).requests;
   const t1 = process.hrtime.bigint(); const c1 = cpuSeconds(p.pid);
-  const reqs = Number(/(\d+) requests in/.exec(out)[1]);
   p.kill('SIGTERM'); await new Promise((r) => p.once('exit', r));
   const prof = JSON.parse(readFileSync(`${dir}/${readdirSync(dir)[0]}`, 'utf8'));
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
@@ -83,4 +66,4 @@ for (const r of results.slice(1)) {
   const rows = [...keys].map((k) => [k, base.self.get(k) ?? 0, r.self.get(k) ?? 0]).map((x) => [...x, x[2] - x[1]]).sort((x, y) => Math.abs(y[3]) - Math.abs(x[3]));
   for (const x of rows.slice(0, Number(process.env.N ?? 40))) console.log(`${x[3] >= 0 ? '+' : ''}${x[3].toFixed(2).padStart(6)}  ${x[1].toFixed(2).padStart(5)} ${x[2].toFixed(2).padStart(5)}  ${x[0]}`);
 }
-up.kill(); await issuer.close();
+await bench.close();
