@@ -1,6 +1,7 @@
 import { hash, type KeyObject } from 'node:crypto';
 import { errors as joseErrors, decodeProtectedHeader, type JWTPayload, type JWTHeaderParameters } from 'jose';
 import type { IssuerState } from './issuer.registry.js';
+import type { VerificationMemo } from './principal.js';
 import { isHmacAlgorithm, verifySignature } from './jws-signature.js';
 import { gatewayMetrics } from '../metrics/gateway-metrics.js';
 
@@ -14,16 +15,10 @@ export { ASYMMETRIC_ALGORITHMS } from './jws-signature.js';
 const NOT_ACCESS_TOKEN_TYP = new Set(['logout+jwt', 'application/logout+jwt', 'secevent+jwt', 'id_token+jwt']);
 const ACCESS_TOKEN_TYP = new Set(['at+jwt', 'application/at+jwt']);
 
-export interface VerifiedToken {
+export interface VerifiedToken extends VerificationMemo {
   claims: JWTPayload & Record<string, unknown>;
   /** Epoch ms after which the cached verification must not be used. */
   expiresAt: number;
-  /** Single-slot memo for the authorization decision of the last policy that checked this token. */
-  decidedFor?: object;
-  decision?: unknown;
-  /** Single-slot memo of the caller (the `credential_claim` path it was read with, and the value). */
-  callerFor?: readonly string[];
-  caller?: string;
 }
 
 export interface VerifyOptions {
@@ -140,8 +135,11 @@ export class AccessTokenVerifier {
    * as long as the connection.
    */
   verifyOnConnection(token: string, opts: VerifyOptions, connection: object): VerifiedToken | undefined {
-    const repeat = this.repeatOnConnection(token, connection);
-    if (repeat !== undefined) return repeat;
+    return this.repeatOnConnection(token, connection) ?? this.verifyAndRemember(token, opts, connection);
+  }
+
+  /** verifyNow, and the result remembered on the connection; for a caller that has just found no repeat there. */
+  verifyAndRemember(token: string, opts: VerifyOptions, connection: object): VerifiedToken | undefined {
     const entry = this.verifyNow(token, opts, AccessTokenVerifier.cacheKey(token));
     if (entry) (connection as { [LAST_VERIFIED]?: ConnectionMemo })[LAST_VERIFIED] = { verifier: this, token, entry };
     return entry;

@@ -45,7 +45,7 @@ export class TokenAuthenticator {
     if (repeat !== undefined) return repeat;
     if (!isCompactJws(token)) return undefined;
     try {
-      return verifier.verifyOnConnection(token, instance.tokenVerification, req.socket);
+      return verifier.verifyAndRemember(token, instance.tokenVerification, req.socket);
     } catch (err) {
       throw invalidToken(instance.config, err);
     }

@@ -72,9 +72,8 @@ export class LineBatch {
   /** The buffer being filled, and how much of it is. */
   private chunk: Buffer = Buffer.allocUnsafeSlow(CHUNK_BYTES);
   private used = 0;
-  /** Filled buffers waiting for the write in flight, oldest first, with their lengths. */
-  private queued: Buffer[] = [];
-  private queuedLengths: number[] = [];
+  /** Filled buffers waiting for the write in flight, oldest first. */
+  private queued: QueuedChunk[] = [];
   /** Bytes gathered and not yet handed to a write (queued and being filled). */
   private pendingBytes = 0;
   /** Written buffers kept for reuse: a steady flow of lines allocates nothing. */
@@ -154,8 +153,7 @@ export class LineBatch {
       if (text.length * 3 > CHUNK_BYTES) {
         // Longer than a buffer (a large error line): a buffer of its own.
         const own = Buffer.from(text);
-        this.queued.push(own);
-        this.queuedLengths.push(own.length);
+        this.queued.push({ chunk: own, length: own.length });
         this.pendingBytes += own.length;
         return;
       }
@@ -168,8 +166,7 @@ export class LineBatch {
   /** The buffer being filled joins the queue and a spare one takes its place. */
   private queueChunk(): void {
     if (this.used === 0) return;
-    this.queued.push(this.chunk);
-    this.queuedLengths.push(this.used);
+    this.queued.push({ chunk: this.chunk, length: this.used });
     this.chunk = this.spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
     this.used = 0;
   }
@@ -184,8 +181,7 @@ export class LineBatch {
     }
     if (this.queued.length === 0) this.queueChunk();
     if (this.queued.length === 0) return;
-    const chunk = this.queued.shift()!;
-    const length = this.queuedLengths.shift()!;
+    const { chunk, length } = this.queued.shift()!;
     this.pendingBytes -= length;
     this.writing = true;
     this.writeBuffer(chunk, 0, length);
@@ -201,7 +197,6 @@ export class LineBatch {
         }
         this.broken = true;
         this.queued = [];
-        this.queuedLengths = [];
         this.pendingBytes = 0;
         this.used = 0;
         this.writing = false;
@@ -238,15 +233,20 @@ export class LineBatch {
     if (this.dropped > 0) this.encode(droppedLine(this.dropped));
     this.queueChunk();
     try {
-      for (let i = 0; i < this.queued.length; i++) {
-        const chunk = this.queued[i];
-        for (let off = 0; off < this.queuedLengths[i]; ) off += writeSync(this.fd, chunk, off, this.queuedLengths[i] - off);
+      for (const { chunk, length } of this.queued) {
+        for (let off = 0; off < length; ) off += writeSync(this.fd, chunk, off, length - off);
       }
     } catch {
       // Nowhere left to write.
     }
     this.broken = true;
   }
+}
+
+/** A buffer of lines waiting to be written, and how much of it is lines. */
+interface QueuedChunk {
+  readonly chunk: Buffer;
+  readonly length: number;
 }
 
 /**
