@@ -3,11 +3,13 @@
 // upstream on CPU 1); only samples taken while the measured wrk run lasted count, as µs of self time per request by
 // function, printed as the difference from the first target. Sequential, so whole-process CPU differs by the machine's
 // noise; the per-function rows are what to read.
-// usage: node bench/tools/profile-diff.mjs <path: / | /jwt> <secs> name=bare:DIST name=gw:DIST[:PATH] [...]   (DIST: dist or .ab/base)
+// usage: node bench/tools/profile-diff.mjs <path: / | /jwt> <secs> name=bare:DIST name=gw:DIST[:PATH[:LEVEL]] [...]   (DIST: dist or
+// .ab/base; LEVEL: that gateway's log level, e.g. `info=gw:dist::info` against `warn=gw:dist::warn`)
 // A target's own PATH overrides the path for it alone (the token is still sent when the path is /jwt): `/jwt 10
 // plain=gw:dist:/ jwt=gw:dist` is what the bearer plugin costs over the plain route fed the same requests.
 // env: LEVEL (gateway log level, default warn), LOG=pipe (the gateway's log to a pipe this process reads, as a container
-// runtime would, instead of a file), WARM (warm-up seconds, default 5), N (rows, default 40)
+// runtime would, instead of a file), WARM (warm-up seconds, default 5), IDLE (seconds idle after the warm-up, then 2 s of
+// load before the measured run, as each process sees in a full bench run), N (rows, default 40)
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpuSeconds, sideBySide } from './side-by-side.mjs';
 
@@ -18,7 +20,8 @@ const results = [];
 let port = 18700;
 for (const spec of specs) {
   const [name, rest] = spec.split('=');
-  const [kind, dist, ownPath] = rest.split(':');
+  const [kind, dist, pathField, level] = rest.split(':');
+  const ownPath = pathField || undefined;
   port += 10;
   const dir = `.ab/prof/${name}`;
   rmSync(dir, { recursive: true, force: true });
@@ -30,7 +33,7 @@ for (const spec of specs) {
   } else {
     // The gateway's log goes to a file, as in the bench (tmpfs when there is one): a pipe read by this process costs otherwise.
     const stdout = process.env.LOG === 'pipe' ? 'pipe' : openSync(`${existsSync('/dev/shm') ? '/dev/shm' : '.ab/prof'}/profile-diff-${name}.log`, 'w');
-    p = bench.gateway(dist, port, { nodeArgs, stdout, env: { GATEHOUSE_LOG_LEVEL: process.env.LEVEL ?? 'warn' } });
+    p = bench.gateway(dist, port, { nodeArgs, stdout, env: { GATEHOUSE_LOG_LEVEL: level ?? process.env.LEVEL ?? 'warn' } });
     if (stdout === 'pipe') p.stdout.resume();
     else closeSync(stdout);
     await bench.ready(port, name);
@@ -38,6 +41,11 @@ for (const spec of specs) {
   await new Promise((r) => setTimeout(r, 1000));
   const targetPath = ownPath ?? path;
   bench.wrk(target, targetPath, Number(process.env.WARM ?? 5));
+  if (process.env.IDLE) {
+    // As in a full bench run: the process idles while the other cases run, then gets the bench's 2 s of warm-up.
+    await new Promise((r) => setTimeout(r, Number(process.env.IDLE) * 1000));
+    bench.wrk(target, targetPath, 2);
+  }
   const t0 = process.hrtime.bigint(); const c0 = cpuSeconds(p.pid);
   const reqs = bench.wrk(target, targetPath, Number(secs)).requests;
   const t1 = process.hrtime.bigint(); const c1 = cpuSeconds(p.pid);

@@ -30,12 +30,14 @@ export async function sideBySide(scratch = '.ab') {
   writeFileSync(tokenScript, `wrk.headers["Authorization"] = ${JSON.stringify(`Bearer ${await issuer.sign('RS256', 'x')}`)}`);
   const noScript = `${scratch}/side-by-side-none.lua`;
   writeFileSync(noScript, '');
+  const uploadScript = `${scratch}/side-by-side-upload.lua`;
+  writeFileSync(uploadScript, 'wrk.method = "POST"\nwrk.body = string.rep("u", 1048576)\nwrk.headers["Content-Type"] = "application/octet-stream"\n');
 
   return {
     upstreamUrl,
     config,
-    /** The wrk script for a path: the token for /jwt… paths, nothing otherwise. */
-    scriptFor: (path) => (path.startsWith('/jwt') ? tokenScript : noScript),
+    /** The wrk script for a path: the token for /jwt… paths, a 1 MiB POST for /upload (case 8-up), nothing otherwise. */
+    scriptFor: (path) => (path.startsWith('/jwt') ? tokenScript : path.startsWith('/upload') ? uploadScript : noScript),
     /**
      * A gateway from `dist` (dist or a copy such as .ab/base) on CPU 0 with the launcher's NODE_FLAGS, listening on
      * `port` (status listener on port + 1), the Admin API off (two gateways would want one port).

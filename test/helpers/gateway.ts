@@ -35,6 +35,8 @@ export interface StartOptions {
   ext?: '.yaml' | '.json';
   env?: Record<string, string | undefined>;
   args?: string[];
+  /** node's own flags before the script, e.g. the launchers' NODE_FLAGS where memory behaviour is what a test checks. */
+  nodeArgs?: readonly string[];
   /** Wait for "gatehouse started" (default) or only for the process to exit. */
   expectStart?: boolean;
   timeoutMs?: number;
@@ -52,7 +54,7 @@ export function writeConfig(config: object | string, ext = '.yaml'): string {
  * on free loopback ports (port 0; the real ports come from the start-up log line).
  */
 export async function startGateway(opts: StartOptions = {}): Promise<GatewayProcess> {
-  const args = [MAIN, ...(opts.args ?? [])];
+  const args = [...(opts.nodeArgs ?? []), MAIN, ...(opts.args ?? [])];
   if (opts.config !== undefined) args.push('--config', writeConfig(opts.config, opts.ext));
   const child = spawn(process.execPath, args, {
     cwd: PROJECT_ROOT,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { NODE_FLAGS } from '../../src/runtime/node-flags.js';
 import { request as httpRequestRaw } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { httpRequest, rssBytes, startGateway, type GatewayProcess } from '../helpers/gateway.js';
@@ -361,6 +362,8 @@ describe('proxy: large bodies stream with bounded memory', () => {
     gw = await startGateway({
       config: { _format_version: '3.0', services: [{ name: 'bulk', url: upstream.url, routes: [{ paths: ['/bulk'] }] }] },
       env: { GATEHOUSE_LOG_LEVEL: 'info' },
+      // Started as npm start and the Dockerfile start it: the V8 flags decide when body memory is collected.
+      nodeArgs: NODE_FLAGS,
     });
     // Warm up so the baseline includes the code paths a request loads.
     for (let i = 0; i < 3; i++) await httpRequest(gw.proxyUrl, '/bulk/warm', { method: 'POST', body: 'x' });
