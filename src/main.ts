@@ -1,14 +1,12 @@
 import './runtime/runtime-tuning.js';
 import 'reflect-metadata';
-import { ConfigError, loadDeclarativeConfigFile, validateDeclarativeDocument } from './config/config.loader.js';
+import { ConfigError } from './config/config.loader.js';
 import { createConfigStore, followConfigStore } from './config/stores/config-store.factory.js';
-import { initialPostgresDocument, PostgresConfigStore } from './config/stores/postgres-config.store.js';
 import { configWarnings } from './config/config-warnings.js';
 import { GatewayConfig } from './config/gateway-config.js';
 import { loadGatewaySettings } from './config/gateway-config.module.js';
-import { SettingsError, type GatewaySettings } from './config/gateway-settings.js';
-import type { ConfigStore } from './config/config-store.js';
-import { documentWithIds } from './admin/admin-entities.js';
+import { SettingsError } from './config/gateway-settings.js';
+import { initialConfig } from './config/initial-config.js';
 import { closeLogs, createLogger } from './common/logger.js';
 import { startGateway } from './runtime/gateway.bootstrap.js';
 import { isClusterWorker, onShutdownSignal, reportWorkerStarted, runPrimary } from './runtime/cluster.js';
@@ -46,40 +44,9 @@ async function main(): Promise<void> {
     return fail('GATEHOUSE_WORKERS > 1 needs a declarative config (--config PATH); the built-in demo runs as one process');
   }
   try {
-    if (store instanceof PostgresConfigStore) {
-      // The database is the truth; a file only seeds an empty one (exactly one of several starting instances does).
-      const document = await initialPostgresDocument(store, settings.declarativeConfig, logger);
-      if (!document) return fail(`${store.source}: holds no declarative config`);
-      config = new GatewayConfig(settings, validateDeclarativeDocument(document, store.source), store.source, false, document as Record<string, unknown>);
-    } else if (settings.demo) {
-      const { startDemo, DemoStartError } = await import('./demo/demo.js');
-      try {
-        config = await startDemo(settings, logger);
-      } catch (err) {
-        if (err instanceof DemoStartError || err instanceof ConfigError) return fail(err.message);
-        throw err;
-      }
-      // The demo keeps admin changes in the embedded store. Its document holds the demo's
-      // {vault://env/GATEHOUSE_DEMO_*} references, so a restart on other ports or secrets still fits.
-      if (store) config = await fromStore(store, config.document, config, settings);
-    } else if (!settings.declarativeConfig) {
-      // A database and no file: whatever the store holds, or nothing yet (a fresh Kong with a database).
-      config = await fromStore(store!, { _format_version: '3.0' }, undefined, settings);
-    } else {
-      const file = settings.declarativeConfig;
-      // Through the store, so its watch starts from exactly the bytes that were validated; a writable
-      // store that is still empty starts from the file (Kong's declarative_config import).
-      let document = store ? await store.load() : undefined;
-      if (!document) {
-        if (store && !store.writable) return fail(`${store.source}: holds no declarative config`);
-        document = (await loadDeclarativeConfigFile(file)).document;
-        config = store ? await fromStore(store, document as Record<string, unknown>, undefined, settings) : new GatewayConfig(settings, validateDeclarativeDocument(document, file), file, false, document as Record<string, unknown>);
-      } else {
-        config = new GatewayConfig(settings, validateDeclarativeDocument(document, store!.source), store!.kind === 'off' ? file : store!.source, false, document as Record<string, unknown>);
-      }
-    }
+    config = await initialConfig(settings, store, logger);
   } catch (err) {
-    // The store's start-up errors (unreachable, migrations pending) carry a GATEHOUSE_ code and a complete message.
+    // ConfigError lists every problem; the demo's, the store's and a missing config's errors carry a GATEHOUSE_ code and a complete message.
     if (err instanceof ConfigError || /^GATEHOUSE_/.test(String((err as { code?: unknown }).code))) return fail(err instanceof Error ? err.message : String(err));
     throw err;
   }
@@ -142,22 +109,6 @@ async function main(): Promise<void> {
       },
     );
   });
-}
-
-/**
- * The store's document, or `seed` (ids added) saved into an empty writable
- * store. Validated with the store as its source, so a bad stored document
- * names the store file.
- */
-async function fromStore(store: ConfigStore, seed: Record<string, unknown>, demo: GatewayConfig | undefined, settings: GatewaySettings): Promise<GatewayConfig> {
-  let document = (await store.load()) as Record<string, unknown> | undefined;
-  if (!document) {
-    document = documentWithIds(seed);
-    // Validated before it is stored: a bad seed file must not become the store's content.
-    validateDeclarativeDocument(document, store.source);
-    if (store.writable) await store.save(document, { actor: demo ? 'demo' : 'seed' });
-  }
-  return new GatewayConfig(settings, validateDeclarativeDocument(document, store.source), store.source, demo !== undefined, document);
 }
 
 function fail(message: string): void {
