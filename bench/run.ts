@@ -26,7 +26,7 @@ import { mallocTunables, NODE_FLAGS } from '../src/runtime/node-flags.js';
  * processes and a fake issuer; then runs every case once per round,
  * interleaved (A B C … A B C …), and reports medians.
  *
- *   node dist/bench/run.js [--quick] [--install] [--rounds N] [--duration S]
+ *   node dist/bench/run.js [--quick] [--install] [--rounds N] [--duration S] [--warmup S]
  *                          [--only 4,5-rs256] [--cpu-prof] [--json FILE] [--loadgen wrk|node]
  *                          [--compare OTHER_DIST] [--compare-node NODE_BINARY]
  *
@@ -71,6 +71,11 @@ function parseArgs(argv: string[]): Options {
   };
   const durationS = Number(value('--duration') ?? (quick ? 1 : 4));
   const rounds = Number(value('--rounds') ?? (quick ? 1 : 5));
+  // Every process idles for minutes between its rounds; a Node process coming back from idle runs its
+  // first seconds slower (V8 shrank the young generation; see bench/README.md "After idling"),
+  // which is not the steady state a case measures.
+  const warmupS = Number(value('--warmup') ?? (quick ? 0 : 2));
+  if (!Number.isInteger(warmupS) || warmupS < 0) throw new Error('--warmup must be a whole number of seconds ≥ 0');
   if (!Number.isInteger(durationS) || durationS < 1) throw new Error('--duration must be a whole number of seconds ≥ 1');
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be ≥ 1');
   return {
@@ -78,10 +83,7 @@ function parseArgs(argv: string[]): Options {
     install: argv.includes('--install'),
     rounds,
     durationS,
-    // Every process idles for minutes between its rounds; a Node process coming back from idle runs its
-    // first second or so slower (V8 shrank the young generation; see bench/README.md "After idling"),
-    // which is not the steady state a case measures.
-    warmupS: quick ? 0 : 2,
+    warmupS,
     only: value('--only')?.split(','),
     cpuProf: argv.includes('--cpu-prof'),
     json: value('--json'),
