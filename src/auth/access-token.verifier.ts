@@ -126,19 +126,18 @@ export class AccessTokenVerifier {
   }
 
   /**
-   * verifyNow for a token presented on a client connection. A keep-alive client
-   * sends the same token on request after request, so the last token verified on
-   * each connection is remembered on it and compared in full (string equality,
-   * never a hash): a repeat costs neither the SHA-256 cache key nor the LRU
-   * update. The memo holds what the cache would (the verified claims, until
-   * `exp`), belongs to this verifier (one per verification profile) and lives
-   * as long as the connection.
+   * A token presented on a client connection: `repeatOnConnection`, else
+   * `verifyAndRemember` (TokenAuthenticator.verifyCached checks the token's
+   * shape between the two). A keep-alive client sends the same token on request
+   * after request, so the last token verified on each connection is remembered
+   * on it and compared in full (string equality, never a hash): a repeat costs
+   * neither the SHA-256 cache key nor the LRU update. The memo holds what the
+   * cache would (the verified claims, until `exp`), belongs to this verifier
+   * (one per verification profile) and lives as long as the connection.
+   *
+   * This step: verifyNow, and the result remembered on the connection, for a
+   * caller that has just found no repeat there.
    */
-  verifyOnConnection(token: string, opts: VerifyOptions, connection: object): VerifiedToken | undefined {
-    return this.repeatOnConnection(token, connection) ?? this.verifyAndRemember(token, opts, connection);
-  }
-
-  /** verifyNow, and the result remembered on the connection; for a caller that has just found no repeat there. */
   verifyAndRemember(token: string, opts: VerifyOptions, connection: object): VerifiedToken | undefined {
     const entry = this.verifyNow(token, opts, AccessTokenVerifier.cacheKey(token));
     if (entry) (connection as { [LAST_VERIFIED]?: ConnectionMemo })[LAST_VERIFIED] = { verifier: this, token, entry };

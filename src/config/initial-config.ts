@@ -37,7 +37,7 @@ export async function initialConfig(settings: GatewaySettings, store: ConfigStor
   if (store instanceof PostgresConfigStore) {
     const document = await initialPostgresDocument(store, settings.declarativeConfig, logger);
     if (!document) throw new MissingConfigError(store.source);
-    return new GatewayConfig(settings, validateDeclarativeDocument(document, store.source), store.source, false, document as Record<string, unknown>);
+    return validated(settings, document, store.source);
   }
   if (settings.demo) {
     const { startDemo } = await import('../demo/demo.js');
@@ -48,12 +48,17 @@ export async function initialConfig(settings: GatewaySettings, store: ConfigStor
   if (!file) return fromStore(store!, { _format_version: '3.0' }, undefined, settings);
   const stored = store ? await store.load() : undefined;
   if (stored) {
-    return new GatewayConfig(settings, validateDeclarativeDocument(stored, store!.source), store!.kind === 'off' ? file : store!.source, false, stored as Record<string, unknown>);
+    return validated(settings, stored, store!.source, store!.kind === 'off' ? file : store!.source);
   }
   if (store && !store.writable) throw new MissingConfigError(store.source);
   const document = (await loadDeclarativeConfigFile(file)).document;
   if (store) return fromStore(store, document as Record<string, unknown>, undefined, settings);
-  return new GatewayConfig(settings, validateDeclarativeDocument(document, file), file, false, document as Record<string, unknown>);
+  return validated(settings, document, file);
+}
+
+/** A document validated (ConfigError names `validatedAs` in every problem) as the configuration read from `source`. */
+function validated(settings: GatewaySettings, document: unknown, validatedAs: string, source = validatedAs): GatewayConfig {
+  return new GatewayConfig(settings, validateDeclarativeDocument(document, validatedAs), source, false, document as Record<string, unknown>);
 }
 
 /**
