@@ -57,7 +57,9 @@ export class AccessLog {
       return;
     }
     this.pending.push(record);
-    if (this.pending.length >= PENDING_RECORDS) this.flush();
+    // The first record since the last flush: the batch's timer formats it if no other line or record does sooner.
+    if (this.pending.length === 1) this.batch.schedule();
+    else if (this.pending.length >= PENDING_RECORDS) this.flush();
   }
 
   /** The lines of every pending record, appended to the batch in order (the batch calls this before it writes). */

@@ -84,12 +84,33 @@ export class LineBatch {
   private dropped = 0;
   /** `flush(cb)` callers waiting for the write in flight and what gathered behind it. */
   private waiting: ((err?: Error) => void)[] = [];
-  private readonly timer: NodeJS.Timeout;
+  /**
+   * Writes what has gathered LOG_FLUSH_INTERVAL_MS after the first line of a
+   * batch. Armed only while something waits: an idle gateway never wakes for
+   * its log (a steady interval woke every idle process five times a second,
+   * and on a shared core those wake-ups cost the busy ones; bench/README.md).
+   */
+  private timer: NodeJS.Timeout | undefined;
+  private timerArmed = false;
 
   constructor(private readonly fd: number) {
-    this.timer = setInterval(() => this.drain(), LOG_FLUSH_INTERVAL_MS);
-    this.timer.unref();
     process.once('exit', () => this.flushSync());
+  }
+
+  /** Something is waiting to be written (a line, or a source's pending records): the timer will write it. */
+  schedule(): void {
+    if (this.timerArmed || this.broken) return;
+    this.timerArmed = true;
+    if (this.timer !== undefined) {
+      this.timer.refresh();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      // Still armed while draining: the lines the sources append now are written now, not 200 ms later.
+      this.drain();
+      this.timerArmed = false;
+    }, LOG_FLUSH_INTERVAL_MS);
+    this.timer.unref();
   }
 
   /** `flush` appends the source's pending lines (with append). */
@@ -113,6 +134,7 @@ export class LineBatch {
     }
     this.encode(text);
     if (this.queued.length !== 0) this.writeNext();
+    else this.schedule();
   }
 
   /** Starts a write of everything gathered, unless one is in flight (the flush timer, end). */
@@ -132,7 +154,9 @@ export class LineBatch {
 
   /** Writes everything, then resolves; later lines are dropped (the process is about to exit). */
   end(): Promise<void> {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
+    // No timer after the end: the flush below writes everything.
+    this.timerArmed = true;
     return new Promise((resolve) =>
       this.flush(() => {
         this.broken = true;
@@ -211,7 +235,11 @@ export class LineBatch {
       if (chunk.length === CHUNK_BYTES && this.spare.length < SPARE_CHUNKS) this.spare.push(chunk);
       // Whole buffers write at once; a partly filled one waits for the timer, unless someone waits for it.
       if (this.queued.length !== 0 || (this.waiting.length !== 0 && this.used > 0)) this.writeNext();
-      else this.settleWaiting();
+      else {
+        this.settleWaiting();
+        // Lines that gathered during the write: the timer takes them (or a buffer filling first).
+        if (this.used > 0) this.schedule();
+      }
     });
   }
 
@@ -262,7 +290,7 @@ const SPARE_CHUNKS = 2;
 /** Bytes held while the reader does not read (64 MiB); past it, lines are dropped and counted. */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 
-/** Written at least this often when logs are quiet; under load, whenever a buffer has filled. */
+/** How late a line may be written when logs are quiet; under load a buffer is written whenever it has filled. */
 export const LOG_FLUSH_INTERVAL_MS = 200;
 
 function droppedLine(count: number): string {

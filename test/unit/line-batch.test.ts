@@ -182,4 +182,32 @@ describe('LineBatch: the process logger’s writer', () => {
     const lines = readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { n: number });
     assert.deepEqual(lines.map((l) => l.n), Array.from({ length: 300 }, (_, i) => i));
   });
+
+  it('an idle logger does not wake the process: its timer runs only while lines wait', async () => {
+    // The main thread's context switches over 1.5 s of idling after a line was written: a flush timer
+    // running every LOG_FLUSH_INTERVAL_MS would switch at least 7 times (Linux /proc).
+    const out = join(dir, 'idle.log');
+    const loggerModule = fileURLToPath(new URL('../../src/common/logger.js', import.meta.url));
+    const script = `import(${JSON.stringify(loggerModule)}).then(({ createLogger }) => {
+      const { readFileSync } = require('node:fs');
+      const switches = () => { const s = readFileSync('/proc/thread-self/status', 'utf8'); return Number(/^voluntary_ctxt_switches:\\s+(\\d+)/m.exec(s)[1]) + Number(/^nonvoluntary_ctxt_switches:\\s+(\\d+)/m.exec(s)[1]); };
+      const logger = createLogger('info');
+      logger.info('before idling');
+      setTimeout(() => {
+        const before = switches();
+        // One ref'd timer keeps the process alive; it wakes the thread once, at the end.
+        setTimeout(() => { process.stderr.write(String(switches() - before)); logger.info('after idling'); }, 1500);
+      }, ${LOG_FLUSH_INTERVAL_MS * 3});
+    })`;
+    const fd = openSync(out, 'w');
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', fd, 'pipe'] });
+    closeSync(fd);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0);
+    assert.match(stderr, /^\d+$/, stderr);
+    assert.ok(Number(stderr) < 5, `the idle main thread switched ${stderr} times in 1.5 s`);
+    // Lines before and after the idle spell are both written (the timer re-arms when a line arrives).
+    assert.deepEqual(readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg), ['before idling', 'after idling']);
+  });
 });
