@@ -36,6 +36,13 @@ for (let i = 0; i < Number(process.env.EXTRA_IDLE ?? 0); i++) {
   idle.push(spawn('taskset', ['-c', '0', process.execPath, ...NODE_FLAGS, 'dist/src/main.js', '--config', '.ab/paircfg.json'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_PROXY_LISTEN: `127.0.0.1:${p}`, GATEHOUSE_STATUS_LISTEN: `127.0.0.1:${p + 1}`, GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_ADMIN_LISTEN: 'off' } }));
 }
 await new Promise((r) => setTimeout(r, 3000));
+// A dozen gateways starting together on one core take longer than that: wait until each measured one answers.
+for (const x of t.slice(1)) {
+  for (let i = 0; !(await fetch(`http://127.0.0.1:${x.port + 1}/health/live`).then((r) => r.ok, () => false)); i++) {
+    if (i > 600) throw new Error(`${x.name}: not ready after 60 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 const wrk = (x, s) => {
   const c0 = cpuSeconds(x.proc.pid);
   const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${conns}`, `-d${s}s`, '--latency', `http://127.0.0.1:${x.port}${path}`], { encoding: 'utf8' });

@@ -86,9 +86,9 @@ export class LineBatch {
   private waiting: ((err?: Error) => void)[] = [];
   /**
    * Writes what has gathered LOG_FLUSH_INTERVAL_MS after the first line of a
-   * batch. Armed only while something waits: an idle gateway never wakes for
-   * its log (a steady interval woke every idle process five times a second,
-   * and on a shared core those wake-ups cost the busy ones; bench/README.md).
+   * batch. Armed only while something waits, so an idle gateway never wakes
+   * for its log (a steady interval woke every idle process five times a
+   * second, which on a shared core is CPU taken from the busy ones).
    */
   private timer: NodeJS.Timeout | undefined;
   private timerArmed = false;
