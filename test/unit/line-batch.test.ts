@@ -196,7 +196,12 @@ describe('LineBatch: the process logger’s writer', () => {
       setTimeout(() => {
         const before = switches();
         // One ref'd timer keeps the process alive; it wakes the thread once, at the end.
-        setTimeout(() => { process.stderr.write(String(switches() - before)); logger.info('after idling'); }, 1500);
+        setTimeout(() => {
+          process.stderr.write(String(switches() - before));
+          logger.info('after idling');
+          // The timer re-arms for a new line: written within the interval, not only at exit.
+          setTimeout(() => process.stderr.write(readFileSync(${JSON.stringify(out)}, 'utf8').includes('after idling') ? ',written' : ',held'), ${LOG_FLUSH_INTERVAL_MS * 3});
+        }, 1500);
       }, ${LOG_FLUSH_INTERVAL_MS * 3});
     })`;
     const fd = openSync(out, 'w');
@@ -205,9 +210,10 @@ describe('LineBatch: the process logger’s writer', () => {
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     assert.equal(await new Promise((r) => child.once('exit', r)), 0);
-    assert.match(stderr, /^\d+$/, stderr);
-    assert.ok(Number(stderr) < 5, `the idle main thread switched ${stderr} times in 1.5 s`);
-    // Lines before and after the idle spell are both written (the timer re-arms when a line arrives).
+    const [switched, afterIdle] = stderr.split(',');
+    assert.match(switched, /^\d+$/, stderr);
+    assert.ok(Number(switched) < 5, `the idle main thread switched ${switched} times in 1.5 s`);
+    assert.equal(afterIdle, 'written');
     assert.deepEqual(readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg), ['before idling', 'after idling']);
   });
 });
