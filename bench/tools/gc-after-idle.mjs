@@ -13,6 +13,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpuSeconds } from '../../dist/bench/procstat.js';
 import { NODE_FLAGS } from '../../dist/src/runtime/node-flags.js';
+import { gatewayReady } from './side-by-side.mjs';
 const [path = '/64k', rounds = '6', secs = '4', conns = '16'] = process.argv.slice(2);
 const IDLE = Number(process.env.IDLE ?? 0);
 const GWS = (process.env.GWS ?? 'gw@dist').split(';');
@@ -37,12 +38,7 @@ for (let i = 0; i < Number(process.env.EXTRA_IDLE ?? 0); i++) {
 }
 await new Promise((r) => setTimeout(r, 3000));
 // A dozen gateways starting together on one core take longer than that: wait until each measured one answers.
-for (const x of t.slice(1)) {
-  for (let i = 0; !(await fetch(`http://127.0.0.1:${x.port + 1}/health/live`).then((r) => r.ok, () => false)); i++) {
-    if (i > 600) throw new Error(`${x.name}: not ready after 60 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+for (const x of t.slice(1)) await gatewayReady(x.port, x.name);
 const wrk = (x, s) => {
   const c0 = cpuSeconds(x.proc.pid);
   const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${conns}`, `-d${s}s`, '--latency', `http://127.0.0.1:${x.port}${path}`], { encoding: 'utf8' });

@@ -11,6 +11,18 @@ const { NODE_FLAGS } = await import(`${root}/dist/src/runtime/node-flags.js`);
 export { cpuSeconds, NODE_FLAGS };
 
 /**
+ * Resolves once the gateway on `port` answers /health/live on its status port (port + 1): a cold start takes
+ * seconds, and a dozen gateways starting together on one core take far longer.
+ */
+export async function gatewayReady(port, name = String(port)) {
+  for (let t = 0; ; t++) {
+    if (await fetch(`http://127.0.0.1:${port + 1}/health/live`).then((r) => r.ok, () => false)) return;
+    if (t > 600) throw new Error(`${name}: not ready after 60 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
  * A fake issuer, the bench upstream on CPU 1, and a gateway config with two routes on it: `/` (no plugin) and `/jwt`
  * (`openid-connect`, bearer, `scopes_required: [bench_scope]`), plus a wrk script that sends one RS256 token.
  */
@@ -62,14 +74,8 @@ export async function sideBySide(scratch = '.ab') {
       const port = await new Promise((r) => proc.stdout.once('data', (d) => r(JSON.parse(d).port)));
       return { proc, port };
     },
-    /** Resolves once the gateway on `port` answers /health/live (a cold start can take seconds). */
-    async ready(port, name = String(port)) {
-      for (let t = 0; ; t++) {
-        if (await fetch(`http://127.0.0.1:${port + 1}/health/live`).then((r) => r.ok, () => false)) return;
-        if (t > 300) throw new Error(`${name}: not ready after 30 s`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
+    /** Resolves once the gateway on `port` answers /health/live (gatewayReady). */
+    ready: gatewayReady,
     /** wrk on CPU 1, 1 thread, 50 keep-alive connections; returns the request count and wrk's report. */
     wrk(port, path, secs) {
       const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${secs}s`, '-s', this.scriptFor(path), `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
