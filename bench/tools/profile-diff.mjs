@@ -5,7 +5,8 @@
 // noise; the per-function rows are what to read.
 // usage: node bench/tools/profile-diff.mjs <path: / | /jwt> <secs> name=bare:DIST name=gw:DIST[:PATH[:LEVEL]] [...]   (DIST: dist or
 // .ab/base; LEVEL: that gateway's log level, e.g. `info=gw:dist::info` against `warn=gw:dist::warn`)
-// A target's own PATH overrides the path for it alone (the token is still sent when the path is /jwt): `/jwt 10
+// A target's own PATH overrides the path for it alone (the requests stay those of the first argument: the token is sent
+// whenever it is /jwt): `/jwt 10
 // plain=gw:dist:/ jwt=gw:dist` is what the bearer plugin costs over the plain route fed the same requests.
 // env: LEVEL (gateway log level, default warn), LOG=pipe (the gateway's log to a pipe this process reads, as a container
 // runtime would, instead of a file), WARM (warm-up seconds, default 5), IDLE (seconds idle after the warm-up, then 2 s of
@@ -40,14 +41,14 @@ for (const spec of specs) {
   }
   await new Promise((r) => setTimeout(r, 1000));
   const targetPath = ownPath ?? path;
-  bench.wrk(target, targetPath, Number(process.env.WARM ?? 5));
+  bench.wrk(target, targetPath, Number(process.env.WARM ?? 5), path);
   if (process.env.IDLE) {
     // As in a full bench run: the process idles while the other cases run, then gets the bench's 2 s of warm-up.
     await new Promise((r) => setTimeout(r, Number(process.env.IDLE) * 1000));
-    bench.wrk(target, targetPath, 2);
+    bench.wrk(target, targetPath, 2, path);
   }
   const t0 = process.hrtime.bigint(); const c0 = cpuSeconds(p.pid);
-  const reqs = bench.wrk(target, targetPath, Number(secs)).requests;
+  const reqs = bench.wrk(target, targetPath, Number(secs), path).requests;
   const t1 = process.hrtime.bigint(); const c1 = cpuSeconds(p.pid);
   p.kill('SIGTERM'); await new Promise((r) => p.once('exit', r));
   const prof = JSON.parse(readFileSync(`${dir}/${readdirSync(dir)[0]}`, 'utf8'));

@@ -76,9 +76,12 @@ export async function sideBySide(scratch = '.ab') {
     },
     /** Resolves once the gateway on `port` answers /health/live (gatewayReady). */
     ready: gatewayReady,
-    /** wrk on CPU 1, 1 thread, 50 keep-alive connections; returns the request count and wrk's report. */
-    wrk(port, path, secs) {
-      const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${secs}s`, '-s', this.scriptFor(path), `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
+    /**
+     * wrk on CPU 1, 1 thread, 50 keep-alive connections; returns the request count and wrk's report. `scriptPath`
+     * chooses the script when it differs from the path requested (the plain route fed the bearer route's requests).
+     */
+    wrk(port, path, secs, scriptPath = path) {
+      const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${secs}s`, '-s', this.scriptFor(scriptPath), `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
       return { requests: Number(/(\d+) requests in/.exec(out)[1]), out };
     },
     async close() {
