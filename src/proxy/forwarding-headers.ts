@@ -40,6 +40,19 @@ const GATEWAY_OWNED = new Set([
   'tracestate',
 ]);
 
+/** The headers upstreamRequestHeaders adds to every upstream request, by these exact (lower-case) names. */
+export const GATEWAY_UPSTREAM_HEADERS: readonly string[] = [
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-path',
+  'x-real-ip',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+];
+
 /** `X_User-ID` → `x-user-id`: how the gateway compares header names it owns, so `_` spellings cannot slip past. */
 export function canonicalHeaderName(name: string): string {
   return name.toLowerCase().replace(/_/g, '-');

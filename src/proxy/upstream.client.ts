@@ -8,7 +8,8 @@ import {
   ServiceUnavailableError,
 } from '../common/gateway.error.js';
 import type { RequestContext } from '../common/request-context.js';
-import { clientResponseHeaders } from './forwarding-headers.js';
+import { clientResponseHeaders, GATEWAY_UPSTREAM_HEADERS } from './forwarding-headers.js';
+import { registerHeaderNamesWithUndici } from './undici-header-names.js';
 import type { UpstreamService } from './route-table.js';
 import type { ResponseBodyTap } from '../plugins/plugin.js';
 import { activeTracing } from '../telemetry/tracing.js';
@@ -37,6 +38,8 @@ export class UpstreamClient {
   private readonly retiring = new Set<NodeJS.Timeout>();
 
   constructor(services: readonly UpstreamService[] = []) {
+    // undici then takes the gateway's own header names as checked, instead of checking them on every request.
+    registerHeaderNamesWithUndici(GATEWAY_UPSTREAM_HEADERS);
     for (const s of services) this.pool(s);
   }
 
