@@ -23,24 +23,10 @@ export const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Headers the gateway sets itself; whatever a client sent under these names is dropped first. */
-const GATEWAY_OWNED = new Set([
-  'host',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'x-forwarded-port',
-  'x-forwarded-path',
-  'x-forwarded-prefix',
-  'x-real-ip',
-  'x-request-id',
-  'forwarded',
-  // W3C Trace Context: the gateway sends the client's only after checking it (src/telemetry/trace-context.ts).
-  'traceparent',
-  'tracestate',
-]);
-
-/** The headers upstreamRequestHeaders adds to every upstream request, by these exact (lower-case) names. */
+/**
+ * The headers upstreamRequestHeaders adds to upstream requests, by these exact (lower-case) names. The W3C Trace
+ * Context pair is the client's only after checking it (src/telemetry/trace-context.ts), or the gateway's own.
+ */
 export const GATEWAY_UPSTREAM_HEADERS: readonly string[] = [
   'x-forwarded-for',
   'x-forwarded-proto',
@@ -52,6 +38,9 @@ export const GATEWAY_UPSTREAM_HEADERS: readonly string[] = [
   'traceparent',
   'tracestate',
 ];
+
+/** Headers the gateway sets itself, or that would contradict what it sets; whatever a client sent under these names is dropped first. */
+const GATEWAY_OWNED = new Set(['host', 'x-forwarded-prefix', 'forwarded', ...GATEWAY_UPSTREAM_HEADERS]);
 
 /** `X_User-ID` → `x-user-id`: how the gateway compares header names it owns, so `_` spellings cannot slip past. */
 export function canonicalHeaderName(name: string): string {
